@@ -1,0 +1,153 @@
+// Package conductor holds Conductor's domain: the apps, users, keys, deploys
+// and releases it manages, and the interfaces that act on them. Adapters for
+// external systems (SQLite, NATS, SSH, circus, nginx) live in their own
+// packages and implement these interfaces; wiring happens in cmd/conductor.
+package conductor
+
+import (
+	"context"
+	"time"
+)
+
+// AccessLevel orders what a user may do with an app. Levels compare with <,
+// so a check is always "level >= needed".
+type AccessLevel int
+
+const (
+	NoAccess  AccessLevel = iota // the user may not see the app
+	ReadOnly                     // clone/fetch
+	ReadWrite                    // push, config, logs, deploy
+	Admin                        // everything, including keys and access
+)
+
+func (l AccessLevel) String() string {
+	switch l {
+	case ReadOnly:
+		return "read-only"
+	case ReadWrite:
+		return "read-write"
+	case Admin:
+		return "admin"
+	default:
+		return "no-access"
+	}
+}
+
+// User is a person (or robot) known by one or more SSH keys.
+type User struct {
+	ID        int64
+	Name      string
+	Admin     bool
+	CreatedAt time.Time
+}
+
+// Key is an SSH public key that authenticates a User.
+type Key struct {
+	ID          int64
+	UserID      int64
+	Fingerprint string // SHA256:… as ssh-keygen prints it
+	PublicKey   string // authorized_keys format
+	CreatedAt   time.Time
+}
+
+// Database kinds an app can be provisioned with.
+const (
+	DBSQLite   = "sqlite"
+	DBPostgres = "postgres"
+	DBMySQL    = "mysql"
+)
+
+// App is a deployable Django project (an "eKnight").
+type App struct {
+	ID        int64
+	Name      string
+	DBKind    string
+	Ports     [2]int // the blue/green port pair; one serves, the other takes the next release
+	SecretKey string
+	CreatedAt time.Time
+}
+
+// Deploy statuses.
+const (
+	DeployQueued    = "queued"
+	DeployRunning   = "running"
+	DeploySucceeded = "succeeded"
+	DeployFailed    = "failed"
+)
+
+// Deploy is one attempt to build and release a revision of an app.
+type Deploy struct {
+	ID         string // job id, also the release id when it succeeds
+	AppID      int64
+	Rev        string
+	Ref        string
+	Pusher     string
+	Status     string
+	Error      string
+	CreatedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Release is a deploy that went live. Exactly one release per app is current.
+type Release struct {
+	ID        string
+	AppID     int64
+	Rev       string
+	Port      int
+	Dir       string
+	Current   bool
+	CreatedAt time.Time
+}
+
+// Store persists Conductor's state. The SQLite package implements it.
+type Store interface {
+	CreateUser(ctx context.Context, name string, admin bool) (*User, error)
+	FindUser(ctx context.Context, name string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	AddKey(ctx context.Context, userID int64, fingerprint, publicKey string) (*Key, error)
+	FindUserByFingerprint(ctx context.Context, fingerprint string) (*User, error)
+	ListKeys(ctx context.Context) ([]*Key, error)
+
+	CreateApp(ctx context.Context, app *App) error
+	FindApp(ctx context.Context, name string) (*App, error)
+	ListApps(ctx context.Context) ([]*App, error)
+	UsedPorts(ctx context.Context) ([]int, error)
+
+	Config(ctx context.Context, appID int64) (map[string]string, error)
+	SetConfig(ctx context.Context, appID int64, vars map[string]string) error
+	UnsetConfig(ctx context.Context, appID int64, keys []string) error
+
+	GrantAccess(ctx context.Context, appID, userID int64) error
+	HasAccess(ctx context.Context, appID, userID int64) (bool, error)
+
+	CreateDeploy(ctx context.Context, d *Deploy) error
+	FinishDeploy(ctx context.Context, id, status, errMsg string) error
+	ListDeploys(ctx context.Context, appID int64) ([]*Deploy, error)
+
+	AddRelease(ctx context.Context, r *Release) error
+	CurrentRelease(ctx context.Context, appID int64) (*Release, error)
+	ListReleases(ctx context.Context, appID int64) ([]*Release, error)
+}
+
+// AccessFor resolves, in one place, what user u may do with app (nil app means
+// the server itself). Admins may do everything; a user granted the app reads
+// and writes it; everyone else gets nothing.
+func AccessFor(ctx context.Context, s Store, u *User, app *App) (AccessLevel, error) {
+	if u == nil {
+		return NoAccess, nil
+	}
+	if u.Admin {
+		return Admin, nil
+	}
+	if app == nil {
+		return ReadOnly, nil
+	}
+	ok, err := s.HasAccess(ctx, app.ID, u.ID)
+	if err != nil {
+		return NoAccess, err
+	}
+	if ok {
+		return ReadWrite, nil
+	}
+	return NoAccess, nil
+}
