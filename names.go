@@ -9,7 +9,7 @@ import (
 var (
 	appNameRE     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
 	userNameRE    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
-	procTypeRE    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,29}$`)
+	procTypeRE    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,29}$`)
 	configKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	branchRefRE   = regexp.MustCompile(`^refs/(heads|tags)/[A-Za-z0-9._/-]{1,200}$`)
 	reservedNames = map[string]bool{
@@ -49,7 +49,7 @@ func ValidateUserName(name string) error {
 // ValidateProcessType checks a Procfile process type.
 func ValidateProcessType(name string) error {
 	if !procTypeRE.MatchString(name) {
-		return Errorf(EINVALID, "invalid process type %q: use a-z, 0-9, _ and -, starting with a letter", truncate(name))
+		return Errorf(EINVALID, "invalid process type %q: use a-z, 0-9 and _, starting with a letter", truncate(name))
 	}
 	return nil
 }

@@ -1,0 +1,501 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/circus"
+	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/process"
+	"github.com/hasadna/conductor/provision"
+	"github.com/hasadna/conductor/queue"
+)
+
+// step is one named stage of a deploy. Each logs a header line and can fail
+// the deploy; a failure before "switch" leaves the serving release untouched.
+type step struct {
+	name   string
+	header string
+	run    func(*deployment, context.Context) error
+}
+
+// pipeline is the whole deploy, in order.
+var pipeline = []step{
+	{"provision", "Provisioning the app", (*deployment).provision},
+	{"unpack", "Unpacking the source", (*deployment).unpack},
+	{"virtualenv", "Installing requirements", (*deployment).virtualenv},
+	{"settings", "Writing settings", (*deployment).settings},
+	{"release", "Running the release phase", (*deployment).release},
+	{"collectstatic", "Collecting static files", (*deployment).collectstatic},
+	{"start", "Starting processes", (*deployment).start},
+	{"check", "Checking the new release", (*deployment).check},
+	{"switch", "Switching traffic to the new release", (*deployment).switchTraffic},
+	{"retire", "Retiring the previous release", (*deployment).retire},
+}
+
+// deployment is the state of one job as it moves through the pipeline.
+type deployment struct {
+	b   *Builder
+	job *queue.Job
+	app *conductor.App
+	log *queue.LogWriter
+
+	user       *provision.AppUser
+	previous   *conductor.Release // serving release, nil on a first deploy
+	dir        string             // the new release's directory
+	venv       string
+	project    string // Django project package
+	procfile   process.Procfile
+	env        map[string]string // environment of every app process and build command
+	port       int               // the new release's web port
+	switched   bool
+	newWatcher string
+}
+
+func (d *deployment) run(ctx context.Context) error {
+	for _, s := range pipeline {
+		d.log.Printf("-----> %s", s.header)
+		start := time.Now()
+		if err := s.run(d, ctx); err != nil {
+			d.cleanup(context.WithoutCancel(ctx))
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		slog.Debug("step done", "app", d.app.Name, "deploy", d.job.ID, "step", s.name, "took", time.Since(start))
+	}
+	d.log.Printf("-----> Deployed %s at http://%s/ (release %s)", d.app.Name, d.host(), d.job.ID)
+	return nil
+}
+
+// cleanup undoes what a failed deploy started, never touching the serving
+// release.
+func (d *deployment) cleanup(ctx context.Context) {
+	if d.switched {
+		return
+	}
+	if d.newWatcher != "" {
+		_ = d.b.Circus.Remove(ctx, d.newWatcher)
+	}
+	if d.dir != "" {
+		_ = os.RemoveAll(d.dir)
+	}
+}
+
+func (d *deployment) host() string { return d.app.Name + "." + d.b.Domain }
+
+// provision creates the app's unix user and directories if they are missing.
+func (d *deployment) provision(ctx context.Context) error {
+	l := d.b.Layout
+	u, err := provision.EnsureUser(ctx, d.app.Name, l.ProjectDir(d.app.Name))
+	if err != nil {
+		return err
+	}
+	d.user = u
+	if err := provision.Dirs(ctx, l, d.app.Name, u); err != nil {
+		return err
+	}
+	prev, err := d.b.Store.CurrentRelease(ctx, d.app.ID)
+	if err != nil && conductor.ErrorCode(err) != conductor.ENOTFOUND {
+		return err
+	}
+	d.previous = prev
+	d.port = d.app.Ports[0]
+	if prev != nil && prev.Port == d.app.Ports[0] {
+		d.port = d.app.Ports[1]
+	}
+	return nil
+}
+
+// unpack extracts the pushed revision into a new release directory.
+func (d *deployment) unpack(ctx context.Context) error {
+	d.dir = d.b.Layout.ReleaseDir(d.app.Name, d.job.ID)
+	if err := os.RemoveAll(d.dir); err != nil { // a redelivered job's leftovers
+		return err
+	}
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return err
+	}
+	r, err := d.b.Queue.GetArchive(ctx, d.job.ID)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := extractTarGz(r, d.dir); err != nil {
+		return fmt.Errorf("unpack %s: %w", d.job.Rev, err)
+	}
+	if err := d.user.ChownTree(ctx, d.dir); err != nil {
+		return err
+	}
+	d.project, err = provision.ProjectModule(d.dir)
+	if err != nil {
+		return err
+	}
+	d.procfile, err = process.ReadProcfile(filepath.Join(d.dir, "Procfile"))
+	if err != nil {
+		return err
+	}
+	if d.procfile == nil {
+		d.procfile = process.Procfile{}
+	}
+	if _, ok := d.procfile["web"]; !ok {
+		d.procfile["web"] = "gunicorn " + d.project + ".wsgi --log-file -"
+		d.log.Printf("       No web process in Procfile: using %q", d.procfile["web"])
+	}
+	if _, err := os.Stat(filepath.Join(d.dir, "requirements.txt")); err != nil {
+		return failf("no requirements.txt at the top of the repository")
+	}
+	d.log.Printf("       %s (%s), Django project %q", d.job.Ref, d.job.Rev, d.project)
+	return nil
+}
+
+// virtualenv reuses the app's virtualenv for these exact requirements, or
+// builds it. A code-only deploy runs no pip at all.
+func (d *deployment) virtualenv(ctx context.Context) error {
+	reqs, err := os.ReadFile(filepath.Join(d.dir, "requirements.txt"))
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", d.b.Python)
+	if fi, err := os.Stat(d.b.Python); err == nil {
+		fmt.Fprintf(h, "%d\x00", fi.ModTime().UnixNano())
+	}
+	h.Write(reqs)
+	envDir := d.b.Layout.EnvironmentsDir(d.app.Name)
+	d.venv = filepath.Join(envDir, hex.EncodeToString(h.Sum(nil))[:16])
+	marker := filepath.Join(d.venv, ".conductor-complete")
+	d.env = d.baseEnv()
+	if _, err := os.Stat(marker); err == nil {
+		d.log.Printf("       Requirements unchanged: reusing %s", filepath.Base(d.venv))
+		return nil
+	}
+	// A half-built venv (a crash mid-pip) is rebuilt from scratch. Scripts
+	// in a venv hold its absolute path, so it is built in place, not moved.
+	if err := os.RemoveAll(d.venv); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.venv, 0o755); err != nil {
+		return err
+	}
+	if err := d.user.Chown(d.venv); err != nil {
+		return err
+	}
+	cache := filepath.Join(envDir, ".cache")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return err
+	}
+	if err := d.user.Chown(cache); err != nil {
+		return err
+	}
+	if err := d.cmd(ctx, d.dir, d.b.Python, "-m", "venv", d.venv); err != nil {
+		return failf("creating the virtualenv failed: %v", err)
+	}
+	if err := d.cmd(ctx, d.dir, filepath.Join(d.venv, "bin", "pip"), "install",
+		"--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--cache-dir", cache,
+		"-r", "requirements.txt"); err != nil {
+		return failf("pip install failed: %v", err)
+	}
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		return err
+	}
+	return nil
+}
+
+// baseEnv is the environment of build commands and app processes: the
+// app's config vars, then Conductor's own values, which win.
+func (d *deployment) baseEnv() map[string]string {
+	env := map[string]string{}
+	vars, err := d.b.Store.Config(context.Background(), d.app.ID)
+	if err == nil {
+		for k, v := range vars {
+			env[k] = v
+		}
+	}
+	db := provision.SQLiteDatabase(d.b.Layout, d.app.Name)
+	for k, v := range map[string]string{
+		"PATH":                    filepath.Join(d.venv, "bin") + ":/usr/local/bin:/usr/bin:/bin",
+		"VIRTUAL_ENV":             d.venv,
+		"HOME":                    d.b.Layout.ProjectDir(d.app.Name),
+		"LANG":                    "C.UTF-8",
+		"PYTHONUNBUFFERED":        "1",
+		"PYTHONDONTWRITEBYTECODE": "",
+		"DJANGO_SETTINGS_MODULE":  "local_settings",
+		"DATABASE_URL":            db.URL,
+		"CONDUCTOR_APP":           d.app.Name,
+		"CONDUCTOR_RELEASE":       d.job.ID,
+	} {
+		if v == "" {
+			delete(env, k)
+			continue
+		}
+		env[k] = v
+	}
+	return env
+}
+
+// settings writes local_settings.py.
+func (d *deployment) settings(ctx context.Context) error {
+	l := d.b.Layout
+	return provision.WriteSettings(provision.Settings{
+		App:        d.app.Name,
+		Release:    d.job.ID,
+		Project:    d.project,
+		SecretKey:  d.app.SecretKey,
+		Hosts:      []string{d.host(), "127.0.0.1", "localhost"},
+		DB:         provision.SQLiteDatabase(l, d.app.Name),
+		StaticRoot: filepath.Join(d.dir, "staticfiles"),
+		MediaRoot:  l.MediaDir(d.app.Name),
+	}, d.dir, d.user)
+}
+
+// release runs the Procfile's release command, or Django's migrate.
+func (d *deployment) release(ctx context.Context) error {
+	if cmd, ok := d.procfile["release"]; ok {
+		argv, err := process.SplitCommand(cmd, d.env)
+		if err != nil {
+			return failf("release command: %v", err)
+		}
+		if err := d.cmd(ctx, d.dir, argv[0], argv[1:]...); err != nil {
+			return failf("release command failed: %v", err)
+		}
+		return nil
+	}
+	if err := d.cmd(ctx, d.dir, "python", "manage.py", "migrate", "--noinput"); err != nil {
+		return failf("migrate failed: %v", err)
+	}
+	return nil
+}
+
+// collectstatic gathers static files into the release's own directory, so
+// the serving release's files are never touched.
+func (d *deployment) collectstatic(ctx context.Context) error {
+	if err := d.cmd(ctx, d.dir, "python", "manage.py", "collectstatic", "--noinput", "-v", "1"); err != nil {
+		return failf("collectstatic failed: %v", err)
+	}
+	return nil
+}
+
+// webWatcher names the web watcher on a port; app names have no "_", so
+// "<app>_" prefixes exactly one app's watchers.
+func webWatcher(app string, port int) string { return app + "_web_" + strconv.Itoa(port) }
+func typeWatcher(app, typ string) string     { return app + "_" + typ }
+
+// start runs the new release's web processes on the idle port, next to the
+// serving ones.
+func (d *deployment) start(ctx context.Context) error {
+	name := webWatcher(d.app.Name, d.port)
+	// A failed deploy may have left a watcher on the idle port.
+	if err := d.b.Circus.Remove(ctx, name); err != nil {
+		return err
+	}
+	if err := d.addWatcher(ctx, name, "web", d.port); err != nil {
+		return err
+	}
+	d.newWatcher = name
+	d.log.Printf("       web: %s on port %d", d.procfile["web"], d.port)
+	return nil
+}
+
+func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int) error {
+	env := map[string]string{}
+	for k, v := range d.env {
+		env[k] = v
+	}
+	if port != 0 {
+		env["PORT"] = strconv.Itoa(port)
+		env["GUNICORN_CMD_ARGS"] = "--bind 127.0.0.1:" + strconv.Itoa(port)
+	}
+	argv, err := process.SplitCommand(d.procfile[typ], env)
+	if err != nil {
+		return failf("process %s: %v", typ, err)
+	}
+	spec := filepath.Join(d.b.Layout.RunDir(d.app.Name), name+".json")
+	if err := process.WriteSpec(spec, &process.Spec{Argv: argv, Env: env, Dir: d.dir}, d.user.UID, d.user.GID); err != nil {
+		return err
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = d.user.Name
+	}
+	return d.b.Circus.Add(ctx, circus.Watcher{
+		App: d.app.Name, Name: name, Cmd: d.b.Conductor, Spec: spec, WorkingDir: d.dir, User: user,
+		LogFile: filepath.Join(d.b.Layout.LogDir(d.app.Name), typ+".log"),
+	})
+}
+
+// check waits until the new release answers "/" with its own Host header
+// and anything but a server error.
+func (d *deployment) check(ctx context.Context) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/", d.port)
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Host = d.host()
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				d.log.Printf("       GET / answered %d", resp.StatusCode)
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	d.log.Printf("       The new release did not become healthy; last lines of its log:")
+	d.log.Printf("%s", indent(tail(filepath.Join(d.b.Layout.LogDir(d.app.Name), "web.log"), 20)))
+	return failf("health check of the new release failed (last answer: %s)", last)
+}
+
+// switchTraffic points nginx and the current symlink at the new release and
+// records it.
+func (d *deployment) switchTraffic(ctx context.Context) error {
+	if err := d.b.Nginx.WriteSite(ctx, nginx.Site{
+		App: d.app.Name, Release: d.job.ID, Hosts: []string{d.host()}, Port: d.port,
+		StaticDir: filepath.Join(d.dir, "staticfiles"),
+	}); err != nil {
+		return err
+	}
+	d.switched = true
+	link := d.b.Layout.CurrentLink(d.app.Name)
+	_ = os.Remove(link + ".tmp")
+	if err := os.Symlink(d.dir, link+".tmp"); err == nil {
+		_ = os.Rename(link+".tmp", link)
+	}
+	if err := d.b.Store.AddRelease(ctx, &conductor.Release{
+		ID: d.job.ID, AppID: d.app.ID, Rev: d.job.Rev, Port: d.port, Dir: d.dir,
+	}); err != nil {
+		return err
+	}
+	d.waitForNginx(ctx)
+	return nil
+}
+
+// waitForNginx waits (briefly) until nginx's workers serve the new
+// configuration, so a push returns only once its release is live.
+func (d *deployment) waitForNginx(ctx context.Context) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	for i := 0; i < 50; i++ {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+d.b.HTTPAddr+"/static/", nil)
+		req.Host = d.host()
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.Header.Get("X-Conductor-Release") == d.job.ID {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.log.Printf("       Warning: nginx did not confirm the switch within 5s")
+}
+
+// retire stops the previous release's web processes (circus lets them
+// finish their requests), restarts the other process types on the new
+// release and prunes old releases.
+func (d *deployment) retire(ctx context.Context) error {
+	if d.previous != nil && d.previous.Port != d.port {
+		if err := d.b.Circus.Remove(ctx, webWatcher(d.app.Name, d.previous.Port)); err != nil {
+			return err
+		}
+	}
+	keep := map[string]bool{d.newWatcher: true}
+	for _, typ := range d.procfile.Types() {
+		if typ == "web" {
+			continue
+		}
+		name := typeWatcher(d.app.Name, typ)
+		keep[name] = true
+		if err := d.b.Circus.Remove(ctx, name); err != nil {
+			return err
+		}
+		if err := d.addWatcher(ctx, name, typ, 0); err != nil {
+			return err
+		}
+		d.log.Printf("       %s: %s", typ, d.procfile[typ])
+	}
+	// Process types dropped from the Procfile stop too.
+	names, err := d.b.Circus.Watchers()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, d.app.Name+"_") && !keep[n] {
+			if err := d.b.Circus.Remove(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	return d.prune(ctx)
+}
+
+// prune deletes release directories beyond the newest Keep.
+func (d *deployment) prune(ctx context.Context) error {
+	releases, err := d.b.Store.ListReleases(ctx, d.app.ID)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for i, r := range releases {
+		if i < d.b.Keep || r.Current {
+			keep[filepath.Base(r.Dir)] = true
+		}
+	}
+	entries, err := os.ReadDir(d.b.Layout.ReleasesDir(d.app.Name))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] && e.Name() != d.job.ID {
+			_ = os.RemoveAll(filepath.Join(d.b.Layout.ReleasesDir(d.app.Name), e.Name()))
+		}
+	}
+	return nil
+}
+
+// cmd runs a build command as the app user in dir, streaming its output
+// into the job's log, indented under the step header.
+func (d *deployment) cmd(ctx context.Context, dir, name string, args ...string) error {
+	if !strings.Contains(name, "/") {
+		if p, err := process.LookPath(name, d.env["PATH"]); err == nil {
+			name = p
+		}
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = process.Environ(d.env)
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.user.UID), Gid: uint32(d.user.GID)}}
+	}
+	w := &indentWriter{w: d.log}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	w.Flush()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return fmt.Errorf("%s exited with status %d", filepath.Base(name), exit.ExitCode())
+	}
+	return err
+}

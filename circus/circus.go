@@ -1,0 +1,221 @@
+// Package circus runs Conductor's own circusd as a child and manages the
+// apps' watchers: one ini file per watcher in an include dir, applied with
+// `circusctl reloadconfig` (which leaves unchanged watchers running) and
+// removed with `circusctl rm` before the file goes.
+package circus
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/hasadna/conductor/supervisor"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+
+// Circus is Conductor's circusd under Dir.
+type Circus struct {
+	Bin   string // directory holding circusd and circusctl
+	Dir   string // circus.ini, sockets, watchers/
+	Owner string // user owning the control socket
+
+	mu    sync.Mutex // circusd runs one command at a time: serialize ours
+	child *supervisor.Child
+}
+
+func (c *Circus) watchersDir() string { return filepath.Join(c.Dir, "watchers") }
+func (c *Circus) endpoint() string    { return "ipc://" + filepath.Join(c.Dir, "circus.sock") }
+
+// iniSafe is what paths and names rendered into circus ini may contain:
+// no newlines (a new key), no % (configparser interpolation), no spaces
+// (circus splits cmd/args with shlex), no ; or # (comments).
+var iniSafe = regexp.MustCompile(`^[A-Za-z0-9_./:@+=-]+$`)
+
+func checkIniSafe(values ...string) error {
+	for _, v := range values {
+		if !iniSafe.MatchString(v) {
+			return fmt.Errorf("circus: %q contains characters that are unsafe in circus ini", v)
+		}
+	}
+	return nil
+}
+
+// Start writes circus.ini and starts circusd under supervision. Watchers
+// left in the include dir by a previous run start again with it.
+func (c *Circus) Start(ctx context.Context) error {
+	if err := checkIniSafe(c.Dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.watchersDir(), 0o700); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "circus.ini.tmpl", map[string]string{
+		"Dir": c.Dir, "WatchersDir": c.watchersDir(), "Owner": c.Owner,
+	}); err != nil {
+		return err
+	}
+	conf := filepath.Join(c.Dir, "circus.ini")
+	if err := os.WriteFile(conf, buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(c.Dir, "circusd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	c.child = &supervisor.Child{
+		Name: "circusd",
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(filepath.Join(c.Bin, "circusd"), "--log-level", "info", conf)
+			cmd.Stdout, cmd.Stderr = logFile, logFile
+			return cmd
+		},
+		Stop:  syscall.SIGTERM, // circusd stops its watchers, each within graceful_timeout
+		Grace: 30 * time.Second,
+	}
+	if err := c.child.Start(ctx); err != nil {
+		return fmt.Errorf("start circusd: %w", err)
+	}
+	// Ready when it answers on its endpoint.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := c.ctl(ctx, "list"); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("circusd did not answer within 30s: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Wait returns once circusd has stopped after Start's ctx ended.
+func (c *Circus) Wait() { c.child.Wait() }
+
+// ctl runs one circusctl command, retrying while circusd is busy with
+// another one.
+func (c *Circus) ctl(ctx context.Context, args ...string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		cmd := exec.CommandContext(ctx, filepath.Join(c.Bin, "circusctl"), append([]string{"--endpoint", c.endpoint(), "--timeout", "30"}, args...)...)
+		out, err = cmd.CombinedOutput()
+		if err == nil && !bytes.Contains(out, []byte("error")) {
+			return string(out), nil
+		}
+		if !bytes.Contains(bytes.ToLower(out), []byte("conflict")) && !bytes.Contains(out, []byte("already running")) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err == nil {
+		err = errors.New("circusctl reported an error")
+	}
+	return string(out), fmt.Errorf("circusctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+}
+
+// Watcher is one supervised app process type.
+type Watcher struct {
+	App          string
+	Name         string // lowercase, unique: <app>-<type>[-<port>]
+	Cmd          string // the conductor binary
+	Spec         string // process spec file passed to `conductor run-process`
+	WorkingDir   string
+	User         string // unix user to run as ("" to keep circusd's)
+	NumProcesses int
+	LogFile      string
+}
+
+func (c *Circus) watcherFile(name string) string {
+	return filepath.Join(c.watchersDir(), name+".ini")
+}
+
+// Add writes a watcher's file and has circusd load it. Other watchers keep
+// running untouched.
+func (c *Circus) Add(ctx context.Context, w Watcher) error {
+	if w.NumProcesses == 0 {
+		w.NumProcesses = 1
+	}
+	if err := checkIniSafe(w.Name, w.Cmd, w.Spec, w.WorkingDir, w.LogFile); err != nil {
+		return err
+	}
+	if w.User != "" {
+		if err := checkIniSafe(w.User); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "watcher.ini.tmpl", w); err != nil {
+		return err
+	}
+	path := c.watcherFile(w.Name)
+	if err := os.WriteFile(path+".tmp", buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return err
+	}
+	if _, err := c.ctl(ctx, "reloadconfig"); err != nil {
+		return fmt.Errorf("load watcher %s: %w", w.Name, err)
+	}
+	return nil
+}
+
+// Remove stops a watcher (gracefully, within its graceful_timeout) and
+// deletes its file. Removing an unknown watcher is not an error.
+func (c *Circus) Remove(ctx context.Context, name string) error {
+	if err := checkIniSafe(name); err != nil {
+		return err
+	}
+	if _, err := c.ctl(ctx, "rm", "--waiting", name); err != nil && !strings.Contains(err.Error(), "program not found") {
+		return fmt.Errorf("remove watcher %s: %w", name, err)
+	}
+	if err := os.Remove(c.watcherFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Watchers returns the names of the watchers whose files are installed.
+func (c *Circus) Watchers() ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(c.watchersDir(), "*.ini"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".ini"))
+	}
+	return names, nil
+}
+
+// Status returns circusd's status line per watcher ("active", "stopped"…).
+func (c *Circus) Status(ctx context.Context) (map[string]string, error) {
+	out, err := c.ctl(ctx, "status")
+	if err != nil {
+		return nil, err
+	}
+	st := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if name, state, ok := strings.Cut(line, ":"); ok {
+			st[strings.TrimSpace(name)] = strings.TrimSpace(state)
+		}
+	}
+	return st, nil
+}

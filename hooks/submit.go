@@ -1,0 +1,67 @@
+// Package hooks is the git side of a deploy: the pre-receive hook that turns
+// a push into a deploy job, and Submit, which queues a job for a revision and
+// streams its log back to whoever asked (a pusher or an SSH command).
+package hooks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/queue"
+)
+
+// NewJobID returns a sortable, unique job id: UTC time plus random bits.
+func NewJobID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Submit archives rev from repoDir, queues the job and writes the job's log to
+// out until it ends. It returns an *conductor.Error when the deploy failed.
+func Submit(ctx context.Context, q *queue.Queue, repoDir string, job *queue.Job, out io.Writer) error {
+	if err := archive(ctx, q, repoDir, job); err != nil {
+		return err
+	}
+	if err := q.Publish(ctx, job); err != nil {
+		return err
+	}
+	res, err := q.Follow(ctx, job.ID, func(line string) { fmt.Fprintln(out, line) })
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		return conductor.Errorf(conductor.EINVALID, "deploy of %s failed: %s", job.App, res.Message)
+	}
+	return nil
+}
+
+// archive streams `git archive` of the revision into the object store. In a
+// pre-receive hook the new objects are quarantined; git passes the hook the
+// environment that lets this child git see them.
+func archive(ctx context.Context, q *queue.Queue, repoDir string, job *queue.Job) error {
+	cmd := exec.CommandContext(ctx, "git", "archive", "--format=tar.gz", job.Rev)
+	cmd.Dir = repoDir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("git archive: %w", err)
+	}
+	putErr := q.PutArchive(ctx, job.ID, pipe)
+	_, _ = io.Copy(io.Discard, pipe)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("git archive %s: %w: %s", job.Rev, err, strings.TrimSpace(stderr.String()))
+	}
+	return putErr
+}

@@ -1,0 +1,173 @@
+// Package nginx runs Conductor's front nginx as a child process and writes
+// one server block per app, tested with `nginx -t` before every reload.
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/hasadna/conductor/supervisor"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+var templates = template.Must(template.New("").Funcs(template.FuncMap{"quote": quote}).ParseFS(templateFS, "templates/*.tmpl"))
+
+// hostRE is what may appear in server_name: DNS names only, so nothing a
+// user supplies can open a block or end a directive.
+var hostRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidateHost checks a host name for a vhost.
+func ValidateHost(h string) error {
+	if len(h) > 253 || !hostRE.MatchString(h) {
+		return fmt.Errorf("invalid host name %q", h)
+	}
+	return nil
+}
+
+// quote renders a string as an nginx double-quoted string.
+func quote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// Nginx is Conductor's own nginx under Dir, listening on Listen.
+type Nginx struct {
+	Bin    string // nginx binary
+	Dir    string // prefix: nginx.conf, sites/, logs, temp dirs
+	Listen string // host:port
+	User   string // worker user when running as root ("" keeps nginx's default)
+
+	mu    sync.Mutex // one config change at a time
+	child *supervisor.Child
+}
+
+func (n *Nginx) confPath() string { return filepath.Join(n.Dir, "nginx.conf") }
+func (n *Nginx) sitesDir() string { return filepath.Join(n.Dir, "sites") }
+
+// Start writes nginx.conf and starts nginx; it is restarted if it dies,
+// until ctx is done. Sites written before are served again.
+func (n *Nginx) Start(ctx context.Context) error {
+	for _, d := range []string{n.sitesDir(), filepath.Join(n.Dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	mime := "/etc/nginx/mime.types"
+	if _, err := os.Stat(mime); err != nil {
+		mime = ""
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "nginx.conf.tmpl", map[string]any{
+		"Dir": n.Dir, "Listen": n.Listen, "User": n.User, "MimeTypes": mime,
+	}); err != nil {
+		return err
+	}
+	if err := os.WriteFile(n.confPath(), buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if err := n.test(ctx); err != nil {
+		return err
+	}
+	n.child = &supervisor.Child{
+		Name: "nginx",
+		Command: func() *exec.Cmd {
+			return exec.Command(n.Bin, "-p", n.Dir, "-c", n.confPath())
+		},
+		Stop:  syscall.SIGQUIT, // graceful: finish requests in flight
+		Grace: 10 * time.Second,
+	}
+	return n.child.Start(ctx)
+}
+
+// Wait returns once nginx has stopped after Start's ctx ended.
+func (n *Nginx) Wait() { n.child.Wait() }
+
+// test runs `nginx -t` on the current configuration.
+func (n *Nginx) test(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, n.Bin, "-t", "-q", "-p", n.Dir, "-c", n.confPath()).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("nginx -t: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (n *Nginx) reload() error {
+	if err := n.child.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("reload nginx: %w", err)
+	}
+	return nil
+}
+
+// Site is one app's server block.
+type Site struct {
+	App       string
+	Release   string
+	Hosts     []string // server_name entries, validated
+	Port      int      // the app's web port on 127.0.0.1
+	StaticDir string   // served at /static/
+}
+
+// WriteSite installs or replaces an app's server block and reloads nginx.
+// If nginx rejects the new configuration, the old file is put back.
+func (n *Nginx) WriteSite(ctx context.Context, s Site) error {
+	for _, h := range s.Hosts {
+		if err := ValidateHost(h); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
+		"App": s.App, "Release": s.Release, "Hosts": s.Hosts, "Port": s.Port,
+		"StaticDir": s.StaticDir, "Listen": n.Listen,
+	}); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	path := filepath.Join(n.sitesDir(), s.App+".conf")
+	old, oldErr := os.ReadFile(path)
+	if err := writeAtomic(path, buf.Bytes()); err != nil {
+		return err
+	}
+	if err := n.test(ctx); err != nil {
+		if oldErr == nil {
+			_ = writeAtomic(path, old)
+		} else {
+			_ = os.Remove(path)
+		}
+		return err
+	}
+	return n.reload()
+}
+
+// RemoveSite deletes an app's server block and reloads nginx.
+func (n *Nginx) RemoveSite(ctx context.Context, app string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := os.Remove(filepath.Join(n.sitesDir(), app+".conf")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return n.reload()
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,114 @@
+package process
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/google/shlex"
+)
+
+// Spec is everything needed to start one app process. Circus runs
+// `conductor run-process <spec.json>` as the app user; that execs the real
+// command. Keeping the command and environment in a JSON file means no user
+// data is ever rendered into circus's ini (quotes, newlines, % and $ in config
+// values are just JSON strings) and HOME is set, which circus does not do.
+type Spec struct {
+	Argv []string          `json:"argv"`
+	Env  map[string]string `json:"env"`
+	Dir  string            `json:"dir"`
+}
+
+// SplitCommand splits a Procfile command into words the way a shell would
+// for plain words and quotes, expanding $VAR and ${VAR} from env. Shell
+// operators are not interpreted: use a script for pipelines.
+func SplitCommand(cmd string, env map[string]string) ([]string, error) {
+	expanded := os.Expand(cmd, func(k string) string { return env[k] })
+	if env == nil {
+		expanded = cmd
+	}
+	argv, err := shlex.Split(expanded)
+	if err != nil {
+		return nil, fmt.Errorf("cannot split command %q: %w", cmd, err)
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("empty command")
+	}
+	for _, w := range argv {
+		if strings.ContainsAny(w, "|&;<>") && len(w) <= 2 {
+			return nil, fmt.Errorf("command %q uses shell operators, which Procfile commands do not support: put them in a script", cmd)
+		}
+	}
+	return argv, nil
+}
+
+// Environ returns env as sorted KEY=VALUE pairs.
+func Environ(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// WriteSpec writes a spec file readable only by its owner.
+func WriteSpec(path string, s *Spec, uid, gid int) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(tmp, uid, gid); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp, path)
+}
+
+// Exec replaces the current process with the spec's command, so circus's
+// signals reach it directly.
+func Exec(specPath string) error {
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		return err
+	}
+	var s Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("parse %s: %w", specPath, err)
+	}
+	if len(s.Argv) == 0 {
+		return fmt.Errorf("%s: empty command", specPath)
+	}
+	if err := os.Chdir(s.Dir); err != nil {
+		return err
+	}
+	bin := s.Argv[0]
+	if !strings.Contains(bin, "/") {
+		bin, err = LookPath(bin, s.Env["PATH"])
+		if err != nil {
+			return err
+		}
+	}
+	return syscall.Exec(bin, s.Argv, Environ(s.Env))
+}
+
+// LookPath finds a command on the spec's PATH, not Conductor's.
+func LookPath(name, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
+}

@@ -1,0 +1,44 @@
+// Package provision prepares a host for an app: its unix user, directories,
+// port pair, secret key and generated settings. Every function is idempotent,
+// because a deploy job can run again after a crash.
+package provision
+
+import (
+	"path/filepath"
+)
+
+// Layout names the directories under Conductor's /srv (the seed's
+// convention: projects/<app> for code, environments/<app> for virtualenvs).
+type Layout struct {
+	Srv string // e.g. /srv, or <data>/srv in self-contained mode
+}
+
+// ProjectDir holds everything of an app but its virtualenvs.
+func (l Layout) ProjectDir(app string) string { return filepath.Join(l.Srv, "projects", app) }
+
+// ReleasesDir holds one directory per release.
+func (l Layout) ReleasesDir(app string) string { return filepath.Join(l.ProjectDir(app), "releases") }
+
+// ReleaseDir is where a release's code is unpacked.
+func (l Layout) ReleaseDir(app, release string) string {
+	return filepath.Join(l.ReleasesDir(app), release)
+}
+
+// CurrentLink points at the serving release.
+func (l Layout) CurrentLink(app string) string { return filepath.Join(l.ProjectDir(app), "current") }
+
+// DataDir is the app's persistent data (SQLite database, media): it
+// outlives releases.
+func (l Layout) DataDir(app string) string { return filepath.Join(l.ProjectDir(app), "data") }
+
+// MediaDir is Django's MEDIA_ROOT.
+func (l Layout) MediaDir(app string) string { return filepath.Join(l.DataDir(app), "media") }
+
+// LogDir holds the runtime output of the app's processes.
+func (l Layout) LogDir(app string) string { return filepath.Join(l.ProjectDir(app), "logs") }
+
+// RunDir holds the process specs circus starts the app's processes from.
+func (l Layout) RunDir(app string) string { return filepath.Join(l.ProjectDir(app), "run") }
+
+// EnvironmentsDir holds the app's virtualenvs, one per requirements hash.
+func (l Layout) EnvironmentsDir(app string) string { return filepath.Join(l.Srv, "environments", app) }

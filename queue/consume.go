@@ -1,0 +1,86 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Handler runs one job. Its error is already reported in the job's log; the
+// queue only uses it to decide the message's fate.
+type Handler func(ctx context.Context, job *Job) error
+
+const ackWait = 60 * time.Second
+
+// Consume takes this host's jobs until ctx is done, running up to parallel at
+// once (the builder serializes jobs of one app itself). Jobs are acked when
+// handled, successful or not: a deploy is never retried behind the pusher's
+// back. A redelivered job (its worker died mid-way) is ended as failed,
+// because its push has already been answered.
+func (q *Queue) Consume(ctx context.Context, host string, parallel int, handle Handler) error {
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
+		Durable:       "builder-" + host,
+		FilterSubject: jobSubject(host, "*"),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    3,
+		MaxAckPending: parallel,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer for host %s: %w", host, err)
+	}
+	sem := make(chan struct{}, parallel)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			q.handle(ctx, msg, handle)
+		}()
+	}, jetstream.PullMaxMessages(parallel))
+	if err != nil {
+		return fmt.Errorf("consume jobs for host %s: %w", host, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	return nil
+}
+
+func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, handle Handler) {
+	var job Job
+	if err := json.Unmarshal(msg.Data(), &job); err != nil {
+		slog.Error("bad job message", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		slog.Warn("dropping redelivered job", "job", job.ID, "app", job.App)
+		_ = q.Logs(job.ID).End(ctx, false, "the builder stopped during this deploy; push again")
+		_ = msg.Term()
+		return
+	}
+	// Keep the message ours while the job runs: builds outlast AckWait.
+	beat, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-beat.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	if err := handle(ctx, &job); err != nil {
+		slog.Info("job failed", "job", job.ID, "app", job.App, "err", err)
+	}
+	if err := msg.Ack(); err != nil {
+		slog.Warn("ack job", "job", job.ID, "err", err)
+	}
+}

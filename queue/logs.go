@@ -1,0 +1,115 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LogWriter publishes a job's output, one message per line, to its log
+// subject. Lines are published without waiting for acks (in order on one
+// connection); End publishes the final marker with an ack, so once End
+// returns every earlier line is stored.
+type LogWriter struct {
+	q     *Queue
+	jobID string
+	mu    sync.Mutex
+	buf   []byte
+}
+
+// Logs returns the writer for a job's log.
+func (q *Queue) Logs(jobID string) *LogWriter { return &LogWriter{q: q, jobID: jobID} }
+
+// Write splits p into lines and publishes each complete one.
+func (w *LogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := strings.IndexAny(string(w.buf), "\n\r")
+		if i < 0 {
+			break
+		}
+		line := string(w.buf[:i])
+		w.buf = w.buf[i+1:]
+		if err := w.publish(line); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Printf publishes one formatted line.
+func (w *LogWriter) Printf(format string, args ...any) {
+	_, _ = w.Write([]byte(fmt.Sprintf(format, args...) + "\n"))
+}
+
+func (w *LogWriter) publish(line string) error {
+	return w.q.nc.Publish(logSubject(w.jobID), []byte(line))
+}
+
+// End flushes a partial line and publishes the job's outcome.
+func (w *LogWriter) End(ctx context.Context, ok bool, message string) error {
+	w.mu.Lock()
+	if len(w.buf) > 0 {
+		_ = w.publish(string(w.buf))
+		w.buf = nil
+	}
+	w.mu.Unlock()
+	status := "failed"
+	if ok {
+		status = "ok"
+	}
+	msg := nats.NewMsg(logSubject(w.jobID))
+	msg.Header.Set(endHeader, status)
+	msg.Data = []byte(message)
+	if _, err := w.q.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish end of job %s: %w", w.jobID, err)
+	}
+	return nil
+}
+
+// Result is how a job ended.
+type Result struct {
+	OK      bool
+	Message string
+}
+
+// Follow calls line for each log line of a job, from its first, until the job
+// ends or ctx is done. It works the same for a job that is queued, running or
+// long finished, because the log is a stream.
+func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*Result, error) {
+	cons, err := q.js.OrderedConsumer(ctx, logsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{logSubject(jobID)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow job %s: %w", jobID, err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("follow job %s: %w", jobID, err)
+	}
+	defer msgs.Stop()
+	go func() {
+		<-ctx.Done()
+		msgs.Stop()
+	}()
+	for {
+		msg, err := msgs.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("follow job %s: %w", jobID, err)
+		}
+		if status := msg.Headers().Get(endHeader); status != "" {
+			return &Result{OK: status == "ok", Message: string(msg.Data())}, nil
+		}
+		line(string(msg.Data()))
+	}
+}

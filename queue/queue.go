@@ -1,0 +1,136 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream, bucket and subject names. Jobs go to deploy.<host>.<app>, so each
+// host's worker filters on its own disjoint subject space.
+const (
+	jobsStream    = "DEPLOYS"
+	logsStream    = "LOGS"
+	archiveBucket = "archives"
+	endHeader     = "Conductor-End" // set on the last log message of a job: "ok" or "failed"
+)
+
+// Job asks a host's builder to deploy a revision of an app.
+type Job struct {
+	ID        string    `json:"id"`
+	App       string    `json:"app"`
+	Host      string    `json:"host"`
+	Rev       string    `json:"rev"`
+	Ref       string    `json:"ref"`
+	Pusher    string    `json:"pusher"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Queue is a connection to JetStream with Conductor's streams in place.
+type Queue struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	archives jetstream.ObjectStore
+}
+
+// Connect connects to NATS at url and creates (or updates) the streams and
+// the archive bucket Conductor uses.
+func Connect(ctx context.Context, url, name string) (*Queue, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	q, err := setup(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func setup(ctx context.Context, nc *nats.Conn) (*Queue, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        jobsStream,
+		Subjects:    []string{"deploy.>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      24 * time.Hour,
+		Duplicates:  10 * time.Minute,
+		Description: "deploy jobs, one subject per host and app",
+	}); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", jobsStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        logsStream,
+		Subjects:    []string{"logs.>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      30 * 24 * time.Hour,
+		Description: "build output of deploy jobs, one subject per job",
+	}); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", logsStream, err)
+	}
+	archives, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      archiveBucket,
+		Storage:     jetstream.FileStorage,
+		TTL:         24 * time.Hour,
+		Description: "source archives of pushed revisions, by job id",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create object store %s: %w", archiveBucket, err)
+	}
+	return &Queue{nc: nc, js: js, archives: archives}, nil
+}
+
+// Close drains and closes the connection.
+func (q *Queue) Close() { _ = q.nc.Drain() }
+
+// PutArchive stores a job's source archive.
+func (q *Queue) PutArchive(ctx context.Context, jobID string, r io.Reader) error {
+	if _, err := q.archives.Put(ctx, jetstream.ObjectMeta{Name: jobID}, r); err != nil {
+		return fmt.Errorf("store archive %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// GetArchive returns a reader over a job's source archive.
+func (q *Queue) GetArchive(ctx context.Context, jobID string) (io.ReadCloser, error) {
+	obj, err := q.archives.Get(ctx, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("fetch archive %s: %w", jobID, err)
+	}
+	return obj, nil
+}
+
+// DeleteArchive removes a job's archive once the job is done with it.
+func (q *Queue) DeleteArchive(ctx context.Context, jobID string) {
+	if err := q.archives.Delete(ctx, jobID); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		slog.Warn("delete archive", "job", jobID, "err", err)
+	}
+}
+
+// Publish queues a job for its host. The job id is the message id, so a
+// retried publish does not queue the job twice.
+func (q *Queue) Publish(ctx context.Context, job *Job) error {
+	data, err := json.Marshal(job)
+	if err != nil {
+		return err
+	}
+	if _, err := q.js.Publish(ctx, jobSubject(job.Host, job.App), data, jetstream.WithMsgID(job.ID)); err != nil {
+		return fmt.Errorf("publish job %s: %w", job.ID, err)
+	}
+	return nil
+}
+
+func jobSubject(host, app string) string { return "deploy." + host + "." + app }
+func logSubject(jobID string) string     { return "logs." + jobID }

@@ -1,0 +1,61 @@
+// Package queue carries deploy jobs, their source archives and their log
+// lines over NATS JetStream. In self-contained mode Conductor embeds the
+// nats-server; with several hosts it connects to an external cluster.
+package queue
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Server is an embedded nats-server with JetStream, storing under a directory.
+type Server struct {
+	ns *server.Server
+}
+
+// StartServer starts an embedded nats-server listening on addr (host:port;
+// port 0 picks a free one) with its JetStream file store in storeDir.
+func StartServer(addr, storeDir string) (*Server, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "conductor",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true, // Conductor handles signals itself
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("start nats: not ready after 30s")
+	}
+	return &Server{ns: ns}, nil
+}
+
+// ClientURL is the URL clients (the hook, workers) connect to.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Shutdown stops the server and waits for it to finish.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}

@@ -1,0 +1,110 @@
+// Package supervisor keeps a child process (Conductor's nginx, circusd)
+// running: it restarts it when it dies and stops it gracefully on shutdown.
+package supervisor
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Child is a supervised process.
+type Child struct {
+	Name    string
+	Command func() *exec.Cmd // builds a fresh command for each start
+	Stop    syscall.Signal   // graceful stop signal
+	Grace   time.Duration    // how long Stop may take before SIGKILL
+
+	mu      sync.Mutex
+	proc    *os.Process
+	stopped chan struct{}
+}
+
+// Start starts the child and supervises it until ctx is done; Wait returns
+// once it has stopped. The first start's error is returned.
+func (c *Child) Start(ctx context.Context) error {
+	cmd := c.command()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	c.setProc(cmd.Process)
+	c.stopped = make(chan struct{})
+	go c.supervise(ctx, cmd)
+	return nil
+}
+
+func (c *Child) command() *exec.Cmd {
+	cmd := c.Command()
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stderr
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	// Own process group: a Ctrl-C at the terminal reaches Conductor, which
+	// then stops children in order, instead of killing them all at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+func (c *Child) setProc(p *os.Process) {
+	c.mu.Lock()
+	c.proc = p
+	c.mu.Unlock()
+}
+
+// Signal sends sig to the running child.
+func (c *Child) Signal(sig os.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return os.ErrProcessDone
+	}
+	return c.proc.Signal(sig)
+}
+
+// Wait blocks until the child has been stopped after ctx ended.
+func (c *Child) Wait() { <-c.stopped }
+
+func (c *Child) supervise(ctx context.Context, cmd *exec.Cmd) {
+	defer close(c.stopped)
+	backoff := time.Second
+	for {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(c.Stop)
+			select {
+			case <-done:
+			case <-time.After(c.Grace):
+				slog.Warn("child did not stop in time; killing", "child", c.Name)
+				_ = cmd.Process.Kill()
+				<-done
+			}
+			return
+		case err := <-done:
+			slog.Error("child exited; restarting", "child", c.Name, "err", err, "after", backoff)
+		}
+		c.setProc(nil)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			cmd = c.command()
+			if err := cmd.Start(); err != nil {
+				slog.Error("restart child", "child", c.Name, "err", err)
+				continue
+			}
+			c.setProc(cmd.Process)
+			break
+		}
+	}
+}
