@@ -113,21 +113,20 @@ func (c *Circus) ctl(ctx context.Context, args ...string) (string, error) {
 	defer c.mu.Unlock()
 	var out []byte
 	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		cmd := exec.CommandContext(ctx, filepath.Join(c.Bin, "circusctl"), append([]string{"--endpoint", c.endpoint(), "--timeout", "30"}, args...)...)
+	for attempt := 0; attempt < 40; attempt++ {
+		cmd := exec.CommandContext(ctx, filepath.Join(c.Bin, "circusctl"), append([]string{"--endpoint", c.endpoint(), "--timeout", "60"}, args...)...)
 		out, err = cmd.CombinedOutput()
-		if err == nil && !bytes.Contains(out, []byte("error")) {
-			return string(out), nil
-		}
-		if !bytes.Contains(bytes.ToLower(out), []byte("conflict")) && !bytes.Contains(out, []byte("already running")) {
+		// circusctl exits 3 on an error reply; "already running" is another
+		// command in flight (circusd takes one at a time): wait and retry.
+		if err == nil || !bytes.Contains(out, []byte("already running")) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if err == nil {
-		err = errors.New("circusctl reported an error")
+	if err != nil {
+		return string(out), fmt.Errorf("circusctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
-	return string(out), fmt.Errorf("circusctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	return string(out), nil
 }
 
 // Watcher is one supervised app process type.
@@ -171,7 +170,7 @@ func (c *Circus) Add(ctx context.Context, w Watcher) error {
 	if err := os.Rename(path+".tmp", path); err != nil {
 		return err
 	}
-	if _, err := c.ctl(ctx, "reloadconfig"); err != nil {
+	if _, err := c.ctl(ctx, "reloadconfig", "--waiting"); err != nil {
 		return fmt.Errorf("load watcher %s: %w", w.Name, err)
 	}
 	return nil
@@ -183,7 +182,7 @@ func (c *Circus) Remove(ctx context.Context, name string) error {
 	if err := checkIniSafe(name); err != nil {
 		return err
 	}
-	if _, err := c.ctl(ctx, "rm", "--waiting", name); err != nil && !strings.Contains(err.Error(), "program not found") {
+	if _, err := c.ctl(ctx, "rm", "--waiting", name); err != nil && !strings.Contains(err.Error(), "not found") {
 		return fmt.Errorf("remove watcher %s: %w", name, err)
 	}
 	if err := os.Remove(c.watcherFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -78,14 +78,7 @@ func (c *Child) supervise(ctx context.Context, cmd *exec.Cmd) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case <-ctx.Done():
-			_ = cmd.Process.Signal(c.Stop)
-			select {
-			case <-done:
-			case <-time.After(c.Grace):
-				slog.Warn("child did not stop in time; killing", "child", c.Name)
-				_ = cmd.Process.Kill()
-				<-done
-			}
+			c.stop(cmd, done)
 			return
 		case err := <-done:
 			slog.Error("child exited; restarting", "child", c.Name, "err", err, "after", backoff)
@@ -105,6 +98,28 @@ func (c *Child) supervise(ctx context.Context, cmd *exec.Cmd) {
 			}
 			c.setProc(cmd.Process)
 			break
+		}
+	}
+}
+
+// stop signals the child until it exits (circusd can drop a SIGTERM that
+// arrives while it is busy with a command), then kills it after Grace.
+func (c *Child) stop(cmd *exec.Cmd, done <-chan error) {
+	deadline := time.After(c.Grace)
+	resend := time.NewTicker(2 * time.Second)
+	defer resend.Stop()
+	_ = cmd.Process.Signal(c.Stop)
+	for {
+		select {
+		case <-done:
+			return
+		case <-resend.C:
+			_ = cmd.Process.Signal(c.Stop)
+		case <-deadline:
+			slog.Warn("child did not stop in time; killing", "child", c.Name)
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+			return
 		}
 	}
 }

@@ -1,0 +1,162 @@
+package gitserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/gliderlabs/ssh"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/hooks"
+	"github.com/hasadna/conductor/provision"
+)
+
+// AppFromRepoPath turns what git sends ("app", "/app", "app.git",
+// "/app.git/") into an app name, refusing anything that is not exactly a
+// valid app name, so no path can leave the repos dir.
+func AppFromRepoPath(p string) (string, error) {
+	name := strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/")
+	name = strings.TrimSuffix(name, ".git")
+	if err := conductor.ValidateAppName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// RepoDir is the bare repository of an app.
+func (s *Server) RepoDir(app string) string { return filepath.Join(s.cfg.ReposDir, app+".git") }
+
+// serveGit runs git-receive-pack or git-upload-pack for an app with the real
+// git binary and returns its exit status.
+func (s *Server) serveGit(sess ssh.Session, args []string) int {
+	ctx := sess.Context()
+	u := UserFromContext(ctx)
+	fail := func(err error) int {
+		if conductor.ErrorCode(err) == conductor.EINTERNAL {
+			slog.Error("git", "user", u.Name, "command", sess.RawCommand(), "err", err)
+		}
+		fmt.Fprintf(sess.Stderr(), "error: %s\n", conductor.ErrorMessage(err))
+		return 1
+	}
+	if len(args) != 2 {
+		return fail(conductor.Errorf(conductor.EINVALID, "usage: %s <app>", args[0]))
+	}
+	service, push := args[0], args[0] == "git-receive-pack"
+	name, err := AppFromRepoPath(args[1])
+	if err != nil {
+		return fail(err)
+	}
+	app, err := s.store.FindApp(ctx, name)
+	if conductor.ErrorCode(err) == conductor.ENOTFOUND && push && u.Admin {
+		// The design card: an eKnight is provisioned when first seen.
+		fmt.Fprintf(sess.Stderr(), "-----> Creating app %s\n", name)
+		app, err = s.createApp(ctx, name, s.cfg.DefaultDB)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	level, err := conductor.AccessFor(ctx, s.store, u, app)
+	if err != nil {
+		return fail(err)
+	}
+	need := conductor.ReadOnly
+	if push {
+		need = conductor.ReadWrite
+	}
+	if level < need {
+		return fail(conductor.Errorf(conductor.EUNAUTHORIZED, "%s may not %s app %q", u.Name, map[bool]string{true: "push to", false: "fetch"}[push], name))
+	}
+	repo := s.RepoDir(name)
+	if err := initRepo(ctx, repo); err != nil {
+		return fail(err)
+	}
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + repo,
+		hooks.EnvNATSURL + "=" + s.cfg.NATSURL,
+		hooks.EnvApp + "=" + name,
+		hooks.EnvUser + "=" + u.Name,
+		hooks.EnvHost + "=" + s.cfg.Host,
+	}
+	// Only GIT_PROTOCOL passes from the client's env (gogs CVE-2024-39930).
+	for _, kv := range sess.Environ() {
+		if v, ok := strings.CutPrefix(kv, "GIT_PROTOCOL="); ok && (v == "version=2" || v == "version=1") {
+			env = append(env, kv)
+		}
+	}
+	cmd := exec.CommandContext(ctx, "git", "-c", "core.hooksPath="+s.cfg.HooksDir, "-c", "receive.fsckObjects=true",
+		strings.TrimPrefix(service, "git-"), repo)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = sess, sess.Stderr()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fail(err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fail(fmt.Errorf("start git %s: %w", service, err))
+	}
+	// Copy the client's data to git and close git's stdin at the client's
+	// EOF (gitkit PR #30), without making Wait depend on the client.
+	go func() {
+		_, _ = io.Copy(stdin, sess)
+		stdin.Close()
+	}()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	} else if err != nil {
+		return fail(fmt.Errorf("git %s: %w", service, err))
+	}
+	return 0
+}
+
+// createApp records a new app and creates its repository.
+func (s *Server) createApp(ctx context.Context, name, db string) (*conductor.App, error) {
+	app, err := provision.NewApp(ctx, s.store, name, db, s.cfg.Ports)
+	if err != nil {
+		return nil, err
+	}
+	if err := initRepo(ctx, s.RepoDir(name)); err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+// initRepo creates a bare repository if it does not exist yet.
+func initRepo(ctx context.Context, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "git", "init", "--quiet", "--bare", "--initial-branch=main", dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("git init %s: %w: %s", dir, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// WriteHooks installs the pre-receive hook shared by every repository: it
+// re-runs this binary, like soft-serve's `soft hook`.
+func WriteHooks(hooksDir, conductorBin string) error {
+	if err := os.MkdirAll(hooksDir, 0o700); err != nil {
+		return err
+	}
+	script := "#!/bin/sh\n# Installed by Conductor.\nexec " + shellQuote(conductorBin) + " hook pre-receive\n"
+	path := filepath.Join(hooksDir, "pre-receive")
+	if err := os.WriteFile(path+".tmp", []byte(script), 0o700); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// shellQuote quotes a path we control for /bin/sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,172 @@
+// Package gitserver is Conductor's SSH endpoint: git push/fetch for apps and
+// the SSH commands (apps, config, logs…), over gliderlabs/ssh with public-key
+// authentication against the keys in the store.
+package gitserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+	"github.com/google/shlex"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/provision"
+	"github.com/hasadna/conductor/queue"
+)
+
+// Config is what the SSH endpoint needs to know about this installation.
+type Config struct {
+	Addr      string
+	HostKey   gossh.Signer
+	ReposDir  string // bare repositories, <app>.git
+	HooksDir  string // core.hooksPath for every repo: pre-receive runs `conductor hook`
+	NATSURL   string // passed to the hook
+	Host      string // builder host that deploys this server's apps
+	Domain    string
+	DefaultDB string
+	Ports     provision.PortRange
+	Layout    provision.Layout
+}
+
+// Server is the SSH endpoint.
+type Server struct {
+	cfg   Config
+	store conductor.Store
+	queue *queue.Queue
+	ssh   *ssh.Server
+}
+
+// New builds the SSH server: a middleware chain (recover → authenticate →
+// log → dispatch) in front of git and the commands.
+func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
+	s := &Server{cfg: cfg, store: store, queue: q}
+	s.ssh = &ssh.Server{
+		Addr:             cfg.Addr,
+		HostSigners:      []ssh.Signer{cfg.HostKey},
+		Version:          "Conductor",
+		PublicKeyHandler: s.publicKeyHandler,
+		PtyCallback:      func(ssh.Context, ssh.Pty) bool { return false },
+		// Port forwarding callbacks stay nil: gliderlabs denies forwarding.
+		IdleTimeout: 15 * time.Minute, // a build streams output; a silent pip can take a while
+		MaxTimeout:  2 * time.Hour,
+		Handler:     chain(s.dispatch, s.logging, s.authenticate, recoverer),
+	}
+	return s
+}
+
+// ListenAndServe serves until Shutdown.
+func (s *Server) ListenAndServe() error {
+	err := s.ssh.ListenAndServe()
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Serve serves on an existing listener.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.ssh.Serve(l)
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for sessions to end.
+func (s *Server) Shutdown(ctx context.Context) error { return s.ssh.Shutdown(ctx) }
+
+type middleware func(ssh.Handler) ssh.Handler
+
+// chain wraps h in the middlewares, the last one outermost.
+func chain(h ssh.Handler, mws ...middleware) ssh.Handler {
+	for _, mw := range mws {
+		h = mw(h)
+	}
+	return h
+}
+
+// publicKeyHandler admits only keys registered in the store.
+func (s *Server) publicKeyHandler(ctx ssh.Context, key ssh.PublicKey) bool {
+	_, err := s.store.FindUserByFingerprint(ctx, gossh.FingerprintSHA256(key))
+	return err == nil
+}
+
+// recoverer turns a panic in a handler into an error exit, not a crash.
+func recoverer(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		defer func() {
+			if r := recover(); r != nil {
+				slog.Error("panic in ssh session", "panic", r, "stack", string(debug.Stack()))
+				fmt.Fprintln(sess.Stderr(), "error: internal error")
+				_ = sess.Exit(1)
+			}
+		}()
+		next(sess)
+	}
+}
+
+// authenticate resolves the user from the key the session actually proved
+// (not a key merely offered earlier in the handshake) and puts it in the
+// context.
+func (s *Server) authenticate(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		key := sess.PublicKey()
+		if key == nil {
+			fmt.Fprintln(sess.Stderr(), "error: public key authentication required")
+			_ = sess.Exit(1)
+			return
+		}
+		u, err := s.store.FindUserByFingerprint(sess.Context(), gossh.FingerprintSHA256(key))
+		if err != nil {
+			fmt.Fprintln(sess.Stderr(), "error: unknown key")
+			_ = sess.Exit(1)
+			return
+		}
+		sess.Context().SetValue(userKey, u)
+		next(sess)
+	}
+}
+
+// logging records each session's command, user and outcome.
+func (s *Server) logging(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		start := time.Now()
+		u := UserFromContext(sess.Context())
+		slog.Info("ssh session", "user", u.Name, "remote", sess.RemoteAddr().String(), "command", sess.RawCommand())
+		next(sess)
+		slog.Info("ssh session done", "user", u.Name, "command", sess.RawCommand(), "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// dispatch sends git services to git and everything else to the commands.
+func (s *Server) dispatch(sess ssh.Session) {
+	args, err := shlex.Split(sess.RawCommand())
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "error: cannot parse command: %v\n", err)
+		_ = sess.Exit(1)
+		return
+	}
+	if len(args) > 0 && (args[0] == "git-receive-pack" || args[0] == "git-upload-pack") {
+		_ = sess.Exit(s.serveGit(sess, args))
+		return
+	}
+	_ = sess.Exit(s.runCommand(sess, args))
+}
+
+// ensureDirs creates the server's directories.
+func (s *Server) ensureDirs() error {
+	for _, d := range []string{s.cfg.ReposDir, s.cfg.HooksDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
