@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,7 +77,7 @@ func (d *deployment) run(ctx context.Context) error {
 		}
 		slog.Debug("step done", "app", d.app.Name, "deploy", d.job.ID, "step", s.name, "took", time.Since(start))
 	}
-	d.log.Printf("-----> Deployed %s at http://%s/ (release %s)", d.app.Name, d.host(), d.job.ID)
+	d.log.Printf("-----> Deployed %s at %s (release %s)", d.app.Name, d.url(), d.job.ID)
 	return nil
 }
 
@@ -87,7 +88,7 @@ func (d *deployment) cleanup(ctx context.Context) {
 		return
 	}
 	if d.newWatcher != "" {
-		_ = d.b.Circus.Remove(ctx, d.newWatcher)
+		_ = d.removeWatcher(ctx, d.newWatcher)
 	}
 	if d.dir != "" {
 		_ = os.RemoveAll(d.dir)
@@ -95,6 +96,14 @@ func (d *deployment) cleanup(ctx context.Context) {
 }
 
 func (d *deployment) host() string { return d.app.Name + "." + d.b.Domain }
+
+// url is where the app is served through the front nginx.
+func (d *deployment) url() string {
+	if _, port, err := net.SplitHostPort(d.b.HTTPAddr); err == nil && port != "80" {
+		return "http://" + d.host() + ":" + port + "/"
+	}
+	return "http://" + d.host() + "/"
+}
 
 // provision creates the app's unix user and directories if they are missing.
 func (d *deployment) provision(ctx context.Context) error {
@@ -298,7 +307,7 @@ func typeWatcher(app, typ string) string     { return app + "_" + typ }
 func (d *deployment) start(ctx context.Context) error {
 	name := webWatcher(d.app.Name, d.port)
 	// A failed deploy may have left a watcher on the idle port.
-	if err := d.b.Circus.Remove(ctx, name); err != nil {
+	if err := d.removeWatcher(ctx, name); err != nil {
 		return err
 	}
 	if err := d.addWatcher(ctx, name, "web", d.port); err != nil {
@@ -306,6 +315,22 @@ func (d *deployment) start(ctx context.Context) error {
 	}
 	d.newWatcher = name
 	d.log.Printf("       web: %s on port %d", d.procfile["web"], d.port)
+	return nil
+}
+
+// specPath is the process spec circus starts a watcher from.
+func (d *deployment) specPath(watcher string) string {
+	return filepath.Join(d.b.Layout.RunDir(d.app.Name), watcher+".json")
+}
+
+// removeWatcher stops a watcher and deletes its spec.
+func (d *deployment) removeWatcher(ctx context.Context, name string) error {
+	if err := d.b.Circus.Remove(ctx, name); err != nil {
+		return err
+	}
+	if err := os.Remove(d.specPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 
@@ -322,7 +347,7 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 	if err != nil {
 		return failf("process %s: %v", typ, err)
 	}
-	spec := filepath.Join(d.b.Layout.RunDir(d.app.Name), name+".json")
+	spec := d.specPath(name)
 	if err := process.WriteSpec(spec, &process.Spec{Argv: argv, Env: env, Dir: d.dir}, d.user.UID, d.user.GID); err != nil {
 		return err
 	}
@@ -416,7 +441,7 @@ func (d *deployment) waitForNginx(ctx context.Context) {
 // release and prunes old releases.
 func (d *deployment) retire(ctx context.Context) error {
 	if d.previous != nil && d.previous.Port != d.port {
-		if err := d.b.Circus.Remove(ctx, webWatcher(d.app.Name, d.previous.Port)); err != nil {
+		if err := d.removeWatcher(ctx, webWatcher(d.app.Name, d.previous.Port)); err != nil {
 			return err
 		}
 	}
@@ -427,7 +452,7 @@ func (d *deployment) retire(ctx context.Context) error {
 		}
 		name := typeWatcher(d.app.Name, typ)
 		keep[name] = true
-		if err := d.b.Circus.Remove(ctx, name); err != nil {
+		if err := d.removeWatcher(ctx, name); err != nil {
 			return err
 		}
 		if err := d.addWatcher(ctx, name, typ, 0); err != nil {
@@ -442,7 +467,7 @@ func (d *deployment) retire(ctx context.Context) error {
 	}
 	for _, n := range names {
 		if strings.HasPrefix(n, d.app.Name+"_") && !keep[n] {
-			if err := d.b.Circus.Remove(ctx, n); err != nil {
+			if err := d.removeWatcher(ctx, n); err != nil {
 				return err
 			}
 		}

@@ -72,7 +72,7 @@ func minArgs(n int, usage string) cobra.PositionalArgs {
 // commands builds the command tree for one session.
 func (s *Server) commands(sess ssh.Session) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "ssh conductor",
+		Use:           "conductor",
 		Short:         "Conductor: git push deploys for Django apps",
 		SilenceUsage:  true,
 		SilenceErrors: true,

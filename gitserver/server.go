@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime/debug"
 	"time"
 
@@ -159,14 +158,4 @@ func (s *Server) dispatch(sess ssh.Session) {
 		return
 	}
 	_ = sess.Exit(s.runCommand(sess, args))
-}
-
-// ensureDirs creates the server's directories.
-func (s *Server) ensureDirs() error {
-	for _, d := range []string{s.cfg.ReposDir, s.cfg.HooksDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -38,9 +39,12 @@ func hookCommand() *cobra.Command {
 			}
 			if err := h.Run(cmd.Context(), os.Stdin); err != nil {
 				// git shows our stderr as "remote:" lines and then rejects the push.
-				fmt.Fprintf(os.Stderr, " !     %s\n", conductor.ErrorMessage(err))
+				msg := conductor.ErrorMessage(err)
 				if conductor.ErrorCode(err) == conductor.EINTERNAL {
-					fmt.Fprintf(os.Stderr, " !     %v\n", err)
+					msg = err.Error()
+				}
+				for _, line := range strings.Split(strings.TrimSpace(msg), "\n") {
+					fmt.Fprintf(os.Stderr, " !     %s\n", line)
 				}
 				os.Exit(1)
 			}

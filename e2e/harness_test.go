@@ -1,0 +1,352 @@
+// Package e2e drives the real conductor binary end to end: real SSH, real
+// git, the embedded NATS server, SQLite, circusd, nginx and real Django apps
+// from examples/. It needs what `make setup` installs and must run as root.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// conductorBin is built once by TestMain.
+var conductorBin string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: must run as root (app users are unix users); use make test")
+		os.Exit(1)
+	}
+	for _, need := range []string{"/usr/sbin/nginx", "/opt/conductor/circus/bin/circusd", "/usr/bin/python3", "git", "ssh"} {
+		if _, err := exec.LookPath(need); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %s is missing: run make setup\n", need)
+			os.Exit(1)
+		}
+	}
+	dir, err := os.MkdirTemp("", "conductor-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	conductorBin = filepath.Join(dir, "conductor")
+	if out, err := exec.Command("go", "build", "-o", conductorBin, "../cmd/conductor").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build conductor: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Instance is a running `conductor serve` in its own temp dir.
+type Instance struct {
+	t        *testing.T
+	Dir      string // temp dir: data/, keys, work trees
+	Data     string
+	SSHAddr  string
+	HTTPAddr string
+	AdminKey string // private key file of the admin
+	Ports    string // app port range
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var portBase = 30000 + (os.Getpid()%50)*200
+
+// StartInstance runs init and serve; the instance is stopped and its dir
+// removed when the test ends.
+func StartInstance(t *testing.T) *Instance {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "conductor-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// App users must traverse to their releases under data/.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	portBase += 20
+	in := &Instance{
+		t: t, Dir: dir, Data: filepath.Join(dir, "data"),
+		SSHAddr: freeAddr(t), HTTPAddr: freeAddr(t),
+		Ports: fmt.Sprintf("%d-%d", portBase, portBase+19),
+	}
+	in.AdminKey = in.NewKey("admin")
+	in.run("init", "--data", in.Data, "--admin-key", in.AdminKey+".pub")
+	in.Start()
+	t.Cleanup(func() {
+		in.Stop()
+		if t.Failed() {
+			t.Logf("conductor serve output:\n%s", in.logs.String())
+		}
+		os.RemoveAll(dir)
+	})
+	return in
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (in *Instance) run(args ...string) string {
+	in.t.Helper()
+	out, err := exec.Command(conductorBin, args...).CombinedOutput()
+	if err != nil {
+		in.t.Fatalf("conductor %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Start starts `conductor serve` and waits until SSH and HTTP answer.
+func (in *Instance) Start() {
+	in.t.Helper()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.logs == nil {
+		in.logs = &lockedBuffer{}
+	}
+	in.cmd = exec.Command(conductorBin, "serve", "--data", in.Data, "--ssh-addr", in.SSHAddr,
+		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug")
+	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
+	if err := in.cmd.Start(); err != nil {
+		in.t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, addr := range []string{in.SSHAddr, in.HTTPAddr} {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				in.t.Fatalf("conductor did not listen on %s:\n%s", addr, in.logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (in *Instance) Stop() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cmd == nil {
+		return
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- in.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			in.t.Errorf("conductor serve exited with %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		_ = in.cmd.Process.Kill()
+		in.t.Errorf("conductor serve did not stop within 60s of SIGTERM")
+		<-done
+	}
+	in.cmd = nil
+}
+
+// NewKey writes a new ed25519 key pair (name, name.pub) and returns the
+// private key's path.
+func (in *Instance) NewKey(name string) string {
+	in.t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	block, err := gossh.MarshalPrivateKey(priv, name)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	path := filepath.Join(in.Dir, "key-"+name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		in.t.Fatal(err)
+	}
+	sshPub, _ := gossh.NewPublicKey(pub)
+	if err := os.WriteFile(path+".pub", gossh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
+		in.t.Fatal(err)
+	}
+	return path
+}
+
+func (in *Instance) sshCommand(key string) string {
+	_, port, _ := net.SplitHostPort(in.SSHAddr)
+	return fmt.Sprintf("ssh -p %s -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR", port, key)
+}
+
+// Result is a finished command.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+}
+
+func runCmd(t *testing.T, dir string, env []string, stdin io.Reader, name string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return Result{stdout.String(), stderr.String(), code}
+}
+
+// SSH runs an SSH command as the holder of key; remote is sent as one
+// string, so callers quote words themselves, as with any ssh.
+func (in *Instance) SSH(key, remote string) Result {
+	in.t.Helper()
+	args := append(strings.Fields(in.sshCommand(key))[1:], "git@127.0.0.1", remote)
+	return runCmd(in.t, "", nil, strings.NewReader(""), "ssh", args...)
+}
+
+// Git runs git in dir with the key's SSH identity.
+func (in *Instance) Git(key, dir string, args ...string) Result {
+	in.t.Helper()
+	env := []string{"GIT_SSH_COMMAND=" + in.sshCommand(key), "GIT_TERMINAL_PROMPT=0",
+		"GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@example.com", "GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@example.com"}
+	return runCmd(in.t, dir, env, nil, "git", args...)
+}
+
+// RepoURL is the push URL of an app, in the given spelling ("app", "/app.git"…).
+func (in *Instance) RepoURL(path string) string {
+	return "ssh://git@" + in.SSHAddr + "/" + strings.TrimPrefix(path, "/")
+}
+
+// Push pushes refs of the work tree at dir to app as the admin.
+func (in *Instance) Push(dir, app string, refs ...string) Result {
+	in.t.Helper()
+	return in.Git(in.AdminKey, dir, append([]string{"push", in.RepoURL(app)}, refs...)...)
+}
+
+// Get fetches path from the front nginx with the app's Host header.
+func (in *Instance) Get(app, path string) (int, string, http.Header) {
+	in.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+in.HTTPAddr+path, nil)
+	req.Host = app + ".localhost"
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err.Error(), nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// WorkTree copies an example app into a new git work tree with one commit.
+func (in *Instance) WorkTree(example string) string {
+	in.t.Helper()
+	dir := filepath.Join(in.Dir, "work-"+filepath.Base(example)+"-"+strconv.Itoa(int(time.Now().UnixNano()%1e6)))
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "examples", example))); err != nil {
+		in.t.Fatal(err)
+	}
+	in.mustGit(dir, "init", "-q", "-b", "main")
+	in.mustGit(dir, "add", "-A")
+	in.mustGit(dir, "commit", "-q", "-m", "initial")
+	return dir
+}
+
+func (in *Instance) mustGit(dir string, args ...string) string {
+	in.t.Helper()
+	r := in.Git(in.AdminKey, dir, args...)
+	if r.Code != 0 {
+		in.t.Fatalf("git %v: %s", args, r)
+	}
+	return r.Stdout
+}
+
+// Commit records all changes in dir.
+func (in *Instance) Commit(dir, msg string) {
+	in.t.Helper()
+	in.mustGit(dir, "add", "-A")
+	in.mustGit(dir, "commit", "-q", "-m", msg)
+}
+
+// setVersion rewrites the example app's version marker.
+func setVersion(t *testing.T, dir, version string) {
+	t.Helper()
+	path := filepath.Join(dir, "greetings", "version.py")
+	if err := os.WriteFile(path, []byte("VERSION = \""+version+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dialSSH opens a Go SSH client connection as the holder of key, for checks
+// the ssh command line cannot express.
+func (in *Instance) dialSSH(key string) *gossh.Client {
+	in.t.Helper()
+	raw, err := os.ReadFile(key)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(raw)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	client, err := gossh.Dial("tcp", in.SSHAddr, &gossh.ClientConfig{
+		User:            "git",
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), // a test instance's fresh key
+		Timeout:         10 * time.Second,
+	})
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return client
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what Conductor and its tests need on Debian 12, as root.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CIRCUS_VENV=${CIRCUS_VENV:-/opt/conductor/circus}
+PACKAGES=(git nginx-light python3 python3-venv python3-dev python3-pip gcc libc6-dev
+          openssh-client curl ca-certificates sqlite3 passwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "make setup: run as root (it installs Debian packages and app users are unix users)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts the system nginx on :80; Conductor runs its own.
+  if command -v service >/dev/null && [ -e /run/nginx.pid ]; then service nginx stop >/dev/null 2>&1 || true; fi
+fi
+
+if ! command -v go >/dev/null; then
+  echo "setup: Go 1.26 or newer is needed on PATH (Debian's golang package is too old)" >&2
+  exit 1
+fi
+
+# circus and its dependencies, pinned, in their own virtualenv made with
+# Debian's python3 (app users cannot read a python under /root).
+want=$(sha256sum deploy/circus-requirements.txt | cut -d' ' -f1)
+have=$(cat "$CIRCUS_VENV/.requirements.sha256" 2>/dev/null || true)
+if [ "$want" != "$have" ] || [ ! -x "$CIRCUS_VENV/bin/circusd" ]; then
+  echo "setup: installing circus into $CIRCUS_VENV"
+  rm -rf "$CIRCUS_VENV"
+  /usr/bin/python3 -m venv "$CIRCUS_VENV"
+  "$CIRCUS_VENV/bin/pip" install -q --disable-pip-version-check --only-binary=:all: -r deploy/circus-requirements.txt
+  "$CIRCUS_VENV/bin/circusd" --version >/dev/null
+  echo "$want" > "$CIRCUS_VENV/.requirements.sha256"
+fi
+
+go mod download
