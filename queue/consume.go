@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,10 +35,12 @@ func (q *Queue) Consume(ctx context.Context, host string, parallel int, handle H
 		return fmt.Errorf("create consumer for host %s: %w", host, err)
 	}
 	sem := make(chan struct{}, parallel)
+	var running sync.WaitGroup
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		sem <- struct{}{}
+		running.Add(1)
 		go func() {
-			defer func() { <-sem }()
+			defer func() { <-sem; running.Done() }()
 			q.handle(ctx, msg, handle)
 		}()
 	}, jetstream.PullMaxMessages(parallel))
@@ -46,6 +49,9 @@ func (q *Queue) Consume(ctx context.Context, host string, parallel int, handle H
 	}
 	<-ctx.Done()
 	cc.Drain()
+	// Jobs in flight see ctx cancelled and end (reporting failure to their
+	// pushers); wait for them so nothing outlives the queue connection.
+	running.Wait()
 	return nil
 }
 
