@@ -440,6 +440,11 @@ func (d *deployment) waitForNginx(ctx context.Context) {
 // finish their requests), restarts the other process types on the new
 // release and prunes old releases.
 func (d *deployment) retire(ctx context.Context) error {
+	// Requests that old nginx workers already sent to the old release
+	// finish before its processes stop.
+	if err := d.b.Nginx.WaitOldWorkers(ctx, 30*time.Second); err != nil {
+		d.log.Printf("       Warning: %v", err)
+	}
 	if d.previous != nil && d.previous.Port != d.port {
 		if err := d.removeWatcher(ctx, webWatcher(d.app.Name, d.previous.Port)); err != nil {
 			return err

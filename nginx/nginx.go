@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,10 +39,20 @@ func ValidateHost(h string) error {
 	return nil
 }
 
-// quote renders a string as an nginx double-quoted string.
+// quote renders a string as an nginx double-quoted string. nginx has no
+// escape for "$" (it always starts a variable), so paths with "$" are
+// refused by checkPath before they get here.
 func quote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`)
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(s) + `"`
+}
+
+// checkPath refuses paths nginx cannot take literally.
+func checkPath(p string) error {
+	if strings.ContainsAny(p, "$\x00\n\r") {
+		return fmt.Errorf("nginx cannot use the path %q: it contains $ or a control character", p)
+	}
+	return nil
 }
 
 // Nginx is Conductor's own nginx under Dir, listening on Listen.
@@ -61,6 +72,9 @@ func (n *Nginx) sitesDir() string { return filepath.Join(n.Dir, "sites") }
 // Start writes nginx.conf and starts nginx; it is restarted if it dies,
 // until ctx is done. Sites written before are served again.
 func (n *Nginx) Start(ctx context.Context) error {
+	if err := checkPath(n.Dir); err != nil {
+		return err
+	}
 	for _, d := range []string{n.sitesDir(), filepath.Join(n.Dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -112,6 +126,56 @@ func (n *Nginx) reload() error {
 	return nil
 }
 
+// WaitOldWorkers waits (up to timeout) until the workers nginx replaced on
+// its last reload have exited. They finish requests already proxied with
+// the old configuration, so an app's old processes must outlive them.
+func (n *Nginx) WaitOldWorkers(ctx context.Context, timeout time.Duration) error {
+	master := n.child.Pid()
+	if master == 0 {
+		return errors.New("nginx is not running")
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		if !hasShuttingDownChild(master) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("old nginx workers still running after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// hasShuttingDownChild reports whether a child of pid is an nginx worker
+// that is shutting down (nginx retitles them "… is shutting down").
+func hasShuttingDownChild(pid int) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" that ends the command name: state, ppid, …
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if bytes.Contains(cmdline, []byte("shutting down")) {
+			return true
+		}
+	}
+	return false
+}
+
 // Site is one app's server block.
 type Site struct {
 	App       string
@@ -128,6 +192,9 @@ func (n *Nginx) WriteSite(ctx context.Context, s Site) error {
 		if err := ValidateHost(h); err != nil {
 			return err
 		}
+	}
+	if err := checkPath(s.StaticDir); err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{

@@ -25,26 +25,27 @@ type Spec struct {
 }
 
 // SplitCommand splits a Procfile command into words the way a shell would
-// for plain words and quotes, expanding $VAR and ${VAR} from env. Shell
-// operators are not interpreted: use a script for pipelines.
+// for plain words and quotes, then expands $VAR and ${VAR} from env inside
+// each word. Expanding after splitting keeps a value one piece of data: its
+// quotes or spaces never change the words. Shell operators are refused: use
+// a script for pipelines.
 func SplitCommand(cmd string, env map[string]string) ([]string, error) {
-	expanded := os.Expand(cmd, func(k string) string { return env[k] })
-	if env == nil {
-		expanded = cmd
-	}
-	argv, err := shlex.Split(expanded)
+	words, err := shlex.Split(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("cannot split command %q: %w", cmd, err)
 	}
-	if len(argv) == 0 {
+	if len(words) == 0 {
 		return nil, fmt.Errorf("empty command")
 	}
-	for _, w := range argv {
+	for i, w := range words {
 		if strings.ContainsAny(w, "|&;<>") && len(w) <= 2 {
 			return nil, fmt.Errorf("command %q uses shell operators, which Procfile commands do not support: put them in a script", cmd)
 		}
+		if env != nil {
+			words[i] = os.Expand(w, func(k string) string { return env[k] })
+		}
 	}
-	return argv, nil
+	return words, nil
 }
 
 // Environ returns env as sorted KEY=VALUE pairs.

@@ -67,6 +67,16 @@ func (c *Child) Signal(sig os.Signal) error {
 	return c.proc.Signal(sig)
 }
 
+// Pid returns the running child's pid, or 0.
+func (c *Child) Pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return 0
+	}
+	return c.proc.Pid
+}
+
 // Wait blocks until the child has been stopped after ctx ended.
 func (c *Child) Wait() { <-c.stopped }
 

@@ -1,0 +1,322 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const nginxBin = "/usr/sbin/nginx"
+
+func TestValidateHost(t *testing.T) {
+	label63 := strings.Repeat("a", 63)
+	long253 := strings.Repeat(label63+".", 3) + strings.Repeat("b", 61) // 4*63+... = 253 chars
+	if len(long253) != 253 {
+		t.Fatalf("test setup: len = %d", len(long253))
+	}
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"hello.localhost", true},
+		{"a-b.example.com", true},
+		{"localhost", true},
+		{"a", true},
+		{"127.0.0.1", true},
+		{"xn--bcher-kva.example", true},
+		{"app1.conductor.example.org", true},
+		{label63 + ".com", true},
+		{long253, true},
+		{long253 + "b", false},
+		{strings.Repeat("a.", 127) + "ab", false}, // 256 chars
+		{strings.Repeat("a", 64) + ".com", false},
+		{"", false},
+		{"a;b", false},
+		{"a b", false},
+		{"a}", false},
+		{"a{", false},
+		{"evil.com;\n", false},
+		{"evil.com\n", false},
+		{"a.com; include /etc/passwd", false},
+		{"-a.com", false},
+		{"a-.com", false},
+		{"a.-b.com", false},
+		{"Hello.localhost", false},
+		{"HELLO.COM", false},
+		{"a..b", false},
+		{".a.com", false},
+		{"a.com.", false},
+		{"*.example.com", false},
+		{"~^.*$", false},
+		{"a_b.com", false},
+		{"a$host.com", false},
+		{`a"b.com`, false},
+		{"a'b.com", false},
+		{"a\\b.com", false},
+		{"éxample.com", false},
+		{"a.com:80", false},
+		{"a/b", false},
+	}
+	for _, tt := range tests {
+		err := ValidateHost(tt.host)
+		if tt.ok && err != nil {
+			t.Errorf("ValidateHost(%.60q) = %v, want nil", tt.host, err)
+		}
+		if !tt.ok && err == nil {
+			t.Errorf("ValidateHost(%.60q) = nil, want an error", tt.host)
+		}
+	}
+}
+
+// TestQuote checks the escapes nginx does honour in a double-quoted string.
+// Whether a "$" in the value stays literal is checked against nginx itself
+// in TestSiteStaticDirDollarRefused: nginx has no escape for "$".
+func TestQuote(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"", `""`},
+		{"/srv/static", `"/srv/static"`},
+		{"a b", `"a b"`},
+		{`a"b`, `"a\"b"`},
+		{`a\b`, `"a\\b"`},
+		{`\"`, `"\\\""`},
+		{"a;b{c}#d", `"a;b{c}#d"`},
+		{"it's", `"it's"`},
+	}
+	for _, tt := range tests {
+		if got := quote(tt.in); got != tt.want {
+			t.Errorf("quote(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func needNginx(t *testing.T) {
+	t.Helper()
+	if fi, err := os.Stat(nginxBin); err != nil || fi.IsDir() {
+		t.Fatalf("%s is missing: run make setup (%v)", nginxBin, err)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// setup renders nginx.conf into a fresh prefix the way Start does, without
+// starting nginx.
+func setup(t *testing.T, dir string) *Nginx {
+	t.Helper()
+	needNginx(t)
+	n := &Nginx{Bin: nginxBin, Dir: dir, Listen: freePort(t)}
+	for _, d := range []string{n.sitesDir(), filepath.Join(dir, "tmp"), filepath.Join(dir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mime := "/etc/nginx/mime.types"
+	if _, err := os.Stat(mime); err != nil {
+		mime = ""
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "nginx.conf.tmpl", map[string]any{
+		"Dir": n.Dir, "Listen": n.Listen, "User": "", "MimeTypes": mime,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.confPath(), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func renderSite(t *testing.T, n *Nginx, s Site) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
+		"App": s.App, "Release": s.Release, "Hosts": s.Hosts, "Port": s.Port,
+		"StaticDir": s.StaticDir, "Listen": n.Listen,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestMainConfigAccepted(t *testing.T) {
+	n := setup(t, t.TempDir())
+	if err := n.test(context.Background()); err != nil {
+		t.Fatalf("nginx -t rejects the rendered nginx.conf: %v", err)
+	}
+}
+
+// TestMainConfigDirWithSpace renders nginx.conf under a data dir whose path
+// has a space, as `conductor serve --data "/srv/My Data"` would.
+func TestMainConfigDirWithSpace(t *testing.T) {
+	n := setup(t, filepath.Join(t.TempDir(), "my data", "nginx"))
+	if err := n.test(context.Background()); err != nil {
+		t.Fatalf("nginx -t rejects nginx.conf under a dir with a space: %v", err)
+	}
+}
+
+func TestSiteStaticDirAccepted(t *testing.T) {
+	base := t.TempDir()
+	n := setup(t, filepath.Join(base, "nginx"))
+	tests := []struct {
+		name, dir string
+	}{
+		{"plain", "/srv/projects/hello/releases/20240101T000000-abcd1234/staticfiles"},
+		{"spaces", "/srv/my projects/hello world/staticfiles"},
+		{"double quote", `/srv/a"b/staticfiles`},
+		{"single quote", `/srv/it's/staticfiles`},
+		{"backslash", `/srv/a\b/staticfiles`},
+		{"semicolon and braces", "/srv/a;b{c}/staticfiles"},
+		{"hash", "/srv/a#b/staticfiles"},
+		{"everything", `/srv/a "b" 'c' \d e; {f} #g/staticfiles`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := renderSite(t, n, Site{
+				App: "hello", Release: "20240101T000000-abcd1234", Hosts: []string{"hello.localhost", "www.hello.localhost"},
+				Port: 9000, StaticDir: tt.dir,
+			})
+			path := filepath.Join(n.sitesDir(), "hello.conf")
+			if err := os.WriteFile(path, conf, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(path)
+			if err := n.test(context.Background()); err != nil {
+				t.Fatalf("nginx -t rejects StaticDir %q: %v\n%s", tt.dir, err, conf)
+			}
+			// The alias is one quoted argument: nothing of the dir leaks
+			// out of it as a directive.
+			want := "alias " + quote(tt.dir+"/") + ";"
+			if !bytes.Contains(conf, []byte(want)) {
+				t.Errorf("site conf has no %s:\n%s", want, conf)
+			}
+		})
+	}
+}
+
+// TestSiteConfigDumped checks with `nginx -T` that the rendered server block
+// is loaded as one server with the app's hosts and port.
+func TestSiteConfigDumped(t *testing.T) {
+	n := setup(t, t.TempDir())
+	conf := renderSite(t, n, Site{App: "hello", Release: "r1", Hosts: []string{"hello.localhost", "h2.example.com"}, Port: 9123, StaticDir: "/srv/static"})
+	if err := os.WriteFile(filepath.Join(n.sitesDir(), "hello.conf"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(n.Bin, "-T", "-p", n.Dir, "-c", n.confPath()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -T: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"listen " + n.Listen + ";",
+		"server_name hello.localhost h2.example.com;",
+		"proxy_pass http://127.0.0.1:9123;",
+		"add_header X-Conductor-Release r1 always;",
+	} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("nginx -T output lacks %q", want)
+		}
+	}
+}
+
+func listSites(t *testing.T, n *Nginx) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(n.sitesDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(n.sitesDir(), e.Name()))
+		out[e.Name()] = string(data)
+	}
+	return out
+}
+
+func TestWriteSiteRefusesHostileHosts(t *testing.T) {
+	n := setup(t, t.TempDir())
+	good := renderSite(t, n, Site{App: "hello", Release: "r1", Hosts: []string{"hello.localhost"}, Port: 9000, StaticDir: "/srv/static"})
+	if err := os.WriteFile(filepath.Join(n.sitesDir(), "hello.conf"), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := listSites(t, n)
+	for _, host := range []string{
+		"evil.com;\n}\nserver { listen 80; root /; }",
+		"evil.com; include /etc/passwd",
+		"a b",
+		"a}",
+		"",
+		"-a.com",
+		"UPPER.com",
+		strings.Repeat("a", 254),
+	} {
+		for _, app := range []string{"hello", "other"} {
+			err := n.WriteSite(context.Background(), Site{
+				App: app, Release: "r2", Hosts: []string{"ok.localhost", host}, Port: 9001, StaticDir: "/srv/static",
+			})
+			if err == nil {
+				t.Fatalf("WriteSite(app %s, host %.40q) succeeded", app, host)
+			}
+			if after := listSites(t, n); len(after) != len(before) || after["hello.conf"] != before["hello.conf"] {
+				t.Fatalf("WriteSite(host %.40q) changed the sites dir: %v", host, after)
+			}
+		}
+	}
+}
+
+// TestWriteSiteRollsBack: when nginx -t refuses the new block, the previous
+// one is put back (or the new one removed), and nothing is reloaded.
+func TestWriteSiteRollsBack(t *testing.T) {
+	n := setup(t, t.TempDir())
+	good := renderSite(t, n, Site{App: "hello", Release: "r1", Hosts: []string{"hello.localhost"}, Port: 9000, StaticDir: "/srv/static"})
+	if err := os.WriteFile(filepath.Join(n.sitesDir(), "hello.conf"), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Port 70000 passes the template but not nginx -t.
+	bad := Site{Release: "r2", Hosts: []string{"hello.localhost"}, Port: 70000, StaticDir: "/srv/static"}
+	for _, app := range []string{"hello", "newapp"} {
+		bad.App = app
+		err := n.WriteSite(context.Background(), bad)
+		if err == nil || !strings.Contains(err.Error(), "nginx -t") {
+			t.Fatalf("WriteSite(%s, port 70000) error = %v, want an nginx -t failure", app, err)
+		}
+	}
+	sites := listSites(t, n)
+	if len(sites) != 1 || sites["hello.conf"] != string(good) {
+		t.Errorf("after failed WriteSites the sites dir is %v, want only the old hello.conf", sites)
+	}
+	if err := n.test(context.Background()); err != nil {
+		t.Errorf("configuration broken after rollback: %v", err)
+	}
+}
+
+// TestSiteStaticDirDollarRefused: nginx reads "$x" in any string as a
+// variable, so a path with "$" is refused before anything is written.
+func TestSiteStaticDirDollarRefused(t *testing.T) {
+	n := setup(t, filepath.Join(t.TempDir(), "nginx"))
+	for _, dir := range []string{"/srv/a$b/staticfiles", "/srv/${host}/staticfiles", "/srv/a\nb"} {
+		err := n.WriteSite(context.Background(), Site{App: "hello", Release: "r1", Hosts: []string{"hello.localhost"}, Port: 9000, StaticDir: dir})
+		if err == nil {
+			t.Errorf("WriteSite accepted StaticDir %q", dir)
+		}
+		if sites := listSites(t, n); len(sites) != 0 {
+			t.Errorf("WriteSite(%q) left files: %v", dir, sites)
+		}
+	}
+	bad := &Nginx{Bin: n.Bin, Dir: filepath.Join(t.TempDir(), "a$b"), Listen: n.Listen}
+	if err := bad.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "$") {
+		t.Errorf("Start with a $ in Dir: %v", err)
+	}
+}
