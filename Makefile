@@ -27,6 +27,8 @@ lint:
 
 test: setup build lint
 	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateNames$$' -fuzztime 10s .
+	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime 10s ./gitserver
 
 bench: setup build
 	bench/deploy.sh

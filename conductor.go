@@ -89,14 +89,22 @@ type Deploy struct {
 }
 
 // Release is a deploy that went live. Exactly one release per app is current.
+// It keeps what a rollback needs to run it again: code dir, virtualenv and
+// the config vars it ran with.
 type Release struct {
-	ID        string
-	AppID     int64
-	Rev       string
-	Port      int
-	Dir       string
-	Current   bool
-	CreatedAt time.Time
+	ID          string
+	AppID       int64
+	Number      int // v1, v2… per app, in order
+	Rev         string
+	Port        int
+	Dir         string
+	Venv        string
+	Config      map[string]string
+	Pusher      string
+	Description string // "deploy of refs/heads/main", "rollback to v3"…
+	Duration    time.Duration
+	Current     bool
+	CreatedAt   time.Time
 }
 
 // Store persists Conductor's state. The SQLite package implements it.
@@ -123,10 +131,43 @@ type Store interface {
 	CreateDeploy(ctx context.Context, d *Deploy) error
 	FinishDeploy(ctx context.Context, id, status, errMsg string) error
 	ListDeploys(ctx context.Context, appID int64) ([]*Deploy, error)
+	// FailUnfinishedDeploys marks every queued or running deploy failed with
+	// msg: at startup, they belong to a conductor that was killed.
+	FailUnfinishedDeploys(ctx context.Context, msg string) (int, error)
 
 	AddRelease(ctx context.Context, r *Release) error
 	CurrentRelease(ctx context.Context, appID int64) (*Release, error)
 	ListReleases(ctx context.Context, appID int64) ([]*Release, error)
+	// FindRelease finds a release by id or by number ("v3" or "3").
+	FindRelease(ctx context.Context, appID int64, ref string) (*Release, error)
+	// ReplaceConfig sets an app's config vars to exactly vars (a rollback
+	// restores its release's config).
+	ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error
+
+	// Users, keys and grants managed over SSH (sqlite/keys.go).
+	// AddUserKey creates the user if needed (promoting it when admin is
+	// set) and adds the key, in one transaction. RemoveKey and RemoveUser
+	// refuse to leave no admin who can log in.
+	AddUserKey(ctx context.Context, name string, admin bool, fingerprint, publicKey string) (*User, *Key, error)
+	RemoveKey(ctx context.Context, fingerprint string) (*Key, error)
+	RemoveUser(ctx context.Context, name string) error
+	RevokeAccess(ctx context.Context, appID, userID int64) error
+	ListAccess(ctx context.Context, appID int64) ([]*User, error)
+
+	// DeleteApp forgets an app and everything recorded about it but the
+	// audit trail (sqlite/apps.go).
+	DeleteApp(ctx context.Context, appID int64) error
+	Domains(ctx context.Context, appID int64) ([]string, error)
+	AddDomain(ctx context.Context, appID int64, host string) error
+	RemoveDomain(ctx context.Context, appID int64, host string) error
+	// ProcessScale is the number of processes per process type, for the
+	// types that were scaled; the others run one.
+	ProcessScale(ctx context.Context, appID int64) (map[string]int, error)
+	SetProcessScale(ctx context.Context, appID int64, scale map[string]int) error
+
+	// The audit trail (sqlite/audit.go), newest first; app "" lists all.
+	AddAudit(ctx context.Context, e *AuditEntry) error
+	ListAudit(ctx context.Context, app string, limit int) ([]*AuditEntry, error)
 }
 
 // AccessFor resolves, in one place, what user u may do with app (nil app means

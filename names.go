@@ -4,6 +4,7 @@ import (
 	"os/user"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -12,6 +13,8 @@ var (
 	procTypeRE    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,29}$`)
 	configKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	branchRefRE   = regexp.MustCompile(`^refs/(heads|tags)/[A-Za-z0-9._/-]{1,200}$`)
+	domainRE      = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	fingerprintRE = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
 	reservedNames = map[string]bool{
 		"root": true, "admin": true, "git": true, "conductor": true, "www": true,
 		"nginx": true, "circus": true, "daemon": true, "nobody": true, "postgres": true,
@@ -59,6 +62,45 @@ func ValidateProcessType(name string) error {
 func ValidateConfigKey(key string) error {
 	if !configKeyRE.MatchString(key) {
 		return Errorf(EINVALID, "invalid config key %q: use letters, digits and _, not starting with a digit", truncate(key))
+	}
+	return nil
+}
+
+// MaxConfigValue bounds one config value: it lives in every process's
+// environment, where the kernel allows 128 KiB per string in all.
+const MaxConfigValue = 32 << 10
+
+// ValidateConfigValue checks a config value. Any text is data, but an
+// environment string cannot hold a NUL byte, and values travel as JSON (the
+// process spec, --json), which is UTF-8.
+func ValidateConfigValue(key, value string) error {
+	switch {
+	case len(value) > MaxConfigValue:
+		return Errorf(EINVALID, "value of %s is %d bytes, more than the %d allowed", key, len(value), MaxConfigValue)
+	case strings.ContainsRune(value, 0):
+		return Errorf(EINVALID, "value of %s contains a NUL byte, which no environment variable can hold", key)
+	case !utf8.ValidString(value):
+		return Errorf(EINVALID, "value of %s is not valid UTF-8", key)
+	}
+	return nil
+}
+
+// ValidateDomain checks a custom domain for an app: a lowercase DNS name
+// of two or more labels, the last starting with a letter (so no IP
+// addresses), at most 253 characters. It ends up in nginx's server_name and
+// Django's ALLOWED_HOSTS, so nothing else may pass.
+func ValidateDomain(host string) error {
+	if len(host) > 253 || !domainRE.MatchString(host) {
+		return Errorf(EINVALID, "invalid domain %q: use a lowercase DNS name like www.example.org", truncate(host))
+	}
+	return nil
+}
+
+// ValidateFingerprint checks an SSH key fingerprint as ssh-keygen -l prints
+// it (SHA256:<43 base64 characters>).
+func ValidateFingerprint(fp string) error {
+	if !fingerprintRE.MatchString(fp) {
+		return Errorf(EINVALID, "invalid key fingerprint %q: want SHA256:… as ssh-keygen -l prints it", truncate(fp))
 	}
 	return nil
 }

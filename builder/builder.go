@@ -5,6 +5,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -22,14 +23,23 @@ type Builder struct {
 	Layout    provision.Layout
 	Circus    *circus.Circus
 	Nginx     *nginx.Nginx
+	Databases *provision.Databases
 	Domain    string // apps are served at <app>.<Domain>
 	HTTPAddr  string // the front nginx, to confirm a switch took effect
 	Python    string // interpreter virtualenvs are made with
 	Conductor string // this binary, run by circus as `conductor run-process`
 	Keep      int    // releases kept for rollback
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	mu   sync.Mutex
+	apps map[string]*appJobs
+}
+
+// appJobs serializes one app's jobs on this host and tracks them so a
+// second pusher learns what it waits behind and deploys:cancel can stop them.
+type appJobs struct {
+	turn    chan struct{}                 // holds one token: the right to run
+	running *queue.Job                    // guarded by Builder.mu
+	cancels map[string]context.CancelFunc // queued and running jobs, by id
 }
 
 // Handle runs one job; it is the queue's handler. Its error is also
@@ -47,10 +57,85 @@ func (b *Builder) Handle(ctx context.Context, job *queue.Job) error {
 	}); err != nil {
 		return b.end(ctx, log, job, app, err)
 	}
-	unlock := b.lock(job.App, log)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	unlock, err := b.waitTurn(ctx, job, cancel, log)
+	if err != nil {
+		return b.end(ctx, log, job, app, err)
+	}
 	defer unlock()
 	_ = b.Store.FinishDeploy(ctx, job.ID, conductor.DeployRunning, "")
-	return b.end(ctx, log, job, app, d.run(ctx))
+	err = d.run(ctx)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errCanceled) {
+		err = cause
+	}
+	return b.end(ctx, log, job, app, err)
+}
+
+// errCanceled ends a job stopped by deploys:cancel.
+var errCanceled = conductor.Errorf(conductor.EINVALID, "canceled with deploys:cancel")
+
+// waitTurn blocks until no other job of the app runs on this host, telling
+// the pusher what it waits behind. The returned func ends the turn.
+func (b *Builder) waitTurn(ctx context.Context, job *queue.Job, cancel context.CancelCauseFunc, log *queue.LogWriter) (func(), error) {
+	b.mu.Lock()
+	if b.apps == nil {
+		b.apps = map[string]*appJobs{}
+	}
+	a, ok := b.apps[job.App]
+	if !ok {
+		a = &appJobs{turn: make(chan struct{}, 1), cancels: map[string]context.CancelFunc{}}
+		b.apps[job.App] = a
+	}
+	a.cancels[job.ID] = func() { cancel(errCanceled) }
+	ahead := a.running
+	b.mu.Unlock()
+	done := func() {
+		b.mu.Lock()
+		delete(a.cancels, job.ID)
+		b.mu.Unlock()
+	}
+	select {
+	case a.turn <- struct{}{}:
+	default:
+		if ahead != nil {
+			log.Printf("-----> Waiting for deploy %s of %s (pushed by %s) to finish", ahead.ID, job.App, ahead.Pusher)
+		} else {
+			log.Printf("-----> Waiting for the deploy in progress of %s to finish", job.App)
+		}
+		select {
+		case a.turn <- struct{}{}:
+		case <-ctx.Done():
+			done()
+			return nil, context.Cause(ctx)
+		}
+	}
+	b.mu.Lock()
+	a.running = job
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		a.running = nil
+		b.mu.Unlock()
+		done()
+		<-a.turn
+	}, nil
+}
+
+// Cancel stops every queued and running job of an app on this host. A
+// running job stops at its current step and cleans up like any failure:
+// the serving release stays.
+func (b *Builder) Cancel(app string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.apps[app]
+	if !ok {
+		return 0
+	}
+	for _, cancel := range a.cancels {
+		cancel()
+	}
+	return len(a.cancels)
 }
 
 // end records and reports a job's outcome.
@@ -75,25 +160,6 @@ func (b *Builder) end(ctx context.Context, log *queue.LogWriter, job *queue.Job,
 		slog.Error("end job log", "deploy", job.ID, "err", endErr)
 	}
 	return err
-}
-
-// lock serializes the deploys of one app; a second push waits and says so.
-func (b *Builder) lock(app string, log *queue.LogWriter) func() {
-	b.mu.Lock()
-	if b.locks == nil {
-		b.locks = map[string]*sync.Mutex{}
-	}
-	m, ok := b.locks[app]
-	if !ok {
-		m = &sync.Mutex{}
-		b.locks[app] = m
-	}
-	b.mu.Unlock()
-	if !m.TryLock() {
-		log.Printf("-----> Waiting for the deploy in progress of %s to finish", app)
-		m.Lock()
-	}
-	return m.Unlock
 }
 
 // failf is a deploy failure the pusher can act on.

@@ -48,6 +48,31 @@ var pipeline = []step{
 	{"retire", "Retiring the previous release", (*deployment).retire},
 }
 
+// rollbackPipeline runs a kept release again: its code, virtualenv and
+// config, with the same zero-downtime switch, and no pip, migrate or
+// collectstatic.
+var rollbackPipeline = []step{
+	{"provision", "Provisioning the app", (*deployment).provision},
+	{"restore", "Restoring the release", (*deployment).restore},
+	{"start", "Starting processes", (*deployment).start},
+	{"check", "Checking the release", (*deployment).check},
+	{"switch", "Switching traffic to the release", (*deployment).switchTraffic},
+	{"retire", "Retiring the previous release", (*deployment).retire},
+}
+
+// restartPipeline runs the serving release again with the app's current
+// config and domains (config:set, domains:add, ps:restart): a new release
+// on the same code and virtualenv, with the same zero-downtime switch.
+var restartPipeline = []step{
+	{"provision", "Provisioning the app", (*deployment).provision},
+	{"restore", "Restoring the serving release", (*deployment).restore},
+	{"settings", "Writing settings", (*deployment).settings},
+	{"start", "Starting processes", (*deployment).start},
+	{"check", "Checking the release", (*deployment).check},
+	{"switch", "Switching traffic to the release", (*deployment).switchTraffic},
+	{"retire", "Retiring the previous release", (*deployment).retire},
+}
+
 // deployment is the state of one job as it moves through the pipeline.
 type deployment struct {
 	b   *Builder
@@ -56,6 +81,7 @@ type deployment struct {
 	log *queue.LogWriter
 
 	user       *provision.AppUser
+	db         provision.Database // what Django needs to reach the app's database
 	previous   *conductor.Release // serving release, nil on a first deploy
 	dir        string             // the new release's directory
 	venv       string
@@ -65,10 +91,22 @@ type deployment struct {
 	port       int               // the new release's web port
 	switched   bool
 	newWatcher string
+	domains    []string           // custom domains (domains:add): server_name and ALLOWED_HOSTS
+	config     map[string]string  // the app's config vars, snapshot into the release
+	reused     *conductor.Release // the kept release a rollback or restart runs again
+	started    time.Time
 }
 
 func (d *deployment) run(ctx context.Context) error {
-	for _, s := range pipeline {
+	d.started = time.Now()
+	steps := pipeline
+	switch d.job.Kind {
+	case queue.KindRollback:
+		steps = rollbackPipeline
+	case queue.KindRestart:
+		steps = restartPipeline
+	}
+	for _, s := range steps {
 		d.log.Printf("-----> %s", s.header)
 		start := time.Now()
 		if err := s.run(d, ctx); err != nil {
@@ -90,7 +128,7 @@ func (d *deployment) cleanup(ctx context.Context) {
 	if d.newWatcher != "" {
 		_ = d.removeWatcher(ctx, d.newWatcher)
 	}
-	if d.dir != "" {
+	if d.dir != "" && d.reused == nil { // a kept release's dir stays
 		_ = os.RemoveAll(d.dir)
 	}
 }
@@ -116,11 +154,18 @@ func (d *deployment) provision(ctx context.Context) error {
 	if err := provision.Dirs(ctx, l, d.app.Name, u); err != nil {
 		return err
 	}
+	if d.db, err = d.b.Databases.Ensure(ctx, d.app, u); err != nil {
+		return err
+	}
+	d.log.Printf("       Database: %s", d.db) // String leaves the password out
 	prev, err := d.b.Store.CurrentRelease(ctx, d.app.ID)
 	if err != nil && conductor.ErrorCode(err) != conductor.ENOTFOUND {
 		return err
 	}
 	d.previous = prev
+	if d.config, err = d.b.Store.Config(ctx, d.app.ID); err != nil {
+		return err
+	}
 	d.port = d.app.Ports[0]
 	if prev != nil && prev.Port == d.app.Ports[0] {
 		d.port = d.app.Ports[1]
@@ -227,13 +272,9 @@ func (d *deployment) virtualenv(ctx context.Context) error {
 // app's config vars, then Conductor's own values, which win.
 func (d *deployment) baseEnv() map[string]string {
 	env := map[string]string{}
-	vars, err := d.b.Store.Config(context.Background(), d.app.ID)
-	if err == nil {
-		for k, v := range vars {
-			env[k] = v
-		}
+	for k, v := range d.config {
+		env[k] = v
 	}
-	db := provision.SQLiteDatabase(d.b.Layout, d.app.Name)
 	for k, v := range map[string]string{
 		"PATH":                    filepath.Join(d.venv, "bin") + ":/usr/local/bin:/usr/bin:/bin",
 		"VIRTUAL_ENV":             d.venv,
@@ -242,7 +283,7 @@ func (d *deployment) baseEnv() map[string]string {
 		"PYTHONUNBUFFERED":        "1",
 		"PYTHONDONTWRITEBYTECODE": "",
 		"DJANGO_SETTINGS_MODULE":  "local_settings",
-		"DATABASE_URL":            db.URL,
+		"DATABASE_URL":            d.db.URL,
 		"CONDUCTOR_APP":           d.app.Name,
 		"CONDUCTOR_RELEASE":       d.job.ID,
 	} {
@@ -258,13 +299,18 @@ func (d *deployment) baseEnv() map[string]string {
 // settings writes local_settings.py.
 func (d *deployment) settings(ctx context.Context) error {
 	l := d.b.Layout
+	domains, err := d.b.Store.Domains(ctx, d.app.ID)
+	if err != nil {
+		return err
+	}
+	d.domains = domains
 	return provision.WriteSettings(provision.Settings{
 		App:        d.app.Name,
 		Release:    d.job.ID,
 		Project:    d.project,
 		SecretKey:  d.app.SecretKey,
-		Hosts:      []string{d.host(), "127.0.0.1", "localhost"},
-		DB:         provision.SQLiteDatabase(l, d.app.Name),
+		Hosts:      append([]string{d.host(), "127.0.0.1", "localhost"}, d.domains...),
+		DB:         d.db,
 		StaticRoot: filepath.Join(d.dir, "staticfiles"),
 		MediaRoot:  l.MediaDir(d.app.Name),
 	}, d.dir, d.user)
@@ -341,7 +387,9 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 	}
 	if port != 0 {
 		env["PORT"] = strconv.Itoa(port)
-		env["GUNICORN_CMD_ARGS"] = "--bind 127.0.0.1:" + strconv.Itoa(port)
+		// --reuse-port: with ps:scale web=N, circus runs N gunicorn masters
+		// on the one port, and the kernel spreads connections among them.
+		env["GUNICORN_CMD_ARGS"] = "--bind 127.0.0.1:" + strconv.Itoa(port) + " --reuse-port"
 	}
 	argv, err := process.SplitCommand(d.procfile[typ], env)
 	if err != nil {
@@ -355,10 +403,25 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 	if os.Geteuid() == 0 {
 		user = d.user.Name
 	}
-	return d.b.Circus.Add(ctx, circus.Watcher{
+	scale, err := d.b.Store.ProcessScale(ctx, d.app.ID) // ps:scale
+	if err != nil {
+		return err
+	}
+	n, ok := scale[typ]
+	if !ok {
+		n = 1
+	}
+	if err := d.b.Circus.Add(ctx, circus.Watcher{
 		App: d.app.Name, Name: name, Cmd: d.b.Conductor, Spec: spec, WorkingDir: d.dir, User: user,
-		LogFile: filepath.Join(d.b.Layout.LogDir(d.app.Name), typ+".log"),
-	})
+		LogFile:      filepath.Join(d.b.Layout.LogDir(d.app.Name), typ+".log"),
+		NumProcesses: n,
+	}); err != nil {
+		return err
+	}
+	if n == 0 { // Add takes 0 as its default of 1: a type scaled to zero stays stopped
+		return d.b.Circus.Scale(ctx, name, 0)
+	}
+	return nil
 }
 
 // check waits until the new release answers "/" with its own Host header
@@ -368,7 +431,28 @@ func (d *deployment) check(ctx context.Context) error {
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	var last string
-	for time.Now().Before(deadline) {
+	alive, died := map[int]bool{}, 0
+	for i := 0; time.Now().Before(deadline); i++ {
+		// circus respawns a process that dies at boot forever: when three
+		// of the release's processes have died, it is crashing.
+		if i%5 == 4 {
+			if pids, err := d.b.Circus.Pids(ctx, d.newWatcher); err == nil {
+				now := map[int]bool{}
+				for _, p := range pids {
+					now[p] = true
+				}
+				for p := range alive {
+					if !now[p] {
+						died++
+					}
+				}
+				alive = now
+			}
+			if died >= 3 {
+				last = "its processes keep exiting"
+				break
+			}
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		req.Host = d.host()
 		resp, err := client.Do(req)
@@ -398,7 +482,7 @@ func (d *deployment) check(ctx context.Context) error {
 // records it.
 func (d *deployment) switchTraffic(ctx context.Context) error {
 	if err := d.b.Nginx.WriteSite(ctx, nginx.Site{
-		App: d.app.Name, Release: d.job.ID, Hosts: []string{d.host()}, Port: d.port,
+		App: d.app.Name, Release: d.job.ID, Hosts: append([]string{d.host()}, d.domains...), Port: d.port,
 		StaticDir: filepath.Join(d.dir, "staticfiles"),
 	}); err != nil {
 		return err
@@ -409,11 +493,24 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 	if err := os.Symlink(d.dir, link+".tmp"); err == nil {
 		_ = os.Rename(link+".tmp", link)
 	}
-	if err := d.b.Store.AddRelease(ctx, &conductor.Release{
-		ID: d.job.ID, AppID: d.app.ID, Rev: d.job.Rev, Port: d.port, Dir: d.dir,
-	}); err != nil {
+	desc := "deploy of " + d.job.Ref
+	switch {
+	case d.job.Kind == queue.KindRestart:
+		desc = d.job.Ref
+	case d.reused != nil:
+		desc = fmt.Sprintf("rollback to v%d", d.reused.Number)
+		if err := d.b.Store.ReplaceConfig(ctx, d.app.ID, d.config); err != nil {
+			return err
+		}
+	}
+	rel := &conductor.Release{
+		ID: d.job.ID, AppID: d.app.ID, Rev: d.job.Rev, Port: d.port, Dir: d.dir, Venv: d.venv,
+		Config: d.config, Pusher: d.job.Pusher, Description: desc, Duration: time.Since(d.started),
+	}
+	if err := d.b.Store.AddRelease(ctx, rel); err != nil {
 		return err
 	}
+	d.log.Printf("       Release v%d is live", rel.Number)
 	d.waitForNginx(ctx)
 	return nil
 }
@@ -486,22 +583,94 @@ func (d *deployment) prune(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keep := map[string]bool{}
+	keep, keepVenv := map[string]bool{}, map[string]bool{d.venv: true}
 	for i, r := range releases {
 		if i < d.b.Keep || r.Current {
-			keep[filepath.Base(r.Dir)] = true
+			keep[r.Dir] = true
+			keepVenv[r.Venv] = true
 		}
 	}
-	entries, err := os.ReadDir(d.b.Layout.ReleasesDir(d.app.Name))
+	keep[d.dir] = true
+	if err := removeAllBut(d.b.Layout.ReleasesDir(d.app.Name), keep); err != nil {
+		return err
+	}
+	// Virtualenvs go with the releases that use them; .cache is pip's.
+	keepVenv[filepath.Join(d.b.Layout.EnvironmentsDir(d.app.Name), ".cache")] = true
+	return removeAllBut(d.b.Layout.EnvironmentsDir(d.app.Name), keepVenv)
+}
+
+// removeAllBut deletes the entries of dir whose paths are not in keep.
+func removeAllBut(dir string, keep map[string]bool) error {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if !keep[e.Name()] && e.Name() != d.job.ID {
-			_ = os.RemoveAll(filepath.Join(d.b.Layout.ReleasesDir(d.app.Name), e.Name()))
+		if p := filepath.Join(dir, e.Name()); !keep[p] {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// restore loads the kept release a rollback or restart runs: its directory
+// (with its static files), virtualenv and, for a rollback, its config
+// snapshot. A restart takes the serving release when the job runs, so a
+// config change queued behind a push applies to what that push released.
+func (d *deployment) restore(ctx context.Context) (err error) {
+	rel := d.previous
+	if d.job.Kind == queue.KindRestart {
+		if rel == nil {
+			return failf("%s has no release to restart", d.app.Name)
+		}
+	} else {
+		if rel, err = d.b.Store.FindRelease(ctx, d.app.ID, d.job.Release); err != nil {
+			return err
+		}
+		if rel.Current {
+			return failf("release v%d is already serving", rel.Number)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(rel.Venv, ".conductor-complete")); err != nil || rel.Venv == "" {
+		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
+	}
+	if _, err := os.Stat(rel.Dir); err != nil {
+		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
+	}
+	d.reused, d.dir, d.venv = rel, rel.Dir, rel.Venv
+	if d.job.Kind == queue.KindRollback {
+		d.config = rel.Config
+	}
+	d.job.Rev = rel.Rev
+	if d.project, err = provision.ProjectModule(d.dir); err != nil {
+		return err
+	}
+	if d.procfile, err = process.ReadProcfile(filepath.Join(d.dir, "Procfile")); err != nil {
+		return err
+	}
+	if d.procfile == nil {
+		d.procfile = process.Procfile{}
+	}
+	if _, ok := d.procfile["web"]; !ok {
+		d.procfile["web"] = "gunicorn " + d.project + ".wsgi --log-file -"
+	}
+	d.env = d.baseEnv()
+	if d.job.Kind == queue.KindRollback {
+		d.log.Printf("       Rolling back to v%d (%s, %s)", rel.Number, shortRev(rel.Rev), rel.Description)
+		d.log.Printf("       Warning: database migrations are not reversed; v%d runs on the current schema", rel.Number)
+	} else {
+		d.log.Printf("       Restarting v%d (%s) with the current config", rel.Number, shortRev(rel.Rev))
+	}
+	return nil
+}
+
+func shortRev(rev string) string {
+	if len(rev) > 8 {
+		return rev[:8]
+	}
+	return rev
 }
 
 // cmd runs a build command as the app user in dir, streaming its output

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,8 +86,9 @@ func (c *Circus) Start(ctx context.Context) error {
 			cmd.Stdout, cmd.Stderr = logFile, logFile
 			return cmd
 		},
-		Stop:  syscall.SIGTERM, // circusd stops its watchers, each within graceful_timeout
-		Grace: 30 * time.Second,
+		Stop:    syscall.SIGTERM, // circusd stops its watchers, each within graceful_timeout
+		Grace:   30 * time.Second,
+		PidFile: filepath.Join(c.Dir, "circusd.pid"),
 	}
 	if err := c.child.Start(ctx); err != nil {
 		return fmt.Errorf("start circusd: %w", err)
@@ -182,6 +184,11 @@ func (c *Circus) Remove(ctx context.Context, name string) error {
 	if err := checkIniSafe(name); err != nil {
 		return err
 	}
+	// Every watcher circusd runs has its file (Add writes it first): no
+	// file, nothing to stop, and no circusctl round trip.
+	if _, err := os.Stat(c.watcherFile(name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if _, err := c.ctl(ctx, "rm", "--waiting", name); err != nil && !strings.Contains(err.Error(), "not found") {
 		return fmt.Errorf("remove watcher %s: %w", name, err)
 	}
@@ -202,6 +209,59 @@ func (c *Circus) Watchers() ([]string, error) {
 		names = append(names, strings.TrimSuffix(filepath.Base(f), ".ini"))
 	}
 	return names, nil
+}
+
+var numProcessesRE = regexp.MustCompile(`(?m)^numprocesses = \d+$`)
+
+// Scale sets how many processes a watcher runs, now and in its ini file, so
+// a later reloadconfig keeps the count (a numprocesses change alone only
+// rescales; it does not restart the watcher).
+func (c *Circus) Scale(ctx context.Context, name string, n int) error {
+	if err := checkIniSafe(name); err != nil {
+		return err
+	}
+	if n < 0 {
+		return fmt.Errorf("scale %s: negative count %d", name, n)
+	}
+	path := c.watcherFile(name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("scale %s: %w", name, err)
+	}
+	data = numProcessesRE.ReplaceAll(data, []byte("numprocesses = "+strconv.Itoa(n)))
+	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return err
+	}
+	if _, err := c.ctl(ctx, "set", name, "numprocesses", strconv.Itoa(n)); err != nil {
+		return fmt.Errorf("scale %s: %w", name, err)
+	}
+	return nil
+}
+
+// Pids returns the pids of a watcher's processes.
+func (c *Circus) Pids(ctx context.Context, name string) ([]int, error) {
+	if err := checkIniSafe(name); err != nil {
+		return nil, err
+	}
+	out, err := c.ctl(ctx, "list", name)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Split(strings.TrimSpace(out), ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("circusctl list %s: unexpected output %q", name, out)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
 }
 
 // Status returns circusd's status line per watcher ("active", "stopped"…).

@@ -64,9 +64,10 @@ type Instance struct {
 	AdminKey string // private key file of the admin
 	Ports    string // app port range
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	logs *lockedBuffer
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	logs      *lockedBuffer
+	serveArgs []string
 }
 
 type lockedBuffer struct {
@@ -88,9 +89,9 @@ func (b *lockedBuffer) String() string {
 
 var portBase = 30000 + (os.Getpid()%50)*200
 
-// StartInstance runs init and serve; the instance is stopped and its dir
-// removed when the test ends.
-func StartInstance(t *testing.T) *Instance {
+// StartInstance runs init and serve (with serveArgs added); the instance is
+// stopped and its dir removed when the test ends.
+func StartInstance(t *testing.T, serveArgs ...string) *Instance {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "conductor-e2e-")
 	if err != nil {
@@ -104,7 +105,8 @@ func StartInstance(t *testing.T) *Instance {
 	in := &Instance{
 		t: t, Dir: dir, Data: filepath.Join(dir, "data"),
 		SSHAddr: freeAddr(t), HTTPAddr: freeAddr(t),
-		Ports: fmt.Sprintf("%d-%d", portBase, portBase+19),
+		Ports:     fmt.Sprintf("%d-%d", portBase, portBase+19),
+		serveArgs: serveArgs,
 	}
 	in.AdminKey = in.NewKey("admin")
 	in.run("init", "--data", in.Data, "--admin-key", in.AdminKey+".pub")
@@ -145,8 +147,9 @@ func (in *Instance) Start() {
 	if in.logs == nil {
 		in.logs = &lockedBuffer{}
 	}
-	in.cmd = exec.Command(conductorBin, "serve", "--data", in.Data, "--ssh-addr", in.SSHAddr,
-		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug")
+	args := []string{"serve", "--data", in.Data, "--ssh-addr", in.SSHAddr,
+		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug"}
+	in.cmd = exec.Command(conductorBin, append(args, in.serveArgs...)...)
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 	if err := in.cmd.Start(); err != nil {
 		in.t.Fatal(err)
@@ -187,6 +190,15 @@ func (in *Instance) Stop() {
 		in.t.Errorf("conductor serve did not stop within 60s of SIGTERM")
 		<-done
 	}
+	in.cmd = nil
+}
+
+// Kill kills conductor serve with SIGKILL, as a crash would.
+func (in *Instance) Kill() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	_ = in.cmd.Process.Kill()
+	_ = in.cmd.Wait()
 	in.cmd = nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -19,34 +18,89 @@ import (
 	"github.com/hasadna/conductor/queue"
 )
 
+// session is the part of an SSH session the commands use: ssh.Session has
+// it, and tests bring their own.
+type session interface {
+	io.ReadWriter
+	Stderr() io.ReadWriter
+	Pty() (ssh.Pty, <-chan ssh.Window, bool)
+}
+
+// exitStatus is returned by a command whose status is not 0 or 1 (run
+// passes on the one-off command's), with nothing more to print.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 // runCommand runs an SSH command (Heroku/Dokku grammar) as a cobra command
-// bound to the session, and returns the exit status.
-func (s *Server) runCommand(sess ssh.Session, args []string) int {
+// bound to the session, records it in the audit trail when it changes
+// state, and returns the exit status. ctx carries the user and key.
+func (s *Server) runCommand(ctx context.Context, sess session, args []string) int {
 	if len(args) == 0 {
 		args = []string{"help"}
 	}
+	u := UserFromContext(ctx)
+	rec := &conductor.AuditEntry{At: time.Now(), User: u.Name, Fingerprint: FingerprintFromContext(ctx)}
 	root := s.commands(sess)
 	root.SetArgs(args)
 	root.SetIn(sess)
 	root.SetOut(sess)
 	root.SetErr(sess.Stderr())
-	if err := root.ExecuteContext(sess.Context()); err != nil {
-		var cerr *conductor.Error
-		switch {
-		case errors.As(err, &cerr):
-			fmt.Fprintf(sess.Stderr(), "error: %s\n", cerr.Message)
-		case isUsageError(err) || strings.HasPrefix(err.Error(), "unknown command"):
-			fmt.Fprintf(sess.Stderr(), "error: %s\n", err)
-		default:
-			slog.Error("command failed", "command", sess.RawCommand(), "err", err)
-			fmt.Fprintln(sess.Stderr(), "error: internal error")
+	cmd, err := root.ExecuteContextC(withAudit(ctx, rec))
+	code, msg := 0, ""
+	if err != nil {
+		code, msg = 1, errorMessage(err)
+		var st exitStatus
+		if errors.As(err, &st) {
+			code = int(st)
+		} else {
+			fmt.Fprintf(sess.Stderr(), "error: %s\n", msg)
 		}
-		return 1
+		if msg == "internal error" {
+			slog.Error("command failed", "user", u.Name, "command", strings.Join(args, " "), "err", err)
+		}
 	}
-	return 0
+	if cmd != nil && conductor.Permissions[cmd.Name()].Changes && !helpAsked(cmd) {
+		rec.Op, rec.Took, rec.Error = cmd.Name(), time.Since(rec.At), msg
+		switch {
+		case rec.Outcome != "": // denied
+		case code == 0:
+			rec.Outcome = conductor.OutcomeOK
+		default:
+			rec.Outcome = conductor.OutcomeFailed
+		}
+		if err := s.store.AddAudit(context.WithoutCancel(ctx), rec); err != nil {
+			slog.Error("audit", "op", rec.Op, "user", rec.User, "err", err)
+		}
+	}
+	return code
 }
 
-// usageError marks cobra's argument errors, which are safe to show.
+// helpAsked tells whether cmd only printed its --help.
+func helpAsked(cmd *cobra.Command) bool {
+	h, err := cmd.Flags().GetBool("help")
+	return err == nil && h
+}
+
+// errorMessage is what the user is told about err: an *conductor.Error's
+// message, cobra's usage and flag errors, and nothing of internal errors
+// (their detail goes to the server log).
+func errorMessage(err error) string {
+	var cerr *conductor.Error
+	var st exitStatus
+	switch {
+	case errors.As(err, &cerr):
+		return cerr.Message
+	case errors.As(err, &st):
+		return st.Error()
+	case isUsageError(err) || strings.HasPrefix(err.Error(), "unknown command"):
+		return err.Error()
+	default:
+		return "internal error"
+	}
+}
+
+// usageError marks cobra's flag errors, which are safe to show.
 type usageError struct{ error }
 
 func isUsageError(err error) bool { _, ok := err.(usageError); return ok }
@@ -69,13 +123,16 @@ func minArgs(n int, usage string) cobra.PositionalArgs {
 	}
 }
 
-// commands builds the command tree for one session.
-func (s *Server) commands(sess ssh.Session) *cobra.Command {
+// commands builds the command tree for one session. Every command's name
+// must be in conductor.Permissions: the root's PersistentPreRunE checks it
+// there before any command runs.
+func (s *Server) commands(sess session) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "conductor",
-		Short:         "Conductor: git push deploys for Django apps",
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:               "conductor",
+		Short:             "Conductor: git push deploys for Django apps",
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: s.authorize,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
@@ -83,258 +140,98 @@ func (s *Server) commands(sess ssh.Session) *cobra.Command {
 		s.whoamiCommand(),
 		s.appsCommand(),
 		s.appsCreateCommand(),
+		s.appsInfoCommand(),
+		s.appsDestroyCommand(),
+		s.deploysCommand(),
+		s.releasesCommand(),
+		s.rollbackCommand(),
+		s.deployCommand(),
+		s.deploysCancelCommand(),
 		s.configCommand(),
 		s.configGetCommand(),
 		s.configSetCommand(),
 		s.configUnsetCommand(),
 		s.logsCommand(),
+		s.psCommand(),
+		s.psScaleCommand(),
+		s.psRestartCommand(),
+		s.runCmd(sess),
+		s.domainsCommand(),
+		s.domainsAddCommand(),
+		s.domainsRemoveCommand(),
+		s.keysCommand(),
+		s.keysAddCommand(),
+		s.keysRemoveCommand(),
+		s.accessCommand(),
+		s.accessGrantCommand(),
+		s.accessRevokeCommand(),
+		s.auditCommand(),
 	)
 	return root
 }
 
-// requireAdmin fails unless the session's user is an admin.
-func requireAdmin(ctx context.Context) error {
-	if u := UserFromContext(ctx); u == nil || !u.Admin {
-		return conductor.Errorf(conductor.EUNAUTHORIZED, "this command needs an admin")
+// authorize runs before every command: it resolves the app the command
+// names (its first argument) and asks conductor.Authorize, the one place
+// that decides, whether the session's user may run it.
+func (s *Server) authorize(cmd *cobra.Command, args []string) error {
+	ctx := cmd.Context()
+	op := cmd.Name()
+	rec := auditFromContext(ctx)
+	perm, ok := conductor.Permissions[op]
+	var app *conductor.App
+	if ok && perm.PerApp {
+		if len(args) == 0 {
+			return conductor.Errorf(conductor.EINVALID, "usage: %s", cmd.UseLine())
+		}
+		if err := conductor.ValidateAppName(args[0]); err != nil {
+			return err
+		}
+		rec.App = args[0]
+		rec.Detail = strings.Join(args[1:], " ")
+		a, err := s.store.FindApp(ctx, args[0])
+		if conductor.ErrorCode(err) == conductor.ENOTFOUND {
+			return conductor.AppNotFound(args[0])
+		} else if err != nil {
+			return err
+		}
+		app = a
+	} else {
+		rec.Detail = strings.Join(args, " ")
 	}
+	if err := conductor.Authorize(ctx, s.store, UserFromContext(ctx), op, app); err != nil {
+		if c := conductor.ErrorCode(err); c == conductor.EUNAUTHORIZED || c == conductor.ENOTFOUND {
+			rec.Outcome = conductor.OutcomeDenied
+		}
+		return err
+	}
+	cmd.SetContext(withApp(ctx, app))
 	return nil
 }
 
-// appFor finds an app the session's user may act on at the needed level.
-// An app the user may not see is reported as not found.
-func (s *Server) appFor(ctx context.Context, name string, need conductor.AccessLevel) (*conductor.App, error) {
-	if err := conductor.ValidateAppName(name); err != nil {
-		return nil, err
-	}
-	app, err := s.store.FindApp(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	level, err := conductor.AccessFor(ctx, s.store, UserFromContext(ctx), app)
-	if err != nil {
-		return nil, err
-	}
-	if level < need {
-		return nil, conductor.Errorf(conductor.ENOTFOUND, "app %q not found", name)
-	}
-	return app, nil
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
-func (s *Server) whoamiCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "whoami",
-		Short: "Show who you are authenticated as",
-		Args:  exactArgs(0, "whoami"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			u := UserFromContext(cmd.Context())
-			role := "developer"
-			if u.Admin {
-				role = "admin"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s)\n", u.Name, role)
-			return nil
-		},
-	}
-}
-
-func (s *Server) appsCommand() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "apps",
-		Short: "List the apps you can access",
-		Args:  exactArgs(0, "apps [--json]"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			apps, err := s.store.ListApps(ctx)
-			if err != nil {
-				return err
-			}
-			type row struct {
-				Name string `json:"name"`
-				URL  string `json:"url"`
-				DB   string `json:"db"`
-			}
-			rows := []row{}
-			for _, a := range apps {
-				level, err := conductor.AccessFor(ctx, s.store, UserFromContext(ctx), a)
-				if err != nil {
-					return err
-				}
-				if level >= conductor.ReadOnly {
-					rows = append(rows, row{a.Name, "http://" + a.Name + "." + s.cfg.Domain + "/", a.DBKind})
-				}
-			}
-			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(rows)
-			}
-			for _, r := range rows {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", r.Name, r.URL)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
-}
-
-func (s *Server) appsCreateCommand() *cobra.Command {
-	var db string
-	cmd := &cobra.Command{
-		Use:   "apps:create <app>",
-		Short: "Create an app (admin)",
-		Args:  exactArgs(1, "apps:create <app> [--db sqlite|postgres|mysql]"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if err := requireAdmin(ctx); err != nil {
-				return err
-			}
-			if db == "" {
-				db = s.cfg.DefaultDB
-			}
-			app, err := s.createApp(ctx, args[0], db)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created %s (database: %s)\nPush to it: git push ssh://git@<host>:<port>/%s main\n", app.Name, app.DBKind, app.Name)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&db, "db", "", "database: sqlite, postgres or mysql")
-	return cmd
-}
-
-func (s *Server) configCommand() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "config <app>",
-		Short: "Show an app's config vars",
-		Args:  exactArgs(1, "config <app> [--json]"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := s.appFor(cmd.Context(), args[0], conductor.ReadWrite)
-			if err != nil {
-				return err
-			}
-			vars, err := s.store.Config(cmd.Context(), app.ID)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(vars)
-			}
-			keys := make([]string, 0, len(vars))
-			for k := range vars {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s=%s\n", k, vars[k])
-			}
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
-}
-
-func (s *Server) configGetCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "config:get <app> <KEY>",
-		Short: "Print one config var",
-		Args:  exactArgs(2, "config:get <app> <KEY>"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := s.appFor(cmd.Context(), args[0], conductor.ReadWrite)
-			if err != nil {
-				return err
-			}
-			vars, err := s.store.Config(cmd.Context(), app.ID)
-			if err != nil {
-				return err
-			}
-			v, ok := vars[args[1]]
-			if !ok {
-				return conductor.Errorf(conductor.ENOTFOUND, "%s has no config var %q", app.Name, args[1])
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), v)
-			return nil
-		},
-	}
-}
-
-func (s *Server) configSetCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "config:set <app> KEY=VALUE...",
-		Short: "Set config vars and restart the app with them",
-		Args:  minArgs(2, "config:set <app> KEY=VALUE..."),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			app, err := s.appFor(ctx, args[0], conductor.ReadWrite)
-			if err != nil {
-				return err
-			}
-			vars := map[string]string{}
-			for _, kv := range args[1:] {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return conductor.Errorf(conductor.EINVALID, "%q is not KEY=VALUE", kv)
-				}
-				if err := conductor.ValidateConfigKey(k); err != nil {
-					return err
-				}
-				vars[k] = v
-			}
-			if err := s.store.SetConfig(ctx, app.ID, vars); err != nil {
-				return err
-			}
-			keys := make([]string, 0, len(vars))
-			for k := range vars {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			fmt.Fprintf(cmd.OutOrStdout(), "Set %s on %s\n", strings.Join(keys, ", "), app.Name)
-			return s.redeploy(ctx, app, "config:set", cmd.OutOrStdout())
-		},
-	}
-}
-
-func (s *Server) configUnsetCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "config:unset <app> KEY...",
-		Short: "Remove config vars and restart the app without them",
-		Args:  minArgs(2, "config:unset <app> KEY..."),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			app, err := s.appFor(ctx, args[0], conductor.ReadWrite)
-			if err != nil {
-				return err
-			}
-			for _, k := range args[1:] {
-				if err := conductor.ValidateConfigKey(k); err != nil {
-					return err
-				}
-			}
-			if err := s.store.UnsetConfig(ctx, app.ID, args[1:]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Unset %s on %s\n", strings.Join(args[1:], ", "), app.Name)
-			return s.redeploy(ctx, app, "config:unset", cmd.OutOrStdout())
-		},
-	}
-}
-
-// redeploy releases the app's current revision again (with its new config),
-// the way Heroku makes a new release on config changes. An app that was
-// never deployed just keeps the config for its first push.
+// redeploy releases the app's current revision again through the normal
+// pipeline, so a change of config, domains or a restart gets the same
+// zero-downtime switch as a push, and shows up in the deploy history with
+// reason as its ref. An app that was never deployed just keeps the change
+// for its first push.
 func (s *Server) redeploy(ctx context.Context, app *conductor.App, reason string, out io.Writer) error {
 	cur, err := s.store.CurrentRelease(ctx, app.ID)
 	if conductor.ErrorCode(err) == conductor.ENOTFOUND {
+		fmt.Fprintf(out, "%s has not been deployed yet: the change applies to its first deploy\n", app.Name)
 		return nil
 	} else if err != nil {
 		return err
 	}
-	job := &queue.Job{
-		ID: hooks.NewJobID(), App: app.Name, Host: s.cfg.Host, Rev: cur.Rev, Ref: reason,
-		Pusher: UserFromContext(ctx).Name, CreatedAt: time.Now().UTC(),
-	}
-	fmt.Fprintf(out, "-----> Restarting %s with the new config (release %s)\n", app.Name, job.ID)
-	return hooks.Submit(ctx, s.queue, s.RepoDir(app.Name), job, out)
+	// A restart job: the builder takes whatever release serves when the job
+	// runs, so a change queued behind a push applies to that push's release.
+	job := s.newJob(ctx, app, cur.Rev, reason)
+	job.Kind = queue.KindRestart
+	fmt.Fprintf(out, "-----> Restarting %s (release %s)\n", app.Name, job.ID)
+	return hooks.Run(ctx, s.queue, job, out)
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gliderlabs/ssh"
 
@@ -34,44 +35,98 @@ func AppFromRepoPath(p string) (string, error) {
 func (s *Server) RepoDir(app string) string { return filepath.Join(s.cfg.ReposDir, app+".git") }
 
 // serveGit runs git-receive-pack or git-upload-pack for an app with the real
-// git binary and returns its exit status.
+// git binary and returns its exit status. A push goes into the audit trail.
 func (s *Server) serveGit(sess ssh.Session, args []string) int {
 	ctx := sess.Context()
+	u := UserFromContext(ctx)
+	push := args[0] == conductor.OpPush
+	rec := &conductor.AuditEntry{At: time.Now(), User: u.Name, Fingerprint: FingerprintFromContext(ctx), Op: conductor.OpPush}
+	code := s.git(ctx, sess, args, rec)
+	if push {
+		rec.Took = time.Since(rec.At)
+		if rec.Outcome == "" {
+			rec.Outcome = conductor.OutcomeOK
+			if code != 0 {
+				rec.Outcome, rec.Error = conductor.OutcomeFailed, fmt.Sprintf("git exited with status %d", code)
+			}
+		}
+		// receive-pack exits 0 even when the hook declines the push: the
+		// deploy's own status says how the push ended.
+		if d := s.pushedDeploy(ctx, rec); d != nil {
+			rec.DeployID = d.ID
+			if d.Status == conductor.DeployFailed {
+				rec.Outcome, rec.Error = conductor.OutcomeFailed, "deploy failed: "+firstLine(d.Error)
+			}
+		}
+		if err := s.store.AddAudit(context.WithoutCancel(ctx), rec); err != nil {
+			slog.Error("audit", "op", rec.Op, "user", rec.User, "err", err)
+		}
+	}
+	return code
+}
+
+// pushedDeploy finds the deploy a push started: the hook (a separate
+// process) makes it, so it is the newest deploy of the app by this user
+// since the push began.
+func (s *Server) pushedDeploy(ctx context.Context, rec *conductor.AuditEntry) *conductor.Deploy {
+	if rec.App == "" || rec.Outcome == conductor.OutcomeDenied {
+		return nil
+	}
+	app, err := s.store.FindApp(ctx, rec.App)
+	if err != nil {
+		return nil
+	}
+	deploys, err := s.store.ListDeploys(ctx, app.ID)
+	if err != nil {
+		return nil
+	}
+	since := rec.At.Add(-time.Millisecond) // the store keeps milliseconds
+	for _, d := range deploys {            // newest first
+		if d.Pusher == rec.User && !d.CreatedAt.Before(since) {
+			return d
+		}
+	}
+	return nil
+}
+
+func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *conductor.AuditEntry) int {
 	u := UserFromContext(ctx)
 	fail := func(err error) int {
 		if conductor.ErrorCode(err) == conductor.EINTERNAL {
 			slog.Error("git", "user", u.Name, "command", sess.RawCommand(), "err", err)
 		}
-		fmt.Fprintf(sess.Stderr(), "error: %s\n", conductor.ErrorMessage(err))
+		rec.Error = conductor.ErrorMessage(err)
+		if c := conductor.ErrorCode(err); c == conductor.EUNAUTHORIZED || c == conductor.ENOTFOUND {
+			rec.Outcome = conductor.OutcomeDenied
+		} else {
+			rec.Outcome = conductor.OutcomeFailed
+		}
+		fmt.Fprintf(sess.Stderr(), "error: %s\n", rec.Error)
 		return 1
 	}
 	if len(args) != 2 {
 		return fail(conductor.Errorf(conductor.EINVALID, "usage: %s <app>", args[0]))
 	}
-	service, push := args[0], args[0] == "git-receive-pack"
+	service, push := args[0], args[0] == conductor.OpPush
 	name, err := AppFromRepoPath(args[1])
 	if err != nil {
 		return fail(err)
 	}
+	rec.App = name
 	app, err := s.store.FindApp(ctx, name)
-	if conductor.ErrorCode(err) == conductor.ENOTFOUND && push && u.Admin {
+	if conductor.ErrorCode(err) == conductor.ENOTFOUND && push &&
+		conductor.Authorize(ctx, s.store, u, "apps:create", nil) == nil {
 		// The design card: an eKnight is provisioned when first seen.
 		fmt.Fprintf(sess.Stderr(), "-----> Creating app %s\n", name)
 		app, err = s.createApp(ctx, name, s.cfg.DefaultDB)
 	}
-	if err != nil {
+	if conductor.ErrorCode(err) == conductor.ENOTFOUND {
+		return fail(conductor.AppNotFound(name))
+	} else if err != nil {
 		return fail(err)
 	}
-	level, err := conductor.AccessFor(ctx, s.store, u, app)
-	if err != nil {
+	if err := conductor.Authorize(ctx, s.store, u, service, app); err != nil {
 		return fail(err)
-	}
-	need := conductor.ReadOnly
-	if push {
-		need = conductor.ReadWrite
-	}
-	if level < need {
-		return fail(conductor.Errorf(conductor.EUNAUTHORIZED, "%s may not %s app %q", u.Name, map[bool]string{true: "push to", false: "fetch"}[push], name))
 	}
 	repo := s.RepoDir(name)
 	if err := initRepo(ctx, repo); err != nil {
@@ -120,6 +175,9 @@ func (s *Server) serveGit(sess ssh.Session, args []string) int {
 
 // createApp records a new app and creates its repository.
 func (s *Server) createApp(ctx context.Context, name, db string) (*conductor.App, error) {
+	if err := s.cfg.Databases.CheckKind(db); err != nil {
+		return nil, err
+	}
 	app, err := provision.NewApp(ctx, s.store, name, db, s.cfg.Ports)
 	if err != nil {
 		return nil, err

@@ -28,10 +28,7 @@ func (s *Server) logsCommand() *cobra.Command {
 		Args:  exactArgs(1, "logs <app> [-n N] [-f] [--process TYPE]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			app, err := s.appFor(ctx, args[0], conductor.ReadWrite)
-			if err != nil {
-				return err
-			}
+			app := appFromContext(ctx)
 			if process != "" {
 				if err := conductor.ValidateProcessType(process); err != nil {
 					return err

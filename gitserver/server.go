@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -33,6 +34,33 @@ type Config struct {
 	DefaultDB string
 	Ports     provision.PortRange
 	Layout    provision.Layout
+	HTTPAddr  string // the front nginx, for the URLs apps:info shows
+
+	Processes Processes // circus on this host
+	Sites     Sites     // nginx on this host
+	// DropDatabases removes an app's databases and database users when it
+	// is destroyed (the SQLite file goes with the app's data dir). Nil:
+	// nothing to drop.
+	DropDatabases func(ctx context.Context, app *conductor.App) error
+	// Databases knows which database kinds this server offers (apps:create
+	// checks it) and describes an app's database without its password
+	// (Databases.Describe, for apps:info). Nil: SQLite only.
+	Databases *provision.Databases
+}
+
+// Processes is what the commands need from the host's process manager
+// (circus.Circus): ps, ps:scale and apps:destroy.
+type Processes interface {
+	Watchers() ([]string, error)
+	Status(ctx context.Context) (map[string]string, error)
+	Pids(ctx context.Context, name string) ([]int, error)
+	Scale(ctx context.Context, name string, n int) error
+	Remove(ctx context.Context, name string) error
+}
+
+// Sites is what apps:destroy needs from the front web server (nginx.Nginx).
+type Sites interface {
+	RemoveSite(ctx context.Context, app string) error
 }
 
 // Server is the SSH endpoint.
@@ -52,7 +80,9 @@ func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
 		HostSigners:      []ssh.Signer{cfg.HostKey},
 		Version:          "Conductor",
 		PublicKeyHandler: s.publicKeyHandler,
-		PtyCallback:      func(ssh.Context, ssh.Pty) bool { return false },
+		// The callback cannot see the command, so a pty is granted to every
+		// session, and only `run` uses it; every other handler ignores it.
+		PtyCallback: func(ssh.Context, ssh.Pty) bool { return true },
 		// Port forwarding callbacks stay nil: gliderlabs denies forwarding.
 		IdleTimeout: 15 * time.Minute, // a build streams output; a silent pip can take a while
 		MaxTimeout:  2 * time.Hour,
@@ -123,13 +153,15 @@ func (s *Server) authenticate(next ssh.Handler) ssh.Handler {
 			_ = sess.Exit(1)
 			return
 		}
-		u, err := s.store.FindUserByFingerprint(sess.Context(), gossh.FingerprintSHA256(key))
+		fp := gossh.FingerprintSHA256(key)
+		u, err := s.store.FindUserByFingerprint(sess.Context(), fp)
 		if err != nil {
 			fmt.Fprintln(sess.Stderr(), "error: unknown key")
 			_ = sess.Exit(1)
 			return
 		}
 		sess.Context().SetValue(userKey, u)
+		sess.Context().SetValue(fingerprintKey, fp)
 		next(sess)
 	}
 }
@@ -139,10 +171,26 @@ func (s *Server) logging(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
 		start := time.Now()
 		u := UserFromContext(sess.Context())
-		slog.Info("ssh session", "user", u.Name, "remote", sess.RemoteAddr().String(), "command", sess.RawCommand())
+		command := logCommand(sess.RawCommand())
+		slog.Info("ssh session", "user", u.Name, "remote", sess.RemoteAddr().String(), "command", command)
 		next(sess)
-		slog.Info("ssh session done", "user", u.Name, "command", sess.RawCommand(), "took", time.Since(start).Round(time.Millisecond))
+		slog.Info("ssh session done", "user", u.Name, "command", command, "took", time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// logCommand is a command line as the server log may show it: config
+// values can be secrets, so config:set keeps only the names.
+func logCommand(raw string) string {
+	args, err := shlex.Split(raw)
+	if err != nil || len(args) == 0 || args[0] != "config:set" {
+		return raw
+	}
+	for i, a := range args[1:] {
+		if k, _, ok := strings.Cut(a, "="); ok {
+			args[i+1] = k + "=…"
+		}
+	}
+	return strings.Join(args, " ")
 }
 
 // dispatch sends git services to git and everything else to the commands.
@@ -157,5 +205,5 @@ func (s *Server) dispatch(sess ssh.Session) {
 		_ = sess.Exit(s.serveGit(sess, args))
 		return
 	}
-	_ = sess.Exit(s.runCommand(sess, args))
+	_ = sess.Exit(s.runCommand(sess.Context(), sess, args))
 }

@@ -30,6 +30,12 @@ func Submit(ctx context.Context, q *queue.Queue, repoDir string, job *queue.Job,
 	if err := archive(ctx, q, repoDir, job); err != nil {
 		return err
 	}
+	return Run(ctx, q, job, out)
+}
+
+// Run queues a job that needs no source archive (a rollback) or whose
+// archive is stored, and writes its log to out until it ends.
+func Run(ctx context.Context, q *queue.Queue, job *queue.Job, out io.Writer) error {
 	if err := q.Publish(ctx, job); err != nil {
 		return err
 	}
@@ -38,7 +44,11 @@ func Submit(ctx context.Context, q *queue.Queue, repoDir string, job *queue.Job,
 		return err
 	}
 	if !res.OK {
-		return conductor.Errorf(conductor.EINVALID, "deploy of %s failed: %s", job.App, res.Message)
+		what := "deploy"
+		if job.Kind == queue.KindRollback {
+			what = "rollback"
+		}
+		return conductor.Errorf(conductor.EINVALID, "%s of %s failed: %s", what, job.App, res.Message)
 	}
 	return nil
 }

@@ -101,8 +101,9 @@ func (n *Nginx) Start(ctx context.Context) error {
 		Command: func() *exec.Cmd {
 			return exec.Command(n.Bin, "-p", n.Dir, "-c", n.confPath())
 		},
-		Stop:  syscall.SIGQUIT, // graceful: finish requests in flight
-		Grace: 10 * time.Second,
+		Stop:    syscall.SIGQUIT, // graceful: finish requests in flight
+		Grace:   10 * time.Second,
+		PidFile: filepath.Join(n.Dir, "nginx.pid"),
 	}
 	return n.child.Start(ctx)
 }

@@ -16,15 +16,15 @@ import (
 type PortRange struct{ From, To int }
 
 // NewApp validates and records a new app: its database kind, a free port
-// pair and a secret key. Host-side provisioning happens on its first deploy.
+// pair and a secret key. Host-side provisioning, the database included,
+// happens on its first deploy. Whether a server of that kind is configured
+// is Databases.CheckKind's question.
 func NewApp(ctx context.Context, store conductor.Store, name, dbKind string, ports PortRange) (*conductor.App, error) {
 	if err := conductor.ValidateAppName(name); err != nil {
 		return nil, err
 	}
 	switch dbKind {
-	case conductor.DBSQLite:
-	case conductor.DBPostgres, conductor.DBMySQL:
-		return nil, conductor.Errorf(conductor.EINVALID, "database %q is not supported yet; use sqlite", dbKind)
+	case conductor.DBSQLite, conductor.DBPostgres, conductor.DBMySQL:
 	default:
 		return nil, conductor.Errorf(conductor.EINVALID, "unknown database %q: use sqlite, postgres or mysql", dbKind)
 	}

@@ -145,8 +145,6 @@ func TestNewApp(t *testing.T) {
 		{"Bad", "sqlite", conductor.EINVALID},
 		{"root", "sqlite", conductor.EINVALID},
 		{"../x", "sqlite", conductor.EINVALID},
-		{"ok", "postgres", conductor.EINVALID},
-		{"ok", "mysql", conductor.EINVALID},
 		{"ok", "oracle", conductor.EINVALID},
 		{"ok", "", conductor.EINVALID},
 	}

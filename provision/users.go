@@ -78,3 +78,20 @@ func (u *AppUser) ChownTree(ctx context.Context, dir string) error {
 	}
 	return nil
 }
+
+// RemoveUser deletes the app's unix user (and its group) if Conductor
+// created it; any other user of that name, or none, is left alone.
+func RemoveUser(ctx context.Context, app string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup(app)
+	if err != nil || u.Name != conductor.AppUserComment {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "userdel", app).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("userdel %s: %w: %s", app, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -83,10 +84,23 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, handle Handler) {
 			}
 		}
 	}()
-	if err := handle(ctx, &job); err != nil {
+	if err := q.runHandler(ctx, &job, handle); err != nil {
 		slog.Info("job failed", "job", job.ID, "app", job.App, "err", err)
 	}
 	if err := msg.Ack(); err != nil {
 		slog.Warn("ack job", "job", job.ID, "err", err)
 	}
+}
+
+// runHandler runs one job, turning a panic into a failed job (and a stack in
+// the server log) instead of a crash of every other job and the server.
+func (q *Queue) runHandler(ctx context.Context, job *Job, handle Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("panic in job", "job", job.ID, "app", job.App, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+			_ = q.Logs(job.ID).End(context.WithoutCancel(ctx), false, "internal error in the builder (see the server log)")
+		}
+	}()
+	return handle(ctx, job)
 }

@@ -31,7 +31,16 @@ type Job struct {
 	Ref       string    `json:"ref"`
 	Pusher    string    `json:"pusher"`
 	CreatedAt time.Time `json:"created_at"`
+	Kind      string    `json:"kind,omitempty"`    // KindDeploy or KindRollback
+	Release   string    `json:"release,omitempty"` // the release a rollback runs again
 }
+
+// Job kinds.
+const (
+	KindDeploy   = ""         // build and release a revision
+	KindRollback = "rollback" // run a kept release again, with its config
+	KindRestart  = "restart"  // run the serving release again, with the current config
+)
 
 // Queue is a connection to JetStream with Conductor's streams in place.
 type Queue struct {

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 CIRCUS_VENV=${CIRCUS_VENV:-/opt/conductor/circus}
 PACKAGES=(git nginx-light python3 python3-venv python3-dev python3-pip gcc libc6-dev
-          openssh-client curl ca-certificates sqlite3 passwd)
+          openssh-client curl ca-certificates sqlite3 passwd
+          postgresql mariadb-server mariadb-client
+          pkg-config libmariadb-dev)  # apps' mysqlclient builds against these
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "make setup: run as root (it installs Debian packages and app users are unix users)" >&2
@@ -24,6 +26,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts the system nginx on :80; Conductor runs its own.
   if command -v service >/dev/null && [ -e /run/nginx.pid ]; then service nginx stop >/dev/null 2>&1 || true; fi
+fi
+
+# Debian's PostgreSQL and MariaDB, running, for apps created with --db
+# postgres or mysql (conductor serve --postgres-dsn / --mysql-dsn). The tests
+# run their own servers from these binaries, in temp dirs.
+for c in $(pg_lsclusters -h 2>/dev/null | awk '$4 != "online" {print $1 "/" $2}'); do
+  echo "setup: starting PostgreSQL cluster $c"
+  pg_ctlcluster "${c%/*}" "${c#*/}" start || echo "setup: could not start PostgreSQL $c" >&2
+done
+if ! mariadb-admin --no-defaults ping >/dev/null 2>&1; then
+  echo "setup: starting MariaDB"
+  service mariadb start >/dev/null || echo "setup: could not start MariaDB" >&2
 fi
 
 if ! command -v go >/dev/null; then

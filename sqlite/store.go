@@ -3,7 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/hasadna/conductor"
 )
@@ -266,6 +270,18 @@ func (db *DB) FinishDeploy(ctx context.Context, id, status, errMsg string) error
 	return nil
 }
 
+// FailUnfinishedDeploys marks queued and running deploys failed.
+func (db *DB) FailUnfinishedDeploys(ctx context.Context, msg string) (int, error) {
+	res, err := db.db.ExecContext(ctx, `UPDATE deploys SET status = ?, error = ?,
+		finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE status IN (?, ?)`,
+		conductor.DeployFailed, msg, conductor.DeployQueued, conductor.DeployRunning)
+	if err != nil {
+		return 0, fmt.Errorf("fail unfinished deploys: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
 // ListDeploys returns an app's deploys, newest first.
 func (db *DB) ListDeploys(ctx context.Context, appID int64) ([]*conductor.Deploy, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT id, app_id, rev, ref, pusher, status, error, created_at, finished_at
@@ -287,14 +303,26 @@ func (db *DB) ListDeploys(ctx context.Context, appID int64) ([]*conductor.Deploy
 	return out, rows.Err()
 }
 
-// AddRelease records a release and makes it the app's current one.
+// AddRelease records a release, numbers it and makes it the app's current one.
 func (db *DB) AddRelease(ctx context.Context, r *conductor.Release) error {
+	config, err := json.Marshal(r.Config)
+	if err != nil {
+		return err
+	}
+	if r.Config == nil {
+		config = []byte("{}")
+	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(number), 0) + 1 FROM releases WHERE app_id = ?`, r.AppID).Scan(&r.Number); err != nil {
+			return fmt.Errorf("add release: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE releases SET current = 0 WHERE app_id = ?`, r.AppID); err != nil {
 			return fmt.Errorf("add release: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (id, app_id, rev, port, dir, current) VALUES (?, ?, ?, ?, ?, 1)`,
-			r.ID, r.AppID, r.Rev, r.Port, r.Dir); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO releases
+			(id, app_id, number, rev, port, dir, venv, config, pusher, description, duration_ms, current)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+			r.ID, r.AppID, r.Number, r.Rev, r.Port, r.Dir, r.Venv, string(config), r.Pusher, r.Description, r.Duration.Milliseconds()); err != nil {
 			return fmt.Errorf("add release: %w", err)
 		}
 		r.Current = true
@@ -302,14 +330,19 @@ func (db *DB) AddRelease(ctx context.Context, r *conductor.Release) error {
 	})
 }
 
-const releaseCols = `id, app_id, rev, port, dir, current, created_at`
+const releaseCols = `id, app_id, number, rev, port, dir, venv, config, pusher, description, duration_ms, current, created_at`
 
 func scanRelease(row interface{ Scan(...any) error }) (*conductor.Release, error) {
 	var r conductor.Release
-	var created string
-	if err := row.Scan(&r.ID, &r.AppID, &r.Rev, &r.Port, &r.Dir, &r.Current, &created); err != nil {
+	var created, config string
+	var ms int64
+	if err := row.Scan(&r.ID, &r.AppID, &r.Number, &r.Rev, &r.Port, &r.Dir, &r.Venv, &config, &r.Pusher, &r.Description, &ms, &r.Current, &created); err != nil {
 		return nil, err
 	}
+	if err := json.Unmarshal([]byte(config), &r.Config); err != nil {
+		return nil, fmt.Errorf("release %s config: %w", r.ID, err)
+	}
+	r.Duration = time.Duration(ms) * time.Millisecond
 	r.CreatedAt = parseTime(created)
 	return &r, nil
 }
@@ -323,9 +356,38 @@ func (db *DB) CurrentRelease(ctx context.Context, appID int64) (*conductor.Relea
 	return r, nil
 }
 
+// FindRelease finds a release by id, or by number written "v3" or "3".
+func (db *DB) FindRelease(ctx context.Context, appID int64, ref string) (*conductor.Release, error) {
+	number := -1
+	if n, err := strconv.Atoi(strings.TrimPrefix(ref, "v")); err == nil {
+		number = n
+	}
+	r, err := scanRelease(db.db.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases
+		WHERE app_id = ? AND (id = ? OR number = ?)`, appID, ref, number))
+	if err != nil {
+		return nil, notFound(err, "release %q not found", ref)
+	}
+	return r, nil
+}
+
+// ReplaceConfig sets an app's config vars to exactly vars.
+func (db *DB) ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM config_vars WHERE app_id = ?`, appID); err != nil {
+			return fmt.Errorf("replace config: %w", err)
+		}
+		for k, v := range vars {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?)`, appID, k, v); err != nil {
+				return fmt.Errorf("replace config %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
 // ListReleases returns an app's releases, newest first.
 func (db *DB) ListReleases(ctx context.Context, appID int64) ([]*conductor.Release, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE app_id = ? ORDER BY created_at DESC, rowid DESC`, appID)
+	rows, err := db.db.QueryContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE app_id = ? ORDER BY number DESC, rowid DESC`, appID)
 	if err != nil {
 		return nil, fmt.Errorf("list releases: %w", err)
 	}

@@ -3,10 +3,14 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +22,7 @@ type Child struct {
 	Command func() *exec.Cmd // builds a fresh command for each start
 	Stop    syscall.Signal   // graceful stop signal
 	Grace   time.Duration    // how long Stop may take before SIGKILL
+	PidFile string           // where the child writes its pid, to stop a stale one left by a killed conductor
 
 	mu      sync.Mutex
 	proc    *os.Process
@@ -27,6 +32,7 @@ type Child struct {
 // Start starts the child and supervises it until ctx is done; Wait returns
 // once it has stopped. The first start's error is returned.
 func (c *Child) Start(ctx context.Context) error {
+	c.stopStale()
 	cmd := c.command()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -47,8 +53,41 @@ func (c *Child) command() *exec.Cmd {
 	}
 	// Own process group: a Ctrl-C at the terminal reaches Conductor, which
 	// then stops children in order, instead of killing them all at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if conductor itself is killed, the kernel stops the child
+	// too, instead of leaving it holding ports and sockets.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: c.Stop}
 	return cmd
+}
+
+// stopStale stops a child of the same kind that a previous, killed conductor
+// left running (its pid file names a live process with the same program).
+func (c *Child) stopStale() {
+	if c.PidFile == "" {
+		return
+	}
+	raw, err := os.ReadFile(c.PidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(c.Name)) {
+		return
+	}
+	slog.Warn("stopping a stale child left by a previous run", "child", c.Name, "pid", pid)
+	_ = syscall.Kill(pid, c.Stop)
+	deadline := time.Now().Add(c.Grace)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
 
 func (c *Child) setProc(p *os.Process) {

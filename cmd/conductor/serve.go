@@ -36,6 +36,8 @@ type serveOptions struct {
 	circusBin, nginxBin, python     string
 	portRange, defaultDB, logLevel  string
 	keep                            int
+	jobs                            int
+	databases                       databaseOptions
 }
 
 func serveCommand() *cobra.Command {
@@ -67,6 +69,8 @@ func serveCommand() *cobra.Command {
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database of apps created by a first push")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
+	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
+	o.databases.addFlags(f)
 	return cmd
 }
 
@@ -90,6 +94,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	ports, err := parsePortRange(o.portRange)
 	if err != nil {
 		return err
+	}
+	if o.keep < 1 || o.jobs < 1 {
+		return errors.New("--keep-releases and --jobs must be at least 1")
 	}
 	if os.Geteuid() == 0 {
 		if err := checkTraversable(data); err != nil {
@@ -158,15 +165,25 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer ngx.Wait()
 
 	layout := provision.Layout{Srv: filepath.Join(data, "srv")}
+	databases, err := o.databases.databases(ctx, db, layout, o.defaultDB)
+	if err != nil {
+		return err
+	}
 	b := &builder.Builder{
-		Store: db, Queue: q, Layout: layout, Circus: circ, Nginx: ngx,
+		Store: db, Queue: q, Layout: layout, Circus: circ, Nginx: ngx, Databases: databases,
 		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep,
+	}
+	if err := b.Reconcile(ctx); err != nil {
+		return fmt.Errorf("reconcile after restart: %w", err)
+	}
+	if err := q.ServeCancel(ctx, o.host, b.Cancel); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := q.Consume(ctx, o.host, 4, b.Handle); err != nil {
+		if err := q.Consume(ctx, o.host, o.jobs, b.Handle); err != nil {
 			slog.Error("builder stopped", "err", err)
 			stop()
 		}
@@ -175,6 +192,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	srv := gitserver.New(gitserver.Config{
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
 		NATSURL: natsURL, Host: o.host, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: layout,
+		HTTPAddr: o.httpAddr, Processes: circ, Sites: ngx,
+		Databases: databases, DropDatabases: databases.Drop,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {

@@ -1,0 +1,100 @@
+package conductor
+
+import (
+	"context"
+	"fmt"
+)
+
+// The git services, as operations in Permissions.
+const (
+	OpFetch = "git-upload-pack"
+	OpPush  = "git-receive-pack"
+)
+
+// Permission is what one operation needs.
+type Permission struct {
+	Level   AccessLevel // the least level that may do it
+	PerApp  bool        // it acts on one app: the level is the user's on that app
+	Changes bool        // it changes state, so it goes into the audit trail
+}
+
+// Permissions is the one table of who may do what over SSH, git services
+// and commands alike, read by Authorize. An operation missing here is
+// refused to everyone, so a new command must be added before it can run.
+// Levels: any user with a key has ReadOnly on the server, a developer has
+// ReadWrite on the apps granted to them, an admin has Admin everywhere.
+var Permissions = map[string]Permission{
+	OpFetch: {Level: ReadOnly, PerApp: true},
+	OpPush:  {Level: ReadWrite, PerApp: true, Changes: true},
+
+	"help":   {Level: ReadOnly},
+	"whoami": {Level: ReadOnly},
+	"apps":   {Level: ReadOnly},
+
+	"apps:create":    {Level: Admin, Changes: true},
+	"apps:destroy":   {Level: Admin, PerApp: true, Changes: true},
+	"apps:info":      {Level: ReadWrite, PerApp: true},
+	"deploys":        {Level: ReadWrite, PerApp: true},
+	"releases":       {Level: ReadWrite, PerApp: true},
+	"deploy":         {Level: ReadWrite, PerApp: true, Changes: true},
+	"rollback":       {Level: ReadWrite, PerApp: true, Changes: true},
+	"deploys:cancel": {Level: ReadWrite, PerApp: true, Changes: true},
+
+	"config":       {Level: ReadWrite, PerApp: true},
+	"config:get":   {Level: ReadWrite, PerApp: true},
+	"config:set":   {Level: ReadWrite, PerApp: true, Changes: true},
+	"config:unset": {Level: ReadWrite, PerApp: true, Changes: true},
+	"logs":         {Level: ReadWrite, PerApp: true},
+
+	"ps":         {Level: ReadWrite, PerApp: true},
+	"ps:scale":   {Level: ReadWrite, PerApp: true, Changes: true},
+	"ps:restart": {Level: ReadWrite, PerApp: true, Changes: true},
+	"run":        {Level: ReadWrite, PerApp: true, Changes: true},
+
+	"domains":        {Level: ReadWrite, PerApp: true},
+	"domains:add":    {Level: ReadWrite, PerApp: true, Changes: true},
+	"domains:remove": {Level: ReadWrite, PerApp: true, Changes: true},
+
+	"keys":        {Level: Admin},
+	"keys:add":    {Level: Admin, Changes: true},
+	"keys:remove": {Level: Admin, Changes: true},
+
+	"access":        {Level: Admin, PerApp: true},
+	"access:grant":  {Level: Admin, PerApp: true, Changes: true},
+	"access:revoke": {Level: Admin, PerApp: true, Changes: true},
+	"audit":         {Level: Admin},
+}
+
+// Authorize decides, in one place, whether user u may do op (a key of
+// Permissions) on app (nil for operations on the server). An app the user
+// has no access to is reported as not found, so names of other people's apps
+// do not leak; a user who may see the app but not do op is told why.
+func Authorize(ctx context.Context, s Store, u *User, op string, app *App) error {
+	p, ok := Permissions[op]
+	if !ok {
+		return Errorf(EUNAUTHORIZED, "%q is not an operation anyone may do", truncate(op))
+	}
+	if p.PerApp != (app != nil) {
+		return fmt.Errorf("authorize %s: called with app=%v, the operation wants PerApp=%v", op, app != nil, p.PerApp)
+	}
+	level, err := AccessFor(ctx, s, u, app)
+	if err != nil {
+		return fmt.Errorf("authorize %s: %w", op, err)
+	}
+	switch {
+	case level >= p.Level:
+		return nil
+	case app != nil && level == NoAccess:
+		return AppNotFound(app.Name)
+	case p.Level == Admin:
+		return Errorf(EUNAUTHORIZED, "%s needs an admin", op)
+	default:
+		return Errorf(EUNAUTHORIZED, "you may not %s", op)
+	}
+}
+
+// AppNotFound is the error for an app that does not exist or that the user
+// may not see: the two must read the same.
+func AppNotFound(name string) *Error {
+	return Errorf(ENOTFOUND, "app %q not found", truncate(name))
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Deploy benchmark: wall time from the start of `git push` until the new
+# release answers through the front nginx, for a first deploy and for N
+# code-only redeploys of examples/hello, next to bench/plain-deploy.sh doing
+# the same steps by hand on the same machine.
+#
+#   make bench            # setup + build, then this script
+#   bench/deploy.sh       # from the repo root, after `make build`; as root
+#
+# Environment: BENCH_N (redeploys per tool, default 10), BENCH_DOC (where the
+# results go, default docs/benchmarks.md; "-" prints only), BENCH_LOGS (a dir
+# to copy the run's logs and raw timings to before the temp dir is removed),
+# BENCH_BIN (the conductor binary, default bin/conductor).
+#
+# Everything runs in a fresh temp dir under /tmp on loopback ports that are
+# free at the time; the server, its circusd/nginx/gunicorns, the plain
+# script's nginx/gunicorns, the app's unix user and the dir are removed on
+# exit, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+N=${BENCH_N:-10}
+DOC=${BENCH_DOC:-docs/benchmarks.md}
+BIN=${BENCH_BIN:-$ROOT/bin/conductor}
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { printf '%s\n' "$*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "run as root: Conductor creates a unix user per app"
+[ -x "$BIN" ] || die "$BIN is missing: run make build"
+BIN_VERSION=$("$BIN" version 2>/dev/null || echo unknown)
+for t in git ssh ssh-keygen curl ss /usr/sbin/nginx /usr/bin/python3 /opt/conductor/circus/bin/circusd; do
+  command -v "$t" >/dev/null || die "$t is missing: run make setup"
+done
+
+DIR=$(mktemp -d /tmp/conductor-bench.XXXXXX)
+chmod 711 "$DIR" # app users must traverse it to reach their releases
+mkdir -p "$DIR/logs"
+SERVE_PID=""
+APP=""
+SERVE_MARK="" PLAIN_MARK=""
+
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  set +e
+  if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
+    kill -TERM "$SERVE_PID"
+    # serve stops circusd (and with it the app's gunicorns) and nginx
+    for _ in $(seq 1 600); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$SERVE_PID" 2>/dev/null && { say "bench: conductor serve ignored SIGTERM for 60s; killing it"; kill -KILL "$SERVE_PID"; }
+    wait "$SERVE_PID" 2>/dev/null
+  fi
+  "$ROOT/bench/plain-deploy.sh" teardown "$DIR/plain" 2>/dev/null
+  if [ -n "${BENCH_LOGS:-}" ]; then
+    mkdir -p "$BENCH_LOGS" && cp -r "$DIR/logs" "$DIR/serve.log" "$DIR/results.tsv" "$BENCH_LOGS"/ 2>/dev/null
+    cp "$DIR/plain/steps.log" "$BENCH_LOGS/plain-steps.log" 2>/dev/null
+    cp -r "$DIR/plain/logs" "$BENCH_LOGS/plain-logs" 2>/dev/null
+    cp "$DIR/data/circus/circusd.log" "$BENCH_LOGS/" 2>/dev/null
+    echo "$SERVE_MARK $PLAIN_MARK" >"$BENCH_LOGS/marks" 2>/dev/null
+  fi
+  # Anything still running from the temp dir was started by this run.
+  for pid in $(pgrep -f -- "$DIR"); do
+    say "bench: leftover process $(ps -o pid=,args= -p "$pid" 2>/dev/null); stopping it"
+    kill -TERM "$pid" 2>/dev/null
+  done
+  sleep 0.5
+  for pid in $(pgrep -f -- "$DIR"); do kill -KILL "$pid" 2>/dev/null; done
+  # The unix user Conductor created for this run's app.
+  if [ -n "$APP" ] && [ "$(getent passwd "$APP" | cut -d: -f5)" = "conductor app" ]; then
+    userdel "$APP" 2>/dev/null
+  fi
+  rm -rf "$DIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail_logs() {
+  say "---- last lines of $1"
+  tail -n 40 "$1" >&2 || true
+  [ -f "$DIR/serve.log" ] && { say "---- last lines of the server log"; tail -n 40 "$DIR/serve.log" >&2; }
+  die "$2"
+}
+
+# --- Conductor --------------------------------------------------------------
+SSH_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+RANGE=$(pick_port_range 110) # 100 for conductor's apps, 2 for the plain script
+CONDUCTOR_RANGE="$RANGE-$((RANGE + 99))"
+APP=bench-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+HOST=$APP.localhost
+
+ssh-keygen -q -t ed25519 -N '' -C bench -f "$DIR/key"
+"$BIN" init --data "$DIR/data" --admin-key "$DIR/key.pub" >"$DIR/logs/init.log" 2>&1 ||
+  fail_logs "$DIR/logs/init.log" "conductor init failed"
+"$BIN" serve --data "$DIR/data" --ssh-addr "127.0.0.1:$SSH_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
+  --port-range "$CONDUCTOR_RANGE" --log-level debug >"$DIR/serve.log" 2>&1 &
+SERVE_PID=$!
+wait_tcp 127.0.0.1 "$SSH_PORT" 60 "$SERVE_PID" && wait_tcp 127.0.0.1 "$HTTP_PORT" 60 "$SERVE_PID" ||
+  fail_logs "$DIR/serve.log" "conductor serve did not listen on 127.0.0.1:$SSH_PORT and :$HTTP_PORT"
+say "bench: conductor serve (pid $SERVE_PID) ssh 127.0.0.1:$SSH_PORT http 127.0.0.1:$HTTP_PORT apps $CONDUCTOR_RANGE; app $APP"
+
+# --- plain script -----------------------------------------------------------
+PLAIN_HTTP_PORT=$(free_port)
+"$ROOT/bench/plain-deploy.sh" setup "$DIR/plain" "$APP" "$PLAIN_HTTP_PORT" $((RANGE + 100)) $((RANGE + 101)) \
+  >"$DIR/logs/plain-setup.log" 2>&1 || fail_logs "$DIR/logs/plain-setup.log" "plain-deploy.sh setup failed"
+say "bench: plain nginx on 127.0.0.1:$PLAIN_HTTP_PORT, gunicorn ports $((RANGE + 100))/$((RANGE + 101))"
+
+# --- the app ----------------------------------------------------------------
+WORK=$DIR/work
+cp -r examples/hello "$WORK"
+export GIT_SSH_COMMAND="ssh -p $SSH_PORT -i $DIR/key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+export GIT_TERMINAL_PROMPT=0 GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com \
+  GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+git -C "$WORK" init -q -b main
+
+# commit_version V: a code-only change, committed (not timed).
+commit_version() {
+  printf '# The deployed version marker. Tests rewrite this line (e.g. with sed) to v2.\nVERSION = "%s"\n' "$1" \
+    >"$WORK/greetings/version.py"
+  git -C "$WORK" add -A
+  git -C "$WORK" commit -q -m "version $1"
+}
+
+# wait_marker PORT V: poll the front nginx until the page shows version V.
+wait_marker() {
+  local body deadline=$((SECONDS + 120))
+  while :; do
+    body=$(curl -s --max-time 5 -H "Host: $HOST" "http://127.0.0.1:$1/" || true)
+    [[ $body == *"Hello from Conductor $2</h1>"* ]] && return 0
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.01
+  done
+}
+
+RESULTS=$DIR/results.tsv # tool kind run t_start t_returned t_marker release
+: >"$RESULTS"
+
+conductor_deploy() { # KIND RUN VERSION
+  local log=$DIR/logs/push-$2.log t0 t1 t2 job
+  t0=$EPOCHREALTIME
+  git -C "$WORK" push "ssh://git@127.0.0.1:$SSH_PORT/$APP" main >"$log" 2>&1 || fail_logs "$log" "git push ($1 $2) failed"
+  t1=$EPOCHREALTIME
+  wait_marker "$HTTP_PORT" "$3" || fail_logs "$log" "conductor: $3 never appeared on http://$HOST:$HTTP_PORT/"
+  t2=$EPOCHREALTIME
+  job=$(sed -n 's/.*-----> Deploying .* as \([^ ]*\).*/\1/p' "$log" | head -n 1)
+  printf 'conductor\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$t0" "$t1" "$t2" "${job:--}" >>"$RESULTS"
+  say "$(printf 'bench: conductor %-8s #%-2s %6.2f s (push returned after %.2f s)' "$1" "$2" \
+    "$(awk -v a="$t0" -v b="$t2" 'BEGIN{print b-a}')" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")"
+}
+
+plain_deploy() { # KIND RUN VERSION
+  local log=$DIR/logs/plain-$2.log t0 t1 t2 rel rev
+  rev=$(git -C "$WORK" rev-parse HEAD)
+  t0=$EPOCHREALTIME
+  "$ROOT/bench/plain-deploy.sh" deploy "$DIR/plain" "$WORK" "$rev" >"$log" 2>&1 || fail_logs "$log" "plain-deploy.sh ($1 $2) failed"
+  t1=$EPOCHREALTIME
+  wait_marker "$PLAIN_HTTP_PORT" "$3" || fail_logs "$log" "plain: $3 never appeared on http://$HOST:$PLAIN_HTTP_PORT/"
+  t2=$EPOCHREALTIME
+  rel=$(sed -n 's/.*(release \([^ ]*\)).*/\1/p' "$log" | tail -n 1)
+  printf 'plain\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$t0" "$t1" "$t2" "${rel:--}" >>"$RESULTS"
+  say "$(printf 'bench: plain     %-8s #%-2s %6.2f s (script returned after %.2f s)' "$1" "$2" \
+    "$(awk -v a="$t0" -v b="$t2" 'BEGIN{print b-a}')" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")"
+}
+
+# First deploy: a new app, a new virtualenv (pip install of Django and
+# gunicorn from PyPI, with an empty pip cache for both tools).
+commit_version v1
+conductor_deploy first 0 v1
+plain_deploy first 0 v1
+
+# Code-only redeploys, alternating the two tools so that both see the same
+# machine load. Step lines logged from here on are the redeploys'.
+SERVE_MARK=$(wc -l <"$DIR/serve.log")
+PLAIN_MARK=$(wc -l <"$DIR/plain/steps.log")
+for i in $(seq 1 "$N"); do
+  commit_version "v$((i + 1))"
+  conductor_deploy redeploy "$i" "v$((i + 1))"
+  plain_deploy redeploy "$i" "v$((i + 1))"
+done
+
+/usr/bin/python3 bench/report.py --results "$RESULTS" \
+  --serve-log "$DIR/serve.log" --serve-mark "$SERVE_MARK" \
+  --plain-steps "$DIR/plain/steps.log" --plain-mark "$PLAIN_MARK" \
+  --binary "$BIN_VERSION" --doc "$DOC"

@@ -1,0 +1,79 @@
+package conductor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// DatabaseMarker is the comment Conductor leaves on the databases and roles
+// it creates on a server, so that it can tell its own from anything else of
+// the same name and never take over, or drop, what it did not create.
+const DatabaseMarker = "conductor app"
+
+// AppDatabase is the database Conductor made for an app on a database server
+// (PostgreSQL or MariaDB): the database, the user the app logs in as and
+// that user's password. Credentials are generated once, stored before the
+// server is touched, and reused for the app's whole life.
+//
+// The password is a secret: it reaches the app through local_settings.py and
+// DATABASE_URL only. String, GoString and LogValue leave it out, so printing
+// or logging an AppDatabase by mistake does not leak it.
+type AppDatabase struct {
+	AppID     int64
+	Kind      string // DBPostgres or DBMySQL
+	Name      string // database name on the server
+	User      string // role (PostgreSQL) or user (MariaDB) the app logs in as
+	Password  string // from [A-Za-z0-9]
+	CreatedAt time.Time
+}
+
+func (d AppDatabase) String() string {
+	return fmt.Sprintf("%s database %q (user %q)", d.Kind, d.Name, d.User)
+}
+
+// GoString keeps %#v from printing the password.
+func (d AppDatabase) GoString() string { return "conductor.AppDatabase{" + d.String() + "}" }
+
+// LogValue keeps slog from printing the password.
+func (d AppDatabase) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kind", d.Kind), slog.String("name", d.Name), slog.String("user", d.User))
+}
+
+// DatabaseServer is one database server (PostgreSQL or MariaDB) on which
+// Conductor keeps a database and a user per app, reached as an
+// administrator. The postgres and mysql packages implement it.
+//
+// Both methods are idempotent, because a deploy job can run again after a
+// crash at any point, and both refuse (ECONFLICT) a database or user of the
+// app's name that Conductor did not create: other data is never touched.
+type DatabaseServer interface {
+	// Kind is DBPostgres or DBMySQL.
+	Kind() string
+	// Endpoint is where apps connect: a host and port, or a unix socket
+	// path and an empty port.
+	Endpoint() (host, port string)
+	// Create makes sure db's database and user exist and that the user can
+	// log in to that database, and only that one. What exists already is
+	// kept: the password is set when the user is created and never changed.
+	Create(ctx context.Context, db *AppDatabase) error
+	// Drop removes db's database, with all its data, and its user. What
+	// does not exist (any more) is not an error.
+	Drop(ctx context.Context, db *AppDatabase) error
+}
+
+// DatabaseStore keeps the credentials of app databases. It is apart from
+// Store because only provisioning needs it. The sqlite package implements
+// it.
+type DatabaseStore interface {
+	// EnsureAppDatabase records db for its app unless the app has a database
+	// already, and returns the one recorded: the first credentials stored
+	// win, so a retried or concurrent provision reuses them.
+	EnsureAppDatabase(ctx context.Context, db *AppDatabase) (*AppDatabase, error)
+	// FindAppDatabase returns an app's database (ENOTFOUND before the
+	// first deploy provisioned it).
+	FindAppDatabase(ctx context.Context, appID int64) (*AppDatabase, error)
+	// DeleteAppDatabase forgets an app's database, once it was dropped.
+	DeleteAppDatabase(ctx context.Context, appID int64) error
+}
