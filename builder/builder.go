@@ -29,6 +29,9 @@ type Builder struct {
 	Python    string // interpreter virtualenvs are made with
 	Conductor string // this binary, run by circus as `conductor run-process`
 	Keep      int    // releases kept for rollback
+	// LogMaxBytes caps each process log file before rotation (3 rotated
+	// files are kept), so a chatty app cannot fill the disk.
+	LogMaxBytes int64
 
 	mu   sync.Mutex
 	apps map[string]*appJobs

@@ -396,7 +396,7 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 		return failf("process %s: %v", typ, err)
 	}
 	spec := d.specPath(name)
-	if err := process.WriteSpec(spec, &process.Spec{Argv: argv, Env: env, Dir: d.dir}, d.user.UID, d.user.GID); err != nil {
+	if err := process.WriteSpec(spec, &process.Spec{Type: typ, Argv: argv, Env: env, Dir: d.dir}, d.user.UID, d.user.GID); err != nil {
 		return err
 	}
 	user := ""
@@ -414,6 +414,7 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 	if err := d.b.Circus.Add(ctx, circus.Watcher{
 		App: d.app.Name, Name: name, Cmd: d.b.Conductor, Spec: spec, WorkingDir: d.dir, User: user,
 		LogFile:      filepath.Join(d.b.Layout.LogDir(d.app.Name), typ+".log"),
+		LogMaxBytes:  d.b.LogMaxBytes,
 		NumProcesses: n,
 	}); err != nil {
 		return err
@@ -518,19 +519,9 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 // waitForNginx waits (briefly) until nginx's workers serve the new
 // configuration, so a push returns only once its release is live.
 func (d *deployment) waitForNginx(ctx context.Context) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	for i := 0; i < 50; i++ {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+d.b.HTTPAddr+"/static/", nil)
-		req.Host = d.host()
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.Header.Get("X-Conductor-Release") == d.job.ID {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := d.b.Nginx.WaitServing(ctx, d.host(), d.job.ID, 15*time.Second); err != nil {
+		d.log.Printf("       Warning: %v", err)
 	}
-	d.log.Printf("       Warning: nginx did not confirm the switch within 5s")
 }
 
 // retire stops the previous release's web processes (circus lets them
@@ -684,8 +675,11 @@ func (d *deployment) cmd(ctx context.Context, dir, name string, args ...string) 
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = process.Environ(d.env)
+	// A build step dies with a killed conductor instead of running on
+	// unsupervised; the restarted conductor marks its deploy failed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.user.UID), Gid: uint32(d.user.GID)}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(d.user.UID), Gid: uint32(d.user.GID)}
 	}
 	w := &indentWriter{w: d.log}
 	cmd.Stdout, cmd.Stderr = w, w

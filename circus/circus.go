@@ -141,6 +141,8 @@ type Watcher struct {
 	User         string // unix user to run as ("" to keep circusd's)
 	NumProcesses int
 	LogFile      string
+	LogMaxBytes  int64 // rotate the log at this size (default 10 MiB)
+	LogBackups   int   // rotated files kept (default 3)
 }
 
 func (c *Circus) watcherFile(name string) string {
@@ -152,6 +154,12 @@ func (c *Circus) watcherFile(name string) string {
 func (c *Circus) Add(ctx context.Context, w Watcher) error {
 	if w.NumProcesses == 0 {
 		w.NumProcesses = 1
+	}
+	if w.LogMaxBytes <= 0 {
+		w.LogMaxBytes = 10 << 20
+	}
+	if w.LogBackups <= 0 {
+		w.LogBackups = 3
 	}
 	if err := checkIniSafe(w.Name, w.Cmd, w.Spec, w.WorkingDir, w.LogFile); err != nil {
 		return err

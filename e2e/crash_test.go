@@ -21,13 +21,13 @@ func TestCrashMidDeploy(t *testing.T) {
 
 	// v2 has a release phase that sleeps, so the kill lands mid-deploy.
 	writeFile(t, filepath.Join(work, "slow_release.py"), "import time\ntime.sleep(120)\n")
-	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py\n")
+	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py crashy\n")
 	setVersion(t, work, "v2")
 	in.Commit(work, "slow v2")
 	pushed := make(chan Result, 1)
 	go func() { pushed <- in.Push(work, "crashy", "main") }()
 	waitFor(t, "the release phase to start", func() bool {
-		return exec.Command("pgrep", "-f", "python slow_release.py").Run() == nil
+		return exec.Command("pgrep", "-f", "python slow_release.py crashy").Run() == nil
 	})
 	in.Kill()
 	select {
@@ -38,6 +38,10 @@ func TestCrashMidDeploy(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("push did not end after conductor was killed")
 	}
+	// The build step died with conductor; it does not run on unsupervised.
+	waitFor(t, "the release phase to die with conductor", func() bool {
+		return exec.Command("pgrep", "-f", "python slow_release.py crashy").Run() != nil
+	})
 
 	in.Start()
 	waitFor(t, "v1 served after restart", func() bool {

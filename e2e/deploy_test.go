@@ -118,7 +118,7 @@ func TestPushDeploy(t *testing.T) {
 
 	// logs: the runtime output of the app's processes.
 	r = in.SSH(in.AdminKey, "logs hello -n 50")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "[web]") || !strings.Contains(r.Stdout, "Booting worker") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "web.1: ") || !strings.Contains(r.Stdout, "Booting worker") {
 		t.Errorf("logs: %s", r)
 	}
 

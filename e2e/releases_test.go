@@ -173,3 +173,48 @@ func TestDeployQueue(t *testing.T) {
 		t.Errorf("GET / = %q, want v2 still serving", body)
 	}
 }
+
+// TestConcurrentPushes: a second push to an app while one deploys waits for
+// it and then starts from its result, so a push that is no longer a
+// fast-forward is refused instead of deploying and then failing to move
+// the branch.
+func TestConcurrentPushes(t *testing.T) {
+	in := StartInstance(t)
+	a := in.WorkTree("hello")
+	if r := in.Push(a, "twice", "main"); r.Code != 0 {
+		t.Fatalf("first push: %s", r)
+	}
+	b := filepath.Join(in.Dir, "clone-b")
+	if r := in.Git(in.AdminKey, in.Dir, "clone", "-q", in.RepoURL("twice"), b); r.Code != 0 {
+		t.Fatalf("clone: %s", r)
+	}
+	writeFile(t, filepath.Join(a, "slow_release.py"), "import time\ntime.sleep(4)\n")
+	writeFile(t, filepath.Join(a, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py twice\n")
+	setVersion(t, a, "from-a")
+	in.Commit(a, "a")
+	setVersion(t, b, "from-b")
+	in.Commit(b, "b")
+	pushed := make(chan Result, 1)
+	go func() { pushed <- in.Push(a, "twice", "main") }()
+	waitFor(t, "a's release phase", func() bool {
+		return exec.Command("pgrep", "-f", "python slow_release.py twice").Run() == nil
+	})
+	rb := in.Push(b, "twice", "main")
+	ra := <-pushed
+	if ra.Code != 0 {
+		t.Fatalf("push a: %s", ra)
+	}
+	if rb.Code == 0 || !strings.Contains(rb.Stderr, "Waiting for a push to twice by admin") || !strings.Contains(rb.Stderr, "rejected") {
+		t.Errorf("push b: want it to wait, then be rejected as not a fast-forward: %s", rb)
+	}
+	if strings.Contains(rb.Stderr, "Deploying") {
+		t.Errorf("push b deployed: %s", rb)
+	}
+	if _, body, _ := in.Get("twice", "/"); !strings.Contains(body, "Hello from Conductor from-a<") {
+		t.Errorf("GET / = %q, want a's version", body)
+	}
+	head := strings.TrimSpace(in.mustGit(a, "rev-parse", "HEAD"))
+	if remote := in.Git(in.AdminKey, a, "ls-remote", in.RepoURL("twice"), "refs/heads/main").Stdout; !strings.HasPrefix(remote, head) {
+		t.Errorf("remote main = %q, want a's %s", remote, head)
+	}
+}

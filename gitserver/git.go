@@ -128,6 +128,13 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 	if err := conductor.Authorize(ctx, s.store, u, service, app); err != nil {
 		return fail(err)
 	}
+	if push {
+		release, err := s.pushes.acquire(ctx, name, u.Name, sess.Stderr())
+		if err != nil {
+			return fail(err)
+		}
+		defer release()
+	}
 	repo := s.RepoDir(name)
 	if err := initRepo(ctx, repo); err != nil {
 		return fail(err)

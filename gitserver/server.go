@@ -65,10 +65,11 @@ type Sites interface {
 
 // Server is the SSH endpoint.
 type Server struct {
-	cfg   Config
-	store conductor.Store
-	queue *queue.Queue
-	ssh   *ssh.Server
+	cfg    Config
+	store  conductor.Store
+	queue  *queue.Queue
+	ssh    *ssh.Server
+	pushes pushLocks
 }
 
 // New builds the SSH server: a middleware chain (recover → authenticate →

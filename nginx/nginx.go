@@ -8,6 +8,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,6 +127,37 @@ func (n *Nginx) reload() error {
 		return fmt.Errorf("reload nginx: %w", err)
 	}
 	return nil
+}
+
+// WaitServing waits until nginx answers for host with the given release in
+// X-Conductor-Release, i.e. its workers run the configuration WriteSite
+// wrote. A reload signal that arrives while nginx is busy starting can be
+// lost, so it is sent again every 2 s.
+func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	start := time.Now()
+	lastHUP := start
+	for time.Since(start) < timeout {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+n.Listen+"/static/", nil)
+		req.Host = host
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.Header.Get("X-Conductor-Release") == release {
+				return nil
+			}
+		}
+		if time.Since(lastHUP) > 2*time.Second {
+			slog.Warn("nginx has not loaded the new site yet; reloading again", "host", host, "release", release)
+			_ = n.reload()
+			lastHUP = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("nginx did not serve release %s for %s within %s (see %s)", release, host, timeout, filepath.Join(n.Dir, "error.log"))
 }
 
 // WaitOldWorkers waits (up to timeout) until the workers nginx replaced on

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/google/shlex"
+	"golang.org/x/sys/unix"
 )
 
 // Spec is everything needed to start one app process. Circus runs
@@ -19,6 +20,7 @@ import (
 // data is ever rendered into circus's ini (quotes, newlines, % and $ in config
 // values are just JSON strings) and HOME is set, which circus does not do.
 type Spec struct {
+	Type string            `json:"type"` // process type, e.g. "web"
 	Argv []string          `json:"argv"`
 	Env  map[string]string `json:"env"`
 	Dir  string            `json:"dir"`
@@ -76,9 +78,14 @@ func WriteSpec(path string, s *Spec, uid, gid int) error {
 	return os.Rename(tmp, path)
 }
 
+// The first line a process writes, which `logs` reads to name the pid's
+// lines "web.1", "worker.2"… as Heroku does.
+const StartLinePrefix = "conductor: starting "
+
 // Exec replaces the current process with the spec's command, so circus's
-// signals reach it directly.
-func Exec(specPath string) error {
+// signals reach it directly. wid is circus's slot number for the process
+// (1..numprocesses); stderr is joined to stdout so the log is one stream.
+func Exec(specPath, wid string) error {
 	data, err := os.ReadFile(specPath)
 	if err != nil {
 		return err
@@ -92,6 +99,12 @@ func Exec(specPath string) error {
 	}
 	if err := os.Chdir(s.Dir); err != nil {
 		return err
+	}
+	if err := unix.Dup2(1, 2); err != nil {
+		return fmt.Errorf("join stderr to stdout: %w", err)
+	}
+	if wid != "" {
+		fmt.Printf("%s%s.%s (pid %d): %s\n", StartLinePrefix, s.Type, wid, os.Getpid(), strings.Join(s.Argv, " "))
 	}
 	bin := s.Argv[0]
 	if !strings.Contains(bin, "/") {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -112,4 +113,19 @@ func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*R
 		}
 		line(string(msg.Data()))
 	}
+}
+
+// HasLog reports whether the log stream still holds a job's log.
+func (q *Queue) HasLog(ctx context.Context, jobID string) (bool, error) {
+	stream, err := q.js.Stream(ctx, logsStream)
+	if err != nil {
+		return false, fmt.Errorf("logs stream: %w", err)
+	}
+	_, err = stream.GetLastMsgForSubject(ctx, logSubject(jobID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("look up log of %s: %w", jobID, err)
+	}
+	return true, nil
 }

@@ -58,12 +58,16 @@ func hookCommand() *cobra.Command {
 // command of a process spec (see package process).
 func runProcessCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:    "run-process SPEC.json",
+		Use:    "run-process SPEC.json [WID]",
 		Short:  "Exec an app process from its spec (run by circus)",
 		Hidden: true,
-		Args:   cobra.ExactArgs(1),
+		Args:   cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return process.Exec(args[0])
+			wid := ""
+			if len(args) == 2 {
+				wid = args[1]
+			}
+			return process.Exec(args[0], wid)
 		},
 	}
 }

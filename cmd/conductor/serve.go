@@ -37,6 +37,7 @@ type serveOptions struct {
 	portRange, defaultDB, logLevel  string
 	keep                            int
 	jobs                            int
+	logMaxBytes                     int64
 	databases                       databaseOptions
 }
 
@@ -69,6 +70,7 @@ func serveCommand() *cobra.Command {
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database of apps created by a first push")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
+	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
 	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
 	o.databases.addFlags(f)
 	return cmd
@@ -171,7 +173,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	b := &builder.Builder{
 		Store: db, Queue: q, Layout: layout, Circus: circ, Nginx: ngx, Databases: databases,
-		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep,
+		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
 	}
 	if err := b.Reconcile(ctx); err != nil {
 		return fmt.Errorf("reconcile after restart: %w", err)
