@@ -1,7 +1,8 @@
 // Package circus runs Conductor's own circusd as a child and manages the
 // apps' watchers: one ini file per watcher in an include dir, applied with
-// `circusctl reloadconfig` (which leaves unchanged watchers running) and
-// removed with `circusctl rm` before the file goes.
+// circus's reloadconfig (which leaves unchanged watchers running) and
+// removed with rm before the file goes, over circusd's control socket
+// (client.go).
 package circus
 
 import (
@@ -21,6 +22,8 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/go-zeromq/zmq4"
+
 	"github.com/hasadna/conductor/supervisor"
 )
 
@@ -31,11 +34,12 @@ var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
 
 // Circus is Conductor's circusd under Dir.
 type Circus struct {
-	Bin   string // directory holding circusd and circusctl
+	Bin   string // directory holding circusd
 	Dir   string // circus.ini, sockets, watchers/
 	Owner string // user owning the control socket
 
-	mu    sync.Mutex // circusd runs one command at a time: serialize ours
+	mu    sync.Mutex  // circusd runs one command at a time: serialize ours
+	sock  zmq4.Socket // control connection, dialed on first use (guarded by mu)
 	child *supervisor.Child
 }
 
@@ -96,7 +100,7 @@ func (c *Circus) Start(ctx context.Context) error {
 	// Ready when it answers on its endpoint.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := c.ctl(ctx, "list"); err == nil {
+		if _, err := c.call(ctx, "list", nil); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("circusd did not answer within 30s: %w", err)
@@ -107,29 +111,6 @@ func (c *Circus) Start(ctx context.Context) error {
 
 // Wait returns once circusd has stopped after Start's ctx ended.
 func (c *Circus) Wait() { c.child.Wait() }
-
-// ctl runs one circusctl command, retrying while circusd is busy with
-// another one.
-func (c *Circus) ctl(ctx context.Context, args ...string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []byte
-	var err error
-	for attempt := 0; attempt < 40; attempt++ {
-		cmd := exec.CommandContext(ctx, filepath.Join(c.Bin, "circusctl"), append([]string{"--endpoint", c.endpoint(), "--timeout", "60"}, args...)...)
-		out, err = cmd.CombinedOutput()
-		// circusctl exits 3 on an error reply; "already running" is another
-		// command in flight (circusd takes one at a time): wait and retry.
-		if err == nil || !bytes.Contains(out, []byte("already running")) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	if err != nil {
-		return string(out), fmt.Errorf("circusctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
 
 // Watcher is one supervised app process type.
 type Watcher struct {
@@ -180,7 +161,7 @@ func (c *Circus) Add(ctx context.Context, w Watcher) error {
 	if err := os.Rename(path+".tmp", path); err != nil {
 		return err
 	}
-	if _, err := c.ctl(ctx, "reloadconfig", "--waiting"); err != nil {
+	if _, err := c.call(ctx, "reloadconfig", map[string]any{"waiting": true}); err != nil {
 		return fmt.Errorf("load watcher %s: %w", w.Name, err)
 	}
 	return nil
@@ -193,11 +174,14 @@ func (c *Circus) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	// Every watcher circusd runs has its file (Add writes it first): no
-	// file, nothing to stop, and no circusctl round trip.
+	// file, nothing to stop, and no round trip.
 	if _, err := os.Stat(c.watcherFile(name)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if _, err := c.ctl(ctx, "rm", "--waiting", name); err != nil && !strings.Contains(err.Error(), "not found") {
+	// waiting: the reply comes once the processes have stopped (each within
+	// graceful_timeout, finishing their requests).
+	var ce *circusError
+	if _, err := c.call(ctx, "rm", map[string]any{"name": name, "waiting": true}); err != nil && !(asCircusError(err, &ce) && strings.Contains(ce.Reason, "not found")) {
 		return fmt.Errorf("remove watcher %s: %w", name, err)
 	}
 	if err := os.Remove(c.watcherFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -243,7 +227,7 @@ func (c *Circus) Scale(ctx context.Context, name string, n int) error {
 	if err := os.Rename(path+".tmp", path); err != nil {
 		return err
 	}
-	if _, err := c.ctl(ctx, "set", name, "numprocesses", strconv.Itoa(n)); err != nil {
+	if _, err := c.call(ctx, "set", map[string]any{"name": name, "options": map[string]any{"numprocesses": n}}); err != nil {
 		return fmt.Errorf("scale %s: %w", name, err)
 	}
 	return nil
@@ -254,35 +238,32 @@ func (c *Circus) Pids(ctx context.Context, name string) ([]int, error) {
 	if err := checkIniSafe(name); err != nil {
 		return nil, err
 	}
-	out, err := c.ctl(ctx, "list", name)
+	reply, err := c.call(ctx, "list", map[string]any{"name": name})
 	if err != nil {
 		return nil, err
 	}
-	var pids []int
-	for _, f := range strings.Split(strings.TrimSpace(out), ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
+	raw, _ := reply["pids"].([]any)
+	pids := make([]int, 0, len(raw))
+	for _, p := range raw {
+		f, ok := p.(float64)
+		if !ok {
+			return nil, fmt.Errorf("circus list %s: unexpected pids %v", name, reply["pids"])
 		}
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("circusctl list %s: unexpected output %q", name, out)
-		}
-		pids = append(pids, pid)
+		pids = append(pids, int(f))
 	}
 	return pids, nil
 }
 
 // Status returns circusd's status line per watcher ("active", "stopped"…).
 func (c *Circus) Status(ctx context.Context) (map[string]string, error) {
-	out, err := c.ctl(ctx, "status")
+	reply, err := c.call(ctx, "status", nil)
 	if err != nil {
 		return nil, err
 	}
-	st := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if name, state, ok := strings.Cut(line, ":"); ok {
-			st[strings.TrimSpace(name)] = strings.TrimSpace(state)
-		}
+	raw, _ := reply["statuses"].(map[string]any)
+	st := make(map[string]string, len(raw))
+	for name, state := range raw {
+		st[name], _ = state.(string)
 	}
 	return st, nil
 }

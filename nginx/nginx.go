@@ -66,6 +66,9 @@ type Nginx struct {
 
 	mu    sync.Mutex // one config change at a time
 	child *supervisor.Child
+
+	wmu      sync.Mutex
+	replaced map[int]bool // workers a reload replaced that may still run
 }
 
 func (n *Nginx) confPath() string { return filepath.Join(n.Dir, "nginx.conf") }
@@ -123,6 +126,17 @@ func (n *Nginx) test(ctx context.Context) error {
 }
 
 func (n *Nginx) reload() error {
+	// The workers running now are replaced by this reload.
+	if master := n.child.Pid(); master != 0 {
+		n.wmu.Lock()
+		if n.replaced == nil {
+			n.replaced = map[int]bool{}
+		}
+		for pid := range workerPids(master) {
+			n.replaced[pid] = true
+		}
+		n.wmu.Unlock()
+	}
 	if err := n.child.Signal(syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload nginx: %w", err)
 	}
@@ -143,7 +157,9 @@ func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout t
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.Header.Get("X-Conductor-Release") == release {
-				return nil
+				// New workers serve it; old ones may still accept a
+				// connection with the old configuration until they exit.
+				return n.WaitOldWorkers(ctx, timeout)
 			}
 		}
 		if time.Since(lastHUP) > 2*time.Second {
@@ -160,9 +176,11 @@ func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout t
 	return fmt.Errorf("nginx did not serve release %s for %s within %s (see %s)", release, host, timeout, filepath.Join(n.Dir, "error.log"))
 }
 
-// WaitOldWorkers waits (up to timeout) until the workers nginx replaced on
-// its last reload have exited. They finish requests already proxied with
-// the old configuration, so an app's old processes must outlive them.
+// WaitOldWorkers waits (up to timeout) until the workers that nginx
+// replaced on its reloads have exited. Until then they may still accept a
+// connection and answer it with the old configuration, and they finish
+// requests already proxied to an app's old processes, which must outlive
+// them.
 func (n *Nginx) WaitOldWorkers(ctx context.Context, timeout time.Duration) error {
 	master := n.child.Pid()
 	if master == 0 {
@@ -170,25 +188,38 @@ func (n *Nginx) WaitOldWorkers(ctx context.Context, timeout time.Duration) error
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		if !hasShuttingDownChild(master) {
+		live := workerPids(master)
+		n.wmu.Lock()
+		for pid := range n.replaced {
+			if !live[pid] {
+				delete(n.replaced, pid)
+			}
+		}
+		left := len(n.replaced)
+		n.wmu.Unlock()
+		if left == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("old nginx workers still running after %s", timeout)
+			return fmt.Errorf("%d old nginx workers still running after %s", left, timeout)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
 
-// hasShuttingDownChild reports whether a child of pid is an nginx worker
-// that is shutting down (nginx retitles them "… is shutting down").
-func hasShuttingDownChild(pid int) bool {
+// workerPids returns the live (not zombie) children of nginx's master.
+func workerPids(master int) map[int]bool {
+	pids := map[int]bool{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
 		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
@@ -199,15 +230,11 @@ func hasShuttingDownChild(pid int) bool {
 			continue
 		}
 		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if bytes.Contains(cmdline, []byte("shutting down")) {
-			return true
+		if len(f) >= 2 && f[0] != "Z" && f[1] == strconv.Itoa(master) {
+			pids[pid] = true
 		}
 	}
-	return false
+	return pids
 }
 
 // Site is one app's server block.
