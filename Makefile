@@ -29,6 +29,11 @@ test: setup build lint
 	$(GO) test -count=1 -timeout 25m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateNames$$' -fuzztime 10s .
 	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime 10s ./gitserver
+	$(GO) test -run '^$$' -fuzz '^FuzzAppFromRepoPath$$' -fuzztime 5s ./gitserver
+	$(GO) test -run '^$$' -fuzz '^FuzzSettingsLiteral$$' -fuzztime 10s ./provision
+	$(GO) test -run '^$$' -fuzz '^FuzzSiteConf$$' -fuzztime 10s ./nginx
+	$(GO) test -run '^$$' -fuzz '^FuzzWatcherIni$$' -fuzztime 10s ./circus
+	$(GO) test -run '^$$' -fuzz '^FuzzParseProcfile$$' -fuzztime 5s ./process
 
 bench: setup build
 	bench/deploy.sh

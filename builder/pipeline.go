@@ -337,6 +337,11 @@ func (d *deployment) release(ctx context.Context) error {
 // collectstatic gathers static files into the release's own directory, so
 // the serving release's files are never touched.
 func (d *deployment) collectstatic(ctx context.Context) error {
+	// nginx serves this directory: whatever the repository put at that path
+	// (a symlink to /etc, say) goes, and collectstatic makes it afresh.
+	if err := os.RemoveAll(filepath.Join(d.dir, "staticfiles")); err != nil {
+		return err
+	}
 	if err := d.cmd(ctx, d.dir, "python", "manage.py", "collectstatic", "--noinput", "-v", "1"); err != nil {
 		return failf("collectstatic failed: %v", err)
 	}
@@ -436,7 +441,7 @@ func (d *deployment) check(ctx context.Context) error {
 	for i := 0; time.Now().Before(deadline); i++ {
 		// circus respawns a process that dies at boot forever: when three
 		// of the release's processes have died, it is crashing.
-		if i%5 == 4 {
+		if i%20 == 19 { // about once a second
 			if pids, err := d.b.Circus.Pids(ctx, d.newWatcher); err == nil {
 				now := map[int]bool{}
 				for _, p := range pids {
@@ -471,7 +476,7 @@ func (d *deployment) check(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	d.log.Printf("       The new release did not become healthy; last lines of its log:")
@@ -534,7 +539,14 @@ func (d *deployment) retire(ctx context.Context) error {
 		d.log.Printf("       Warning: %v", err)
 	}
 	if d.previous != nil && d.previous.Port != d.port {
-		if err := d.removeWatcher(ctx, webWatcher(d.app.Name, d.previous.Port)); err != nil {
+		// The old processes get their stop signal and finish their
+		// requests (graceful_timeout) while the push returns: nothing
+		// routes to them any more.
+		name := webWatcher(d.app.Name, d.previous.Port)
+		if err := d.b.Circus.Retire(ctx, name); err != nil {
+			return err
+		}
+		if err := os.Remove(d.specPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}

@@ -142,20 +142,12 @@ func (c *Circus) Add(ctx context.Context, w Watcher) error {
 	if w.LogBackups <= 0 {
 		w.LogBackups = 3
 	}
-	if err := checkIniSafe(w.Name, w.Cmd, w.Spec, w.WorkingDir, w.LogFile); err != nil {
-		return err
-	}
-	if w.User != "" {
-		if err := checkIniSafe(w.User); err != nil {
-			return err
-		}
-	}
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, "watcher.ini.tmpl", w); err != nil {
+	ini, err := watcherIni(w)
+	if err != nil {
 		return err
 	}
 	path := c.watcherFile(w.Name)
-	if err := os.WriteFile(path+".tmp", buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(path+".tmp", ini, 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
@@ -167,9 +159,42 @@ func (c *Circus) Add(ctx context.Context, w Watcher) error {
 	return nil
 }
 
+// watcherIni checks a watcher's values and renders its ini file. The app
+// name is checked too: it is rendered in the header comment, where a
+// newline would start a new key or section.
+func watcherIni(w Watcher) ([]byte, error) {
+	if err := checkIniSafe(w.App, w.Name, w.Cmd, w.Spec, w.WorkingDir, w.LogFile); err != nil {
+		return nil, err
+	}
+	if w.User != "" {
+		if err := checkIniSafe(w.User); err != nil {
+			return nil, err
+		}
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "watcher.ini.tmpl", w); err != nil {
+		return nil, fmt.Errorf("render watcher %s: %w", w.Name, err)
+	}
+	return buf.Bytes(), nil
+}
+
 // Remove stops a watcher (gracefully, within its graceful_timeout) and
-// deletes its file. Removing an unknown watcher is not an error.
+// deletes its file, returning once its processes have stopped. Removing an
+// unknown watcher is not an error.
 func (c *Circus) Remove(ctx context.Context, name string) error {
+	return c.rm(ctx, name, true)
+}
+
+// Retire removes a watcher without waiting for its processes to stop:
+// circusd sends them the stop signal and gives them graceful_timeout to
+// finish their requests. For a watcher that no longer gets traffic, so the
+// caller need not wait for the slowest request. circusd is busy until they
+// have stopped; calls made meanwhile wait their turn (errno 5 is retried).
+func (c *Circus) Retire(ctx context.Context, name string) error {
+	return c.rm(ctx, name, false)
+}
+
+func (c *Circus) rm(ctx context.Context, name string, wait bool) error {
 	if err := checkIniSafe(name); err != nil {
 		return err
 	}
@@ -178,10 +203,8 @@ func (c *Circus) Remove(ctx context.Context, name string) error {
 	if _, err := os.Stat(c.watcherFile(name)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	// waiting: the reply comes once the processes have stopped (each within
-	// graceful_timeout, finishing their requests).
 	var ce *circusError
-	if _, err := c.call(ctx, "rm", map[string]any{"name": name, "waiting": true}); err != nil && !(asCircusError(err, &ce) && strings.Contains(ce.Reason, "not found")) {
+	if _, err := c.call(ctx, "rm", map[string]any{"name": name, "waiting": wait}); err != nil && !(asCircusError(err, &ce) && strings.Contains(ce.Reason, "not found")) {
 		return fmt.Errorf("remove watcher %s: %w", name, err)
 	}
 	if err := os.Remove(c.watcherFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {

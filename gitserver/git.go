@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,8 +154,13 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 			env = append(env, kv)
 		}
 	}
-	cmd := exec.CommandContext(ctx, "git", "-c", "core.hooksPath="+s.cfg.HooksDir, "-c", "receive.fsckObjects=true",
-		strings.TrimPrefix(service, "git-"), repo)
+	gitArgs := []string{"-c", "core.hooksPath=" + s.cfg.HooksDir, "-c", "receive.fsckObjects=true"}
+	if push && s.limits.MaxPushSize > 0 {
+		// git refuses a bigger pack itself ("pack exceeds maximum allowed
+		// size") before the hook runs, so nothing is stored or deployed.
+		gitArgs = append(gitArgs, "-c", "receive.maxInputSize="+strconv.FormatInt(s.limits.MaxPushSize, 10))
+	}
+	cmd := exec.CommandContext(ctx, "git", append(gitArgs, strings.TrimPrefix(service, "git-"), repo)...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = sess, sess.Stderr()
 	stdin, err := cmd.StdinPipe()

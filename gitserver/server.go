@@ -46,6 +46,10 @@ type Config struct {
 	// checks it) and describes an app's database without its password
 	// (Databases.Describe, for apps:info). Nil: SQLite only.
 	Databases *provision.Databases
+
+	// Limits on sessions, connection times and push size (DefaultLimits
+	// for `conductor serve`; zero fields mean no limit).
+	Limits Limits
 }
 
 // Processes is what the commands need from the host's process manager
@@ -65,17 +69,20 @@ type Sites interface {
 
 // Server is the SSH endpoint.
 type Server struct {
-	cfg    Config
-	store  conductor.Store
-	queue  *queue.Queue
-	ssh    *ssh.Server
-	pushes pushLocks
+	cfg      Config
+	store    conductor.Store
+	queue    *queue.Queue
+	ssh      *ssh.Server
+	pushes   pushLocks
+	limits   Limits
+	sessions *sessionLimiter
 }
 
 // New builds the SSH server: a middleware chain (recover → authenticate →
-// log → dispatch) in front of git and the commands.
+// limit → log → dispatch) in front of git and the commands.
 func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
-	s := &Server{cfg: cfg, store: store, queue: q}
+	s := &Server{cfg: cfg, store: store, queue: q, limits: cfg.Limits,
+		sessions: newSessionLimiter(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerKey)}
 	s.ssh = &ssh.Server{
 		Addr:             cfg.Addr,
 		HostSigners:      []ssh.Signer{cfg.HostKey},
@@ -85,9 +92,11 @@ func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
 		// session, and only `run` uses it; every other handler ignores it.
 		PtyCallback: func(ssh.Context, ssh.Pty) bool { return true },
 		// Port forwarding callbacks stay nil: gliderlabs denies forwarding.
-		IdleTimeout: 15 * time.Minute, // a build streams output; a silent pip can take a while
-		MaxTimeout:  2 * time.Hour,
-		Handler:     chain(s.dispatch, s.logging, s.authenticate, recoverer),
+		IdleTimeout:          cfg.Limits.IdleTimeout,
+		MaxTimeout:           cfg.Limits.MaxTimeout,
+		ConnCallback:         s.connCallback,
+		ServerConfigCallback: s.serverConfig,
+		Handler:              chain(s.dispatch, s.logging, s.limit, s.authenticate, recoverer),
 	}
 	return s
 }

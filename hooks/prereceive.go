@@ -75,7 +75,7 @@ func (h *PreReceive) Run(ctx context.Context, stdin io.Reader) error {
 	if deploy == nil {
 		return nil // other branches and tags are stored, not deployed
 	}
-	q, err := queue.Connect(ctx, h.NATSURL, "conductor-hook")
+	q, err := queue.Dial(ctx, h.NATSURL, "conductor-hook")
 	if err != nil {
 		return err
 	}

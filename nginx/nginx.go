@@ -249,26 +249,15 @@ type Site struct {
 // WriteSite installs or replaces an app's server block and reloads nginx.
 // If nginx rejects the new configuration, the old file is put back.
 func (n *Nginx) WriteSite(ctx context.Context, s Site) error {
-	for _, h := range s.Hosts {
-		if err := ValidateHost(h); err != nil {
-			return err
-		}
-	}
-	if err := checkPath(s.StaticDir); err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
-		"App": s.App, "Release": s.Release, "Hosts": s.Hosts, "Port": s.Port,
-		"StaticDir": s.StaticDir, "Listen": n.Listen,
-	}); err != nil {
+	conf, err := n.siteConf(s)
+	if err != nil {
 		return err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	path := filepath.Join(n.sitesDir(), s.App+".conf")
 	old, oldErr := os.ReadFile(path)
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
+	if err := writeAtomic(path, conf); err != nil {
 		return err
 	}
 	if err := n.test(ctx); err != nil {
@@ -280,6 +269,33 @@ func (n *Nginx) WriteSite(ctx context.Context, s Site) error {
 		return err
 	}
 	return n.reload()
+}
+
+// tokenRE is what the app name and release id may be: they are rendered
+// bare (a comment, a header value) and the app name is the file's name.
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// siteConf checks a site's values and renders its server block.
+func (n *Nginx) siteConf(s Site) ([]byte, error) {
+	if !tokenRE.MatchString(s.App) || !tokenRE.MatchString(s.Release) {
+		return nil, fmt.Errorf("nginx: invalid app name %q or release id %q", s.App, s.Release)
+	}
+	for _, h := range s.Hosts {
+		if err := ValidateHost(h); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPath(s.StaticDir); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
+		"App": s.App, "Release": s.Release, "Hosts": s.Hosts, "Port": s.Port,
+		"StaticDir": s.StaticDir, "Listen": n.Listen,
+	}); err != nil {
+		return nil, fmt.Errorf("render site %s: %w", s.App, err)
+	}
+	return buf.Bytes(), nil
 }
 
 // RemoveSite deletes an app's server block and reloads nginx.

@@ -5,6 +5,7 @@ package process
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -54,7 +55,10 @@ func ParseProcfile(src []byte) (Procfile, error) {
 		}
 		pf[name] = cmd
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		// The user's mistake, not ours: say so plainly (found by FuzzParseProcfile).
+		return nil, conductor.Errorf(conductor.EINVALID, "Procfile: a line is longer than %d KiB", bufio.MaxScanTokenSize>>10)
+	} else if err != nil {
 		return nil, fmt.Errorf("read Procfile: %w", err)
 	}
 	return pf, nil

@@ -64,6 +64,26 @@ func Connect(ctx context.Context, url, name string) (*Queue, error) {
 	return q, nil
 }
 
+// Dial connects to NATS at url and uses the streams and bucket that the
+// server created, without creating or updating them: the hook's quick path.
+func Dial(ctx context.Context, url, name string) (*Queue, error) {
+	nc, err := nats.Connect(url, nats.Name(name))
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	archives, err := js.ObjectStore(ctx, archiveBucket)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("object store %s: %w", archiveBucket, err)
+	}
+	return &Queue{nc: nc, js: js, archives: archives}, nil
+}
+
 func setup(ctx context.Context, nc *nats.Conn) (*Queue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -39,6 +39,7 @@ type serveOptions struct {
 	jobs                            int
 	logMaxBytes                     int64
 	databases                       databaseOptions
+	limits                          gitserver.Limits
 }
 
 func serveCommand() *cobra.Command {
@@ -73,6 +74,13 @@ func serveCommand() *cobra.Command {
 	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
 	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
 	o.databases.addFlags(f)
+	d := gitserver.DefaultLimits()
+	f.IntVar(&o.limits.MaxSessions, "ssh-max-sessions", d.MaxSessions, "SSH sessions running at once on this server (0: no limit)")
+	f.IntVar(&o.limits.MaxSessionsPerKey, "ssh-max-sessions-per-key", d.MaxSessionsPerKey, "SSH sessions running at once per client key (0: no limit)")
+	f.DurationVar(&o.limits.HandshakeTimeout, "ssh-handshake-timeout", d.HandshakeTimeout, "time a client has from connecting to authenticating (0: none)")
+	f.DurationVar(&o.limits.IdleTimeout, "ssh-idle-timeout", d.IdleTimeout, "drop an SSH connection silent for this long (0: never)")
+	f.DurationVar(&o.limits.MaxTimeout, "ssh-max-timeout", d.MaxTimeout, "drop any SSH connection this old (0: never)")
+	f.Int64Var(&o.limits.MaxPushSize, "max-push-size", d.MaxPushSize, "largest pack a push may send, in bytes (git's receive.maxInputSize; 0: no limit)")
 	return cmd
 }
 
@@ -99,6 +107,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	if o.keep < 1 || o.jobs < 1 {
 		return errors.New("--keep-releases and --jobs must be at least 1")
+	}
+	if l := o.limits; l.MaxSessions < 0 || l.MaxSessionsPerKey < 0 || l.HandshakeTimeout < 0 ||
+		l.IdleTimeout < 0 || l.MaxTimeout < 0 || l.MaxPushSize < 0 {
+		return errors.New("SSH limits and --max-push-size cannot be negative (0: no limit)")
 	}
 	if os.Geteuid() == 0 {
 		if err := checkTraversable(data); err != nil {
@@ -195,7 +207,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
 		NATSURL: natsURL, Host: o.host, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: layout,
 		HTTPAddr: o.httpAddr, Processes: circ, Sites: ngx,
-		Databases: databases, DropDatabases: databases.Drop,
+		Databases: databases, DropDatabases: databases.Drop, Limits: o.limits,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {
