@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/applogs"
 	"github.com/hasadna/conductor/builder"
 	"github.com/hasadna/conductor/circus"
 	"github.com/hasadna/conductor/gitserver"
@@ -191,6 +192,20 @@ func serve(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("reconcile after restart: %w", err)
 	}
 	if err := q.ServeCancel(ctx, o.host, b.Cancel); err != nil {
+		return err
+	}
+	// This host's worker answers `logs` for the apps it runs.
+	if err := q.ServeAppLogs(ctx, o.host, func(ctx context.Context, req queue.AppLogsRequest, send func([]string) error) error {
+		if err := conductor.ValidateAppName(req.App); err != nil {
+			return err
+		}
+		if req.Process != "" {
+			if err := conductor.ValidateProcessType(req.Process); err != nil {
+				return err
+			}
+		}
+		return applogs.Send(ctx, layout.LogDir(req.App), req.Process, req.Lines, req.Follow, send)
+	}); err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
