@@ -60,7 +60,7 @@ done
 DIR=$(mktemp -d /tmp/conductor-rollout.XXXXXX)
 chmod 711 "$DIR" # app users must traverse it to reach their releases
 mkdir -p "$DIR/logs"
-SERVE_PID="" LOAD_PID="" APP="" NGINX_MASTER=""
+SERVE_PID="" LOAD_PID="" APP="" NGINX_PIDS=""
 
 # stop_child PID SECONDS: SIGTERM a child of this shell, wait, then SIGKILL.
 stop_child() {
@@ -75,14 +75,32 @@ stop_child() {
   wait "$pid" 2>/dev/null
 }
 
+# starttime PID: the process's start time (field 22 of /proc/PID/stat), to
+# tell it from a later process that got the same pid.
+starttime() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; echo "$s" | cut -d' ' -f20; }
+
+# nginx_snapshot: our nginx master and its workers as "pid:starttime"; the
+# workers' command lines name no path, so pgrep -f cannot find them.
+nginx_snapshot() {
+  local master pid t
+  master=$(cat "$DIR/data/nginx/nginx.pid" 2>/dev/null) || return 0
+  tr '\0' ' ' <"/proc/$master/cmdline" 2>/dev/null | grep -qF -- "$DIR/" || return 0
+  for pid in "$master" $(pgrep -P "$master"); do
+    t=$(starttime "$pid") && printf '%s:%s ' "$pid" "$t"
+  done
+}
+
 # leftovers: processes this run started that are still running: anything
 # whose command line names the temp dir, anything of the app's unix user,
-# and the workers of our nginx (their command line names no path).
+# and our nginx's processes.
 leftovers() {
+  local e
   {
     pgrep -f -- "$DIR"
-    [ -n "$APP" ] && getent passwd "$APP" >/dev/null && pgrep -u "$APP"
-    [ -n "$NGINX_MASTER" ] && pgrep -P "$NGINX_MASTER"
+    [ -n "$APP" ] && [ "$(getent passwd "$APP" | cut -d: -f5)" = "conductor app" ] && pgrep -u "$APP"
+    for e in $NGINX_PIDS; do
+      [ "$(starttime "${e%%:*}")" = "${e#*:}" ] && running "${e%%:*}" && echo "${e%%:*}"
+    done
   } 2>/dev/null | sort -un | grep -vx "$$" || true
 }
 
@@ -91,7 +109,7 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   [ -n "$LOAD_PID" ] && stop_child "$LOAD_PID" 15
-  [ -f "$DIR/data/nginx/nginx.pid" ] && NGINX_MASTER=$(cat "$DIR/data/nginx/nginx.pid" 2>/dev/null)
+  NGINX_PIDS=$(nginx_snapshot)
   # serve stops circusd (and with it the app's gunicorns) and nginx
   [ -n "$SERVE_PID" ] && stop_child "$SERVE_PID" 60
   if [ -n "${BENCH_LOGS:-}" ]; then
@@ -232,7 +250,6 @@ say "rollout: first push (virtualenv + pip install)"
 timeout 300 git -C "$WORK" push "ssh://git@127.0.0.1:$SSH_PORT/$APP" main >"$DIR/logs/push-0.log" 2>&1 ||
   fail_logs "$DIR/logs/push-0.log" "first push failed"
 wait_marker v1 || fail_logs "$DIR/logs/push-0.log" "v1 never appeared on http://$HOST:$HTTP_PORT/"
-[ -f "$DIR/data/nginx/nginx.pid" ] && NGINX_MASTER=$(cat "$DIR/data/nginx/nginx.pid")
 
 # --- load ----------------------------------------------------------------------
 LOAD_START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -38,9 +38,13 @@ func TestCrashMidDeploy(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("push did not end after conductor was killed")
 	}
-	// The build step died with conductor; it does not run on unsupervised.
+	// The build step died with conductor; it does not run on unsupervised,
+	// and neither git nor its hook waits for a conductor that is gone.
 	waitFor(t, "the release phase to die with conductor", func() bool {
 		return exec.Command("pgrep", "-f", "python slow_release.py crashy").Run() != nil
+	})
+	waitFor(t, "git and the hook to end", func() bool {
+		return exec.Command("pgrep", "-f", in.Data+"/(bin/conductor hook|repos/)").Run() != nil
 	})
 
 	in.Start()

@@ -198,9 +198,24 @@ func TestHostile(t *testing.T) {
 		}
 		// collectstatic (as the app user) cannot read the target.
 		tryPush(t, "collectstatic failed", symlink("/etc/shadow", "static/evil"))
-		// The static root itself pointing out of the release: collectstatic
-		// cannot write into /etc, so nothing is deployed.
-		tryPush(t, "collectstatic failed", symlink("/etc", "staticfiles"))
+		// The static root itself pointing out of the release: the builder
+		// removes it and collectstatic makes a real directory, so the deploy
+		// goes through and nginx serves the app's files, not /etc.
+		symlink("/etc", "staticfiles")()
+		in.Commit(work, "staticfiles -> /etc")
+		if r := in.Push(work, "hostile", "main"); r.Code != 0 {
+			t.Fatalf("push with staticfiles -> /etc: %s", r)
+		}
+		cur, err := os.Readlink(filepath.Join(in.Data, "srv", "projects", "hostile", "current"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(filepath.Join(cur, "staticfiles")); err != nil || !fi.IsDir() {
+			t.Errorf("the served staticfiles is not a real directory: %v %v", fi, err)
+		}
+		if code, body, _ := in.Get("hostile", "/static/hello.css"); code != 200 || !strings.Contains(body, "conductor-example-static") {
+			t.Errorf("GET /static/hello.css = %d %q, want the app's file", code, body)
+		}
 
 		for _, p := range []string{"/static/evil", "/static/shadow", "/static/passwd"} {
 			if _, body, _ := in.Get("hostile", p); bytes.Contains([]byte(body), shadow[:min(len(shadow), 20)]) || strings.Contains(body, "root:x:0:0") {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -162,6 +163,8 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 	}
 	cmd := exec.CommandContext(ctx, "git", append(gitArgs, strings.TrimPrefix(service, "git-"), repo)...)
 	cmd.Env = env
+	// git dies with a killed conductor, instead of leaving its hook waiting.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = sess, sess.Stderr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

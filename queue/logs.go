@@ -96,8 +96,14 @@ func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*R
 		return nil, fmt.Errorf("follow job %s: %w", jobID, err)
 	}
 	defer msgs.Stop()
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-q.closed:
+		case <-done:
+		}
 		msgs.Stop()
 	}()
 	for {
@@ -105,6 +111,11 @@ func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*R
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			select {
+			case <-q.closed:
+				return nil, fmt.Errorf("follow job %s: lost the connection to conductor's NATS server", jobID)
+			default:
 			}
 			return nil, fmt.Errorf("follow job %s: %w", jobID, err)
 		}

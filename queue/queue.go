@@ -47,16 +47,19 @@ type Queue struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	archives jetstream.ObjectStore
+	closed   chan struct{} // closed when the connection is gone for good
 }
 
 // Connect connects to NATS at url and creates (or updates) the streams and
 // the archive bucket Conductor uses.
 func Connect(ctx context.Context, url, name string) (*Queue, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
+	closed := make(chan struct{})
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
 	}
-	q, err := setup(ctx, nc)
+	q, err := setup(ctx, nc, closed)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -67,7 +70,11 @@ func Connect(ctx context.Context, url, name string) (*Queue, error) {
 // Dial connects to NATS at url and uses the streams and bucket that the
 // server created, without creating or updating them: the hook's quick path.
 func Dial(ctx context.Context, url, name string) (*Queue, error) {
-	nc, err := nats.Connect(url, nats.Name(name))
+	// A hook whose conductor died must not wait for it forever: after ~10 s
+	// of failed reconnects the connection closes and Follow returns.
+	closed := make(chan struct{})
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(20), nats.ReconnectWait(500*time.Millisecond),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
 	}
@@ -81,10 +88,10 @@ func Dial(ctx context.Context, url, name string) (*Queue, error) {
 		nc.Close()
 		return nil, fmt.Errorf("object store %s: %w", archiveBucket, err)
 	}
-	return &Queue{nc: nc, js: js, archives: archives}, nil
+	return &Queue{nc: nc, js: js, archives: archives, closed: closed}, nil
 }
 
-func setup(ctx context.Context, nc *nats.Conn) (*Queue, error) {
+func setup(ctx context.Context, nc *nats.Conn, closed chan struct{}) (*Queue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -118,7 +125,7 @@ func setup(ctx context.Context, nc *nats.Conn) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create object store %s: %w", archiveBucket, err)
 	}
-	return &Queue{nc: nc, js: js, archives: archives}, nil
+	return &Queue{nc: nc, js: js, archives: archives, closed: closed}, nil
 }
 
 // Close drains and closes the connection.
