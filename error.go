@@ -12,6 +12,7 @@ const (
 	EINTERNAL     = "internal"
 	EINVALID      = "invalid"
 	ENOTFOUND     = "not_found"
+	EUNAVAILABLE  = "unavailable" // a part of Conductor (a host's worker) does not answer
 	EUNAUTHORIZED = "unauthorized"
 )
 

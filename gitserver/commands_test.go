@@ -120,10 +120,10 @@ func newTestServer(t testing.TB, dbPath string) *testServer {
 	dir := t.TempDir()
 	host := &fakeHost{watchers: map[string]int{}}
 	s := New(Config{
-		Addr: "127.0.0.1:2222", ReposDir: filepath.Join(dir, "repos"), Domain: "localhost", HTTPAddr: "127.0.0.1:8080",
+		Addr: "127.0.0.1:2222", ReposDir: filepath.Join(dir, "repos"), Domain: "localhost", HTTPAddr: "127.0.0.1:8080", Host: "local",
 		DefaultDB: conductor.DBSQLite, Ports: provision.PortRange{From: 41000, To: 41999},
 		Layout: provision.Layout{Srv: filepath.Join(dir, "srv")}, Processes: host, Sites: host,
-	}, db, nil)
+	}, db, testQueue(t))
 	return &testServer{Server: s, db: db, host: host, admin: admin, dir: dir}
 }
 

@@ -26,7 +26,8 @@ func FuzzCommandLine(f *testing.F) {
 		"domains:remove hello x.org", "keys", "keys:add bob --admin", "keys:remove SHA256:x", "keys:remove bob",
 		"access hello", "access:grant hello dev", "access:revoke hello dev", "audit -n 5 --app hello", "deploys hello",
 		"'unbalanced", "config:set hello \"A=\\\"q\\\"\"", "--help", "ps:scale --help", "nosuch", "apps:info ../x",
-		"config:set hello =x", "ps:scale hello web=-1", "logs hello -n 99999999999999999999",
+		"config:set hello =x", "ps:scale hello web=-1", "logs hello -n 99999999999999999999", "deploys:cancel hello",
+		"logs hello --build", "releases hello --json", "rollback hello v1", "deploy hello main",
 	} {
 		f.Add(s, true)
 		f.Add(s, false)

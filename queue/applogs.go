@@ -3,12 +3,13 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/hasadna/conductor"
 )
 
 // Runtime logs live in files on the app's host, so `logs` asks that host's
@@ -141,17 +142,23 @@ func (q *Queue) AppLogs(ctx context.Context, host string, req AppLogsRequest, li
 		case <-ctx.Done():
 			return nil
 		case <-hello.C:
-			return fmt.Errorf("the worker of host %q does not answer: is it running?", host)
+			return conductor.Errorf(conductor.EUNAVAILABLE, "the worker of host %q does not answer: is it running?", host)
 		case <-beat.C:
 			_ = q.nc.Publish(inbox+".hb", nil)
 		case m := <-msgs:
+			// The server's "no responders" status: nobody serves that host.
+			if m.Header.Get("Status") == "503" {
+				return conductor.Errorf(conductor.EUNAVAILABLE, "the worker of host %q does not answer: is it running?", host)
+			}
 			if m.Header.Get(helloHeader) != "" {
 				hello.Stop()
 				continue
 			}
 			if status := m.Header.Get(endHeader); status != "" {
 				if status != "ok" {
-					return errors.New(string(m.Data))
+					// The worker refused the request (a bad name): its
+					// message is for the user.
+					return conductor.Errorf(conductor.EINVALID, "%s", m.Data)
 				}
 				return nil
 			}

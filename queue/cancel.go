@@ -3,10 +3,13 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/hasadna/conductor"
 )
 
 // Cancel requests go to cancel.<host>.<app> as core NATS requests: the
@@ -19,7 +22,9 @@ func (q *Queue) Cancel(ctx context.Context, host, app string) (int, error) {
 	ctx, done := context.WithTimeout(ctx, 10*time.Second)
 	defer done()
 	msg, err := q.nc.RequestWithContext(ctx, cancelSubject(host, app), nil)
-	if err != nil {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
+		return 0, conductor.Errorf(conductor.EUNAVAILABLE, "the builder of host %q does not answer: is it running?", host)
+	} else if err != nil {
 		return 0, fmt.Errorf("cancel jobs of %s on %s: %w", app, host, err)
 	}
 	var n int
