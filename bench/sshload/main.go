@@ -1,4 +1,4 @@
-// Command sshload is the SSH command load of bench/latency.sh: N workers run
+// Command sshload is the SSH command load of bench/ssh.sh latency: N workers run
 // Conductor commands (`apps`, `config <app>`, …) over SSH at the same time,
 // each one after the other for -rounds commands, and it prints a JSON summary
 // on stdout: commands that succeeded, that the server refused for its session
