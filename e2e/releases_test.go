@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -216,5 +218,86 @@ func TestConcurrentPushes(t *testing.T) {
 	head := strings.TrimSpace(in.mustGit(a, "rev-parse", "HEAD"))
 	if remote := in.Git(in.AdminKey, a, "ls-remote", in.RepoURL("twice"), "refs/heads/main").Stdout; !strings.HasPrefix(remote, head) {
 		t.Errorf("remote main = %q, want a's %s", remote, head)
+	}
+}
+
+// TestParallelApps: jobs of different apps run at the same time (up to
+// --jobs), while one app's jobs take turns.
+func TestParallelApps(t *testing.T) {
+	in := StartInstance(t, "--jobs", "2")
+	works := map[string]string{}
+	for _, app := range []string{"para-a", "para-b"} {
+		w := in.WorkTree("hello")
+		if r := in.Push(w, app, "main"); r.Code != 0 { // builds the virtualenv
+			t.Fatalf("first push of %s: %s", app, r)
+		}
+		setVersion(t, w, "v2")
+		writeFile(t, filepath.Join(w, "slow_release.py"), "import subprocess, sys, time\n"+
+			"subprocess.check_call([sys.executable, 'manage.py', 'migrate', '--noinput'])\ntime.sleep(float(sys.argv[2]))\n")
+		writeFile(t, filepath.Join(w, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py "+app+" 6\n")
+		in.Commit(w, "slow")
+		works[app] = w
+	}
+	results := make(chan Result, 2)
+	for app, w := range works {
+		go func() { results <- in.Push(w, app, "main") }()
+	}
+	// Both release phases run at once: neither app waits for the other.
+	waitFor(t, "both apps' release phases at the same time", func() bool {
+		return exec.Command("pgrep", "-f", "python slow_release.py para-a").Run() == nil &&
+			exec.Command("pgrep", "-f", "python slow_release.py para-b").Run() == nil
+	})
+	for range works {
+		if r := <-results; r.Code != 0 {
+			t.Errorf("push: %s", r)
+		}
+	}
+	for app := range works {
+		if _, body, _ := in.Get(app, "/"); !strings.Contains(body, "Hello from Conductor v2<") {
+			t.Errorf("%s: GET / = %q", app, body)
+		}
+	}
+}
+
+// TestPruneReleases: only the newest --keep-releases releases and the
+// virtualenvs they use stay on disk; the serving one is never pruned.
+func TestPruneReleases(t *testing.T) {
+	in := StartInstance(t, "--keep-releases", "2")
+	work := in.WorkTree("hello")
+	if r := in.Push(work, "prune", "main"); r.Code != 0 {
+		t.Fatalf("push v1: %s", r)
+	}
+	envs := filepath.Join(in.Data, "srv", "environments", "prune")
+	firstVenvs, _ := filepath.Glob(filepath.Join(envs, "[0-9a-f]*"))
+	// v2 changes the requirements (a new virtualenv), v3 and v4 only code.
+	reqs, err := os.ReadFile(filepath.Join(work, "requirements.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(work, "requirements.txt"), string(reqs)+"# changed\n")
+	for i := 2; i <= 4; i++ {
+		setVersion(t, work, fmt.Sprintf("v%d", i))
+		in.Commit(work, fmt.Sprintf("v%d", i))
+		if r := in.Push(work, "prune", "main"); r.Code != 0 {
+			t.Fatalf("push v%d: %s", i, r)
+		}
+	}
+	dirs, _ := os.ReadDir(filepath.Join(in.Data, "srv", "projects", "prune", "releases"))
+	if len(dirs) != 2 {
+		t.Errorf("%d release dirs kept, want 2 (--keep-releases 2)", len(dirs))
+	}
+	venvs, _ := filepath.Glob(filepath.Join(envs, "[0-9a-f]*"))
+	if len(firstVenvs) != 1 || len(venvs) != 1 || venvs[0] == firstVenvs[0] {
+		t.Errorf("virtualenvs before %v, after %v: want v1's pruned and one left", firstVenvs, venvs)
+	}
+	if _, body, _ := in.Get("prune", "/"); !strings.Contains(body, "Hello from Conductor v4<") {
+		t.Errorf("GET / = %q, want v4", body)
+	}
+	// A pruned release cannot be rolled back to; a kept one can.
+	if r := in.SSH(in.AdminKey, "rollback prune v1"); r.Code == 0 || !strings.Contains(r.Stderr, "pruned") {
+		t.Errorf("rollback to a pruned release: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "rollback prune v3"); r.Code != 0 {
+		t.Errorf("rollback to a kept release: %s", r)
 	}
 }
