@@ -5,6 +5,7 @@ package applogs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -85,6 +86,13 @@ func (l *Reader) Recent(n int) []string {
 		data, err := os.ReadFile(f.path)
 		if err != nil {
 			continue
+		}
+		// Only complete lines: a line being written has no newline yet, and
+		// Follow reads it from offset once it has.
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+			data = data[:i+1]
+		} else {
+			data = nil
 		}
 		f.offset = int64(len(data))
 		var mine []line
