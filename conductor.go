@@ -168,6 +168,13 @@ type Store interface {
 	// The audit trail (sqlite/audit.go), newest first; app "" lists all.
 	AddAudit(ctx context.Context, e *AuditEntry) error
 	ListAudit(ctx context.Context, app string, limit int) ([]*AuditEntry, error)
+
+	// TLS certificates of custom domains (sqlite/certs.go). A certificate
+	// goes with its domain (domains:remove, apps:destroy).
+	PutCertificate(ctx context.Context, c *Certificate) error
+	Certificates(ctx context.Context, appID int64) ([]*Certificate, error)
+	AllCertificates(ctx context.Context) ([]*Certificate, error)
+	SetCertificateError(ctx context.Context, appID int64, domain, msg string) error
 }
 
 // AccessFor resolves, in one place, what user u may do with app (nil app means
