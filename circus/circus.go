@@ -38,13 +38,26 @@ type Circus struct {
 	Dir   string // circus.ini, sockets, watchers/
 	Owner string // user owning the control socket
 
+	// System: circusd runs as its own service, from the configuration
+	// WriteConfig wrote when Conductor was installed. Start then only waits
+	// for it to answer and nothing here stops it, so restarting Conductor
+	// leaves the apps running.
+	System      bool
+	WatchersDir string // circusd's include dir ("" means Dir/watchers)
+
 	mu    sync.Mutex  // circusd runs one command at a time: serialize ours
 	sock  zmq4.Socket // control connection, dialed on first use (guarded by mu)
 	child *supervisor.Child
 }
 
-func (c *Circus) watchersDir() string { return filepath.Join(c.Dir, "watchers") }
-func (c *Circus) endpoint() string    { return "ipc://" + filepath.Join(c.Dir, "circus.sock") }
+func (c *Circus) watchersDir() string {
+	if c.WatchersDir != "" {
+		return c.WatchersDir
+	}
+	return filepath.Join(c.Dir, "watchers")
+}
+
+func (c *Circus) endpoint() string { return "ipc://" + filepath.Join(c.Dir, "circus.sock") }
 
 // iniSafe is what paths and names rendered into circus ini may contain:
 // no newlines (a new key), no % (configparser interpolation), no spaces
@@ -60,23 +73,37 @@ func checkIniSafe(values ...string) error {
 	return nil
 }
 
-// Start writes circus.ini and starts circusd under supervision. Watchers
-// left in the include dir by a previous run start again with it.
-func (c *Circus) Start(ctx context.Context) error {
-	if err := checkIniSafe(c.Dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(c.watchersDir(), 0o700); err != nil {
-		return err
+// Config renders circusd's configuration: control socket and pid file
+// under Dir, watchers included from the watchers dir.
+func (c *Circus) Config() ([]byte, error) {
+	if err := checkIniSafe(c.Dir, c.watchersDir(), c.Owner); err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "circus.ini.tmpl", map[string]string{
 		"Dir": c.Dir, "WatchersDir": c.watchersDir(), "Owner": c.Owner,
 	}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Start writes circus.ini and starts circusd under supervision. Watchers
+// left in the include dir by a previous run start again with it. With
+// System set it only waits for the service's circusd to answer.
+func (c *Circus) Start(ctx context.Context) error {
+	if c.System {
+		return c.waitReady(ctx)
+	}
+	if err := os.MkdirAll(c.watchersDir(), 0o700); err != nil {
+		return err
+	}
+	ini, err := c.Config()
+	if err != nil {
 		return err
 	}
 	conf := filepath.Join(c.Dir, "circus.ini")
-	if err := os.WriteFile(conf, buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(conf, ini, 0o600); err != nil {
 		return err
 	}
 	logFile, err := os.OpenFile(filepath.Join(c.Dir, "circusd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -97,20 +124,35 @@ func (c *Circus) Start(ctx context.Context) error {
 	if err := c.child.Start(ctx); err != nil {
 		return fmt.Errorf("start circusd: %w", err)
 	}
-	// Ready when it answers on its endpoint.
+	return c.waitReady(ctx)
+}
+
+// waitReady returns once circusd answers on its endpoint.
+func (c *Circus) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := c.call(ctx, "list", nil); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
-			return fmt.Errorf("circusd did not answer within 30s: %w", err)
+			return fmt.Errorf("circusd did not answer on %s within 30s: %w", c.endpoint(), err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-// Wait returns once circusd has stopped after Start's ctx ended.
-func (c *Circus) Wait() { c.child.Wait() }
+// Ping tells whether circusd answers on its endpoint now.
+func (c *Circus) Ping(ctx context.Context) error {
+	_, err := c.call(ctx, "list", nil)
+	return err
+}
+
+// Wait returns once circusd has stopped after Start's ctx ended (at once
+// for a circusd run by its own service).
+func (c *Circus) Wait() {
+	if c.child != nil {
+		c.child.Wait()
+	}
+}
 
 // Watcher is one supervised app process type.
 type Watcher struct {
