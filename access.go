@@ -63,6 +63,7 @@ var Permissions = map[string]Permission{
 	"access:grant":  {Level: Admin, PerApp: true, Changes: true},
 	"access:revoke": {Level: Admin, PerApp: true, Changes: true},
 	"audit":         {Level: Admin},
+	"hosts":         {Level: Admin},
 }
 
 // Authorize decides, in one place, whether user u may do op (a key of

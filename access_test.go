@@ -23,7 +23,7 @@ func (s grantStore) HasAccess(_ context.Context, appID, userID int64) (bool, err
 // derived from conductor.Permissions) so the table is checked against them.
 var (
 	anyoneOps      = []string{"help", "whoami", "apps"}
-	adminServerOps = []string{"apps:create", "keys", "keys:add", "keys:remove", "audit"}
+	adminServerOps = []string{"apps:create", "keys", "keys:add", "keys:remove", "audit", "hosts"}
 	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke"}
 	developerOps   = []string{
 		conductor.OpFetch, conductor.OpPush, "apps:info", "deploys", "releases", "deploy", "rollback", "deploys:cancel",

@@ -64,6 +64,7 @@ type App struct {
 	DBKind    string
 	Ports     [2]int // the blue/green port pair; one serves, the other takes the next release
 	SecretKey string
+	Host      string // the builder worker's host that runs the app; it never moves
 	CreatedAt time.Time
 }
 
@@ -131,9 +132,10 @@ type Store interface {
 	CreateDeploy(ctx context.Context, d *Deploy) error
 	FinishDeploy(ctx context.Context, id, status, errMsg string) error
 	ListDeploys(ctx context.Context, appID int64) ([]*Deploy, error)
-	// FailUnfinishedDeploys marks every queued or running deploy failed with
-	// msg: at startup, they belong to a conductor that was killed.
-	FailUnfinishedDeploys(ctx context.Context, msg string) (int, error)
+	// FailUnfinishedDeploys marks every queued or running deploy of the
+	// apps on host failed with msg, and returns their ids: when a host's
+	// worker starts, they belong to a worker that was killed.
+	FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error)
 
 	AddRelease(ctx context.Context, r *Release) error
 	CurrentRelease(ctx context.Context, appID int64) (*Release, error)

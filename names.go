@@ -11,6 +11,7 @@ var (
 	appNameRE     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
 	userNameRE    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 	procTypeRE    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,29}$`)
+	hostNameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	configKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	branchRefRE   = regexp.MustCompile(`^refs/(heads|tags)/[A-Za-z0-9._/-]{1,200}$`)
 	domainRE      = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -45,6 +46,15 @@ func ValidateAppName(name string) error {
 func ValidateUserName(name string) error {
 	if !userNameRE.MatchString(name) {
 		return Errorf(EINVALID, "invalid user name %q: use 1-32 characters a-z, 0-9, _ and -, starting with a letter", truncate(name))
+	}
+	return nil
+}
+
+// ValidateHostName checks the name of a builder host. It is a token of NATS
+// subjects (deploy.<host>.<app>), so no dots or wildcards.
+func ValidateHostName(name string) error {
+	if !hostNameRE.MatchString(name) {
+		return Errorf(EINVALID, "invalid host name %q: use 1-63 characters a-z, 0-9 and -, starting with a letter or digit", truncate(name))
 	}
 	return nil
 }

@@ -317,3 +317,30 @@ func TestAccessLevelString(t *testing.T) {
 		t.Error("access levels are not ordered")
 	}
 }
+
+func TestValidateHostName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"local", true},
+		{"h1", true},
+		{"app-host-2", true},
+		{"1st", true},
+		{strings.Repeat("a", 63), true},
+		{strings.Repeat("a", 64), false},
+		{"", false},
+		{"-h", false},
+		{"H1", false},
+		{"h.1", false}, // a dot would split the NATS subject deploy.<host>.<app>
+		{"h*", false},
+		{"h>", false},
+		{"h 1", false},
+		{"h_1", false},
+	}
+	for _, tt := range tests {
+		if err := conductor.ValidateHostName(tt.name); (err == nil) != tt.ok {
+			t.Errorf("ValidateHostName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}

@@ -18,7 +18,8 @@ import (
 
 // Builder deploys apps on this host.
 type Builder struct {
-	Store     conductor.Store
+	Host      string // the host this builder runs apps on
+	Store     Store
 	Queue     *queue.Queue
 	Layout    provision.Layout
 	Circus    *circus.Circus

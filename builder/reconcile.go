@@ -18,14 +18,22 @@ import (
 // release's watcher behind; the serving release was never touched, so
 // everything that is not the serving release's is undone here.
 func (b *Builder) Reconcile(ctx context.Context) error {
-	n, err := b.Store.FailUnfinishedDeploys(ctx, "conductor stopped during this deploy; the previous release kept serving")
+	const msg = "the builder stopped during this deploy; the previous release kept serving"
+	ids, err := b.Store.FailUnfinishedDeploys(ctx, b.Host, msg)
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		slog.Warn("marked interrupted deploys failed", "count", n)
+	for _, id := range ids {
+		// A pusher still following the job (its worker was on another
+		// host) learns now rather than when the job is redelivered.
+		if err := b.Queue.Logs(id).End(ctx, false, msg); err != nil {
+			slog.Warn("end the log of an interrupted deploy", "deploy", id, "err", err)
+		}
 	}
-	apps, err := b.Store.ListApps(ctx)
+	if len(ids) > 0 {
+		slog.Warn("marked interrupted deploys failed", "count", len(ids))
+	}
+	apps, err := b.appsHere(ctx)
 	if err != nil {
 		return err
 	}
@@ -65,4 +73,19 @@ func (b *Builder) Reconcile(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// appsHere lists the apps placed on this builder's host.
+func (b *Builder) appsHere(ctx context.Context) ([]*conductor.App, error) {
+	all, err := b.Store.ListApps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var here []*conductor.App
+	for _, a := range all {
+		if a.Host == b.Host {
+			here = append(here, a)
+		}
+	}
+	return here, nil
 }

@@ -58,7 +58,7 @@ func TestCrashMidDeploy(t *testing.T) {
 		t.Fatalf("sqlite3: %v %s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "succeeded") || !strings.HasPrefix(lines[1], "failed conductor stopped during this deploy") {
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "succeeded") || !strings.HasPrefix(lines[1], "failed the builder stopped during this deploy") {
 		t.Errorf("deploys after the crash:\n%s", out)
 	}
 	// Only the serving release's watcher is installed.

@@ -95,26 +95,27 @@ func (s *Server) appsCommand() *cobra.Command {
 }
 
 func (s *Server) appsCreateCommand() *cobra.Command {
-	var db string
+	var db, host string
 	cmd := &cobra.Command{
 		Use:   "apps:create <app>",
 		Short: "Create an app (admin)",
-		Args:  exactArgs(1, "apps:create <app> [--db sqlite|postgres|mysql]"),
+		Args:  exactArgs(1, "apps:create <app> [--db sqlite|postgres|mysql] [--host NAME]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if db == "" {
 				db = s.cfg.DefaultDB
 			}
 			auditFromContext(ctx).App = args[0]
-			app, err := s.createApp(ctx, args[0], db)
+			app, err := s.createApp(ctx, args[0], db, host)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created %s (database: %s)\nPush to it: git push %s main\n", app.Name, app.DBKind, s.repoURL(app.Name))
+			fmt.Fprintf(cmd.OutOrStdout(), "Created %s on host %s (database: %s)\nPush to it: git push %s main\n", app.Name, app.Host, app.DBKind, s.repoURL(app.Name))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&db, "db", "", "database: sqlite, postgres or mysql")
+	cmd.Flags().StringVar(&host, "host", "", "host to run it on (default: the live host with the fewest apps)")
 	return cmd
 }
 
@@ -203,6 +204,7 @@ func (s *Server) appsInfoCommand() *cobra.Command {
 			}
 			info := struct {
 				Name      string        `json:"name"`
+				Host      string        `json:"host"`
 				Repo      string        `json:"repo"`
 				URL       string        `json:"url"`
 				Domains   []string      `json:"domains"`
@@ -211,7 +213,7 @@ func (s *Server) appsInfoCommand() *cobra.Command {
 				Processes []processInfo `json:"processes"`
 				Release   *release      `json:"release"`
 				Created   time.Time     `json:"created"`
-			}{Name: app.Name, Repo: s.repoURL(app.Name), URL: s.appURL(app.Name), Domains: domains, DB: app.DBKind, Processes: procs, Created: app.CreatedAt}
+			}{Name: app.Name, Host: app.Host, Repo: s.repoURL(app.Name), URL: s.appURL(app.Name), Domains: domains, DB: app.DBKind, Processes: procs, Created: app.CreatedAt}
 			dbDesc := app.DBKind
 			if s.cfg.Databases != nil {
 				d, err := s.cfg.Databases.Describe(ctx, app)
@@ -238,6 +240,7 @@ func (s *Server) appsInfoCommand() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "=== %s\n", app.Name)
+			fmt.Fprintf(w, "Host:        %s\n", app.Host)
 			fmt.Fprintf(w, "Repository:  %s\n", info.Repo)
 			fmt.Fprintf(w, "URL:         %s\n", info.URL)
 			fmt.Fprintf(w, "Domains:     %s\n", orNone(strings.Join(domains, ", ")))

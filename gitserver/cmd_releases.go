@@ -143,7 +143,7 @@ func (s *Server) deploysCancelCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			app := appFromContext(ctx)
-			n, err := s.queue.Cancel(ctx, s.cfg.Host, app.Name)
+			n, err := s.queue.Cancel(ctx, app.Host, app.Name)
 			if err != nil {
 				return err
 			}
@@ -156,7 +156,7 @@ func (s *Server) deploysCancelCommand() *cobra.Command {
 // newJob is a deploy job for app started by the session's user.
 func (s *Server) newJob(ctx context.Context, app *conductor.App, rev, reason string) *queue.Job {
 	job := &queue.Job{
-		ID: hooks.NewJobID(), App: app.Name, Host: s.cfg.Host, Rev: rev, Ref: reason,
+		ID: hooks.NewJobID(), App: app.Name, Host: app.Host, Rev: rev, Ref: reason,
 		Pusher: UserFromContext(ctx).Name, CreatedAt: time.Now().UTC(),
 	}
 	auditFromContext(ctx).DeployID = job.ID

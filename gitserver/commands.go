@@ -166,6 +166,7 @@ func (s *Server) commands(sess session) *cobra.Command {
 		s.accessGrantCommand(),
 		s.accessRevokeCommand(),
 		s.auditCommand(),
+		s.hostsCommand(),
 	)
 	return root
 }

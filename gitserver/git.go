@@ -120,7 +120,7 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 		conductor.Authorize(ctx, s.store, u, "apps:create", nil) == nil {
 		// The design card: an eKnight is provisioned when first seen.
 		fmt.Fprintf(sess.Stderr(), "-----> Creating app %s\n", name)
-		app, err = s.createApp(ctx, name, s.cfg.DefaultDB)
+		app, err = s.createApp(ctx, name, s.cfg.DefaultDB, "")
 	}
 	if conductor.ErrorCode(err) == conductor.ENOTFOUND {
 		return fail(conductor.AppNotFound(name))
@@ -144,10 +144,11 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + repo,
-		hooks.EnvNATSURL + "=" + s.cfg.NATSURL,
+		hooks.EnvNATSURL + "=" + s.cfg.NATS.URLs,
+		hooks.EnvNATSToken + "=" + s.cfg.NATS.Token,
 		hooks.EnvApp + "=" + name,
 		hooks.EnvUser + "=" + u.Name,
-		hooks.EnvHost + "=" + s.cfg.Host,
+		hooks.EnvHost + "=" + app.Host,
 	}
 	// Only GIT_PROTOCOL passes from the client's env (gogs CVE-2024-39930).
 	for _, kv := range sess.Environ() {
@@ -190,11 +191,15 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 }
 
 // createApp records a new app and creates its repository.
-func (s *Server) createApp(ctx context.Context, name, db string) (*conductor.App, error) {
+func (s *Server) createApp(ctx context.Context, name, db, host string) (*conductor.App, error) {
 	if err := s.cfg.Databases.CheckKind(db); err != nil {
 		return nil, err
 	}
-	app, err := provision.NewApp(ctx, s.store, name, db, s.cfg.Ports)
+	host, err := s.placeApp(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	app, err := provision.NewApp(ctx, s.store, name, db, host, s.cfg.Ports)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func (s *Server) logsCommand() *cobra.Command {
 			}
 			// The files live on the app's host: its worker reads them.
 			out := cmd.OutOrStdout()
-			return s.queue.AppLogs(ctx, s.cfg.Host, queue.AppLogsRequest{App: app.Name, Process: process, Lines: lines, Follow: follow},
+			return s.queue.AppLogs(ctx, app.Host, queue.AppLogsRequest{App: app.Name, Process: process, Lines: lines, Follow: follow},
 				func(line string) error {
 					_, err := fmt.Fprintln(out, line)
 					return err

@@ -42,12 +42,12 @@ func testQueue(t testing.TB) *queue.Queue {
 			return
 		}
 		natsDir = dir
-		natsServe, err = queue.StartServer("127.0.0.1:0", dir)
+		natsServe, err = queue.StartServer("127.0.0.1:0", dir, "gitserver-test-token")
 		if err != nil {
 			testQErr = fmt.Errorf("start nats: %w", err)
 			return
 		}
-		testQ, testQErr = queue.Connect(context.Background(), natsServe.ClientURL(), "gitserver-test")
+		testQ, testQErr = queue.Connect(context.Background(), queue.Conn{URLs: natsServe.ClientURL(), Token: "gitserver-test-token"}, "gitserver-test")
 	})
 	if testQErr != nil {
 		t.Fatal(testQErr)

@@ -26,10 +26,10 @@ import (
 type Config struct {
 	Addr      string
 	HostKey   gossh.Signer
-	ReposDir  string // bare repositories, <app>.git
-	HooksDir  string // core.hooksPath for every repo: pre-receive runs `conductor hook`
-	NATSURL   string // passed to the hook
-	Host      string // builder host that deploys this server's apps
+	ReposDir  string     // bare repositories, <app>.git
+	HooksDir  string     // core.hooksPath for every repo: pre-receive runs `conductor hook`
+	NATS      queue.Conn // passed to the hook
+	Host      string     // this host's name; apps are placed on a live host (placement.go)
 	Domain    string
 	DefaultDB string
 	Ports     provision.PortRange

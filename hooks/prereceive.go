@@ -14,10 +14,11 @@ import (
 
 // Environment variables the git server sets for the hook process.
 const (
-	EnvNATSURL = "CONDUCTOR_NATS_URL"
-	EnvApp     = "CONDUCTOR_APP"
-	EnvUser    = "CONDUCTOR_USER"
-	EnvHost    = "CONDUCTOR_HOST"
+	EnvNATSURL   = "CONDUCTOR_NATS_URL"
+	EnvNATSToken = "CONDUCTOR_NATS_TOKEN"
+	EnvApp       = "CONDUCTOR_APP"
+	EnvUser      = "CONDUCTOR_USER"
+	EnvHost      = "CONDUCTOR_HOST"
 )
 
 const zeroRev = "0000000000000000000000000000000000000000"
@@ -46,7 +47,7 @@ func ParseRefUpdates(r io.Reader) ([]RefUpdate, error) {
 // branch, deploys the new revision and waits for the outcome. A non-nil error
 // makes git reject the whole push, so the branch does not move.
 type PreReceive struct {
-	NATSURL string
+	NATS    queue.Conn
 	App     string
 	User    string
 	Host    string
@@ -75,7 +76,7 @@ func (h *PreReceive) Run(ctx context.Context, stdin io.Reader) error {
 	if deploy == nil {
 		return nil // other branches and tags are stored, not deployed
 	}
-	q, err := queue.Dial(ctx, h.NATSURL, "conductor-hook")
+	q, err := queue.Dial(ctx, h.NATS, "conductor-hook")
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,10 @@ func Run(ctx context.Context, q *queue.Queue, job *queue.Job, out io.Writer) err
 	if err := q.Publish(ctx, job); err != nil {
 		return err
 	}
+	// The job waits in the queue for its host; say so rather than hang.
+	if _, err := q.Host(ctx, job.Host); conductor.ErrorCode(err) == conductor.ENOTFOUND {
+		fmt.Fprintf(out, "-----> Host %s of %s is down: the job waits in the queue until its worker is back\n", job.Host, job.App)
+	}
 	res, err := q.Follow(ctx, job.ID, func(line string) { fmt.Fprintln(out, line) })
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ type PortRange struct{ From, To int }
 // pair and a secret key. Host-side provisioning, the database included,
 // happens on its first deploy. Whether a server of that kind is configured
 // is Databases.CheckKind's question.
-func NewApp(ctx context.Context, store conductor.Store, name, dbKind string, ports PortRange) (*conductor.App, error) {
+func NewApp(ctx context.Context, store conductor.Store, name, dbKind, host string, ports PortRange) (*conductor.App, error) {
 	if err := conductor.ValidateAppName(name); err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func NewApp(ctx context.Context, store conductor.Store, name, dbKind string, por
 	if err != nil {
 		return nil, err
 	}
-	app := &conductor.App{Name: name, DBKind: dbKind, Ports: pair, SecretKey: RandomString(50)}
+	app := &conductor.App{Name: name, DBKind: dbKind, Host: host, Ports: pair, SecretKey: RandomString(50)}
 	if err := store.CreateApp(ctx, app); err != nil {
 		return nil, err
 	}

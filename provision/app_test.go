@@ -149,7 +149,7 @@ func TestNewApp(t *testing.T) {
 		{"ok", "", conductor.EINVALID},
 	}
 	for _, tt := range bad {
-		if _, err := NewApp(ctx, store, tt.name, tt.db, ports); conductor.ErrorCode(err) != tt.code {
+		if _, err := NewApp(ctx, store, tt.name, tt.db, "local", ports); conductor.ErrorCode(err) != tt.code {
 			t.Errorf("NewApp(%q, %q) error = %v, want code %s", tt.name, tt.db, err, tt.code)
 		}
 	}
@@ -157,7 +157,7 @@ func TestNewApp(t *testing.T) {
 		t.Fatalf("refused apps were recorded: %v", apps)
 	}
 
-	first, err := NewApp(ctx, store, "first", conductor.DBSQLite, ports)
+	first, err := NewApp(ctx, store, "first", conductor.DBSQLite, "local", ports)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestNewApp(t *testing.T) {
 	if len(first.SecretKey) != 50 || first.DBKind != conductor.DBSQLite || first.ID == 0 {
 		t.Errorf("first app = %+v", first)
 	}
-	second, err := NewApp(ctx, store, "second", conductor.DBSQLite, ports)
+	second, err := NewApp(ctx, store, "second", conductor.DBSQLite, "local", ports)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,10 +177,10 @@ func TestNewApp(t *testing.T) {
 	if second.SecretKey == first.SecretKey {
 		t.Error("two apps share a secret key")
 	}
-	if _, err := NewApp(ctx, store, "first", conductor.DBSQLite, PortRange{From: b + 5, To: b + 7}); conductor.ErrorCode(err) != conductor.ECONFLICT {
+	if _, err := NewApp(ctx, store, "first", conductor.DBSQLite, "local", PortRange{From: b + 5, To: b + 7}); conductor.ErrorCode(err) != conductor.ECONFLICT {
 		t.Errorf("NewApp(duplicate) error = %v, want ECONFLICT", err)
 	}
-	if _, err := NewApp(ctx, store, "third", conductor.DBSQLite, ports); conductor.ErrorCode(err) != conductor.ECONFLICT {
+	if _, err := NewApp(ctx, store, "third", conductor.DBSQLite, "local", ports); conductor.ErrorCode(err) != conductor.ECONFLICT {
 		t.Errorf("NewApp with one port left: error = %v, want ECONFLICT", err)
 	}
 	got, err := store.FindApp(ctx, "second")

@@ -192,7 +192,7 @@ func TestEnsureServer(t *testing.T) {
 			store := openStore(t)
 			p := &Databases{Store: store, Layout: Layout{Srv: t.TempDir()}, Servers: map[string]conductor.DatabaseServer{kind: srv}}
 			b := freeBlock(t, 4)
-			app, err := NewApp(ctx, store, "my-app", kind, PortRange{From: b, To: b + 3})
+			app, err := NewApp(ctx, store, "my-app", kind, "local", PortRange{From: b, To: b + 3})
 			if err != nil {
 				t.Fatal(err)
 			}

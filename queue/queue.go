@@ -47,19 +47,37 @@ type Queue struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	archives jetstream.ObjectStore
-	closed   chan struct{} // closed when the connection is gone for good
+	hosts    jetstream.KeyValue // nil on a Dial'ed queue until first used
+	closed   chan struct{}      // closed when the connection is gone for good
 }
 
-// Connect connects to NATS at url and creates (or updates) the streams and
-// the archive bucket Conductor uses.
-func Connect(ctx context.Context, url, name string) (*Queue, error) {
-	closed := make(chan struct{})
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+// Conn says how to reach NATS: one URL or several (comma-separated, the
+// nodes of a cluster) and the token the servers require.
+type Conn struct {
+	URLs  string
+	Token string
+	// Replicas of the streams; 0 sizes them to the cluster (at most 3).
+	Replicas int
+}
+
+func (c Conn) options(name string) []nats.Option {
+	opts := []nats.Option{nats.Name(name)}
+	if c.Token != "" {
+		opts = append(opts, nats.Token(c.Token))
 	}
-	q, err := setup(ctx, nc, closed)
+	return opts
+}
+
+// Connect connects to NATS and creates (or updates) the streams and the
+// buckets Conductor uses.
+func Connect(ctx context.Context, c Conn, name string) (*Queue, error) {
+	closed := make(chan struct{})
+	nc, err := nats.Connect(c.URLs, append(c.options(name), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", c.URLs, err)
+	}
+	q, err := setup(ctx, nc, closed, c.Replicas)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -67,16 +85,16 @@ func Connect(ctx context.Context, url, name string) (*Queue, error) {
 	return q, nil
 }
 
-// Dial connects to NATS at url and uses the streams and bucket that the
-// server created, without creating or updating them: the hook's quick path.
-func Dial(ctx context.Context, url, name string) (*Queue, error) {
+// Dial connects to NATS and uses the streams and bucket that the server
+// created, without creating or updating them: the hook's quick path.
+func Dial(ctx context.Context, c Conn, name string) (*Queue, error) {
 	// A hook whose conductor died must not wait for it forever: after ~10 s
 	// of failed reconnects the connection closes and Follow returns.
 	closed := make(chan struct{})
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(20), nats.ReconnectWait(500*time.Millisecond),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	nc, err := nats.Connect(c.URLs, append(c.options(name), nats.MaxReconnects(20), nats.ReconnectWait(500*time.Millisecond),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w", c.URLs, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -91,10 +109,17 @@ func Dial(ctx context.Context, url, name string) (*Queue, error) {
 	return &Queue{nc: nc, js: js, archives: archives, closed: closed}, nil
 }
 
-func setup(ctx context.Context, nc *nats.Conn, closed chan struct{}) (*Queue, error) {
+// clusterSize is the number of NATS servers the connection knows of (those
+// given and those the cluster told it about).
+func clusterSize(nc *nats.Conn) int { return max(1, len(nc.Servers())) }
+
+func setup(ctx context.Context, nc *nats.Conn, closed chan struct{}, replicas int) (*Queue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if replicas <= 0 {
+		replicas = min(3, clusterSize(nc)) // JetStream allows 1 to 5; 3 survives one node
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        jobsStream,
@@ -103,6 +128,7 @@ func setup(ctx context.Context, nc *nats.Conn, closed chan struct{}) (*Queue, er
 		Storage:     jetstream.FileStorage,
 		MaxAge:      24 * time.Hour,
 		Duplicates:  10 * time.Minute,
+		Replicas:    replicas,
 		Description: "deploy jobs, one subject per host and app",
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", jobsStream, err)
@@ -112,6 +138,7 @@ func setup(ctx context.Context, nc *nats.Conn, closed chan struct{}) (*Queue, er
 		Subjects:    []string{"logs.>"},
 		Storage:     jetstream.FileStorage,
 		MaxAge:      30 * 24 * time.Hour,
+		Replicas:    replicas,
 		Description: "build output of deploy jobs, one subject per job",
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", logsStream, err)
@@ -120,12 +147,23 @@ func setup(ctx context.Context, nc *nats.Conn, closed chan struct{}) (*Queue, er
 		Bucket:      archiveBucket,
 		Storage:     jetstream.FileStorage,
 		TTL:         24 * time.Hour,
+		Replicas:    replicas,
 		Description: "source archives of pushed revisions, by job id",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create object store %s: %w", archiveBucket, err)
 	}
-	return &Queue{nc: nc, js: js, archives: archives, closed: closed}, nil
+	hosts, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      hostsBucket,
+		TTL:         hostTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    replicas,
+		Description: "live builder hosts; each worker refreshes its entry",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create key-value bucket %s: %w", hostsBucket, err)
+	}
+	return &Queue{nc: nc, js: js, archives: archives, hosts: hosts, closed: closed}, nil
 }
 
 // Close drains and closes the connection.
@@ -170,3 +208,7 @@ func (q *Queue) Publish(ctx context.Context, job *Job) error {
 
 func jobSubject(host, app string) string { return "deploy." + host + "." + app }
 func logSubject(jobID string) string     { return "logs." + jobID }
+
+// NATS is the connection, for packages that talk over NATS beside the queue
+// (natsstore).
+func (q *Queue) NATS() *nats.Conn { return q.nc }

@@ -18,8 +18,12 @@ type Server struct {
 }
 
 // StartServer starts an embedded nats-server listening on addr (host:port;
-// port 0 picks a free one) with its JetStream file store in storeDir.
-func StartServer(addr, storeDir string) (*Server, error) {
+// port 0 picks a free one) with its JetStream file store in storeDir. Clients
+// must present token: the port is never open to anyone who finds it.
+func StartServer(addr, storeDir, token string) (*Server, error) {
+	if token == "" {
+		return nil, fmt.Errorf("start nats: an auth token is required")
+	}
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen address %q: %w", addr, err)
@@ -32,13 +36,14 @@ func StartServer(addr, storeDir string) (*Server, error) {
 		port = server.RANDOM_PORT
 	}
 	ns, err := server.NewServer(&server.Options{
-		ServerName: "conductor",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   storeDir,
-		NoSigs:     true, // Conductor handles signals itself
-		NoLog:      true,
+		ServerName:    "conductor",
+		Host:          host,
+		Port:          port,
+		Authorization: token,
+		JetStream:     true,
+		StoreDir:      storeDir,
+		NoSigs:        true, // Conductor handles signals itself
+		NoLog:         true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start nats: %w", err)

@@ -112,8 +112,8 @@ func (db *DB) ListKeys(ctx context.Context) ([]*conductor.Key, error) {
 
 // CreateApp records a new app and sets app.ID.
 func (db *DB) CreateApp(ctx context.Context, app *conductor.App) error {
-	res, err := db.db.ExecContext(ctx, `INSERT INTO apps (name, db_kind, port_a, port_b, secret_key) VALUES (?, ?, ?, ?, ?)`,
-		app.Name, app.DBKind, app.Ports[0], app.Ports[1], app.SecretKey)
+	res, err := db.db.ExecContext(ctx, `INSERT INTO apps (name, db_kind, port_a, port_b, secret_key, host) VALUES (?, ?, ?, ?, ?, ?)`,
+		app.Name, app.DBKind, app.Ports[0], app.Ports[1], app.SecretKey, app.Host)
 	if isUnique(err) {
 		return conductor.Errorf(conductor.ECONFLICT, "app %q already exists (or its ports are taken)", app.Name)
 	} else if err != nil {
@@ -123,12 +123,12 @@ func (db *DB) CreateApp(ctx context.Context, app *conductor.App) error {
 	return nil
 }
 
-const appCols = `id, name, db_kind, port_a, port_b, secret_key, created_at`
+const appCols = `id, name, db_kind, port_a, port_b, secret_key, host, created_at`
 
 func scanApp(row interface{ Scan(...any) error }) (*conductor.App, error) {
 	var a conductor.App
 	var created string
-	if err := row.Scan(&a.ID, &a.Name, &a.DBKind, &a.Ports[0], &a.Ports[1], &a.SecretKey, &created); err != nil {
+	if err := row.Scan(&a.ID, &a.Name, &a.DBKind, &a.Ports[0], &a.Ports[1], &a.SecretKey, &a.Host, &created); err != nil {
 		return nil, err
 	}
 	a.CreatedAt = parseTime(created)
@@ -270,16 +270,26 @@ func (db *DB) FinishDeploy(ctx context.Context, id, status, errMsg string) error
 	return nil
 }
 
-// FailUnfinishedDeploys marks queued and running deploys failed.
-func (db *DB) FailUnfinishedDeploys(ctx context.Context, msg string) (int, error) {
-	res, err := db.db.ExecContext(ctx, `UPDATE deploys SET status = ?, error = ?,
-		finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE status IN (?, ?)`,
-		conductor.DeployFailed, msg, conductor.DeployQueued, conductor.DeployRunning)
+// FailUnfinishedDeploys marks the queued and running deploys of the apps
+// on host failed and returns their ids.
+func (db *DB) FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error) {
+	rows, err := db.db.QueryContext(ctx, `UPDATE deploys SET status = ?, error = ?,
+		finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+		WHERE status IN (?, ?) AND app_id IN (SELECT id FROM apps WHERE host = ?) RETURNING id`,
+		conductor.DeployFailed, msg, conductor.DeployQueued, conductor.DeployRunning, host)
 	if err != nil {
-		return 0, fmt.Errorf("fail unfinished deploys: %w", err)
+		return nil, fmt.Errorf("fail unfinished deploys: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("fail unfinished deploys: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // ListDeploys returns an app's deploys, newest first.

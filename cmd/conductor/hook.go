@@ -10,6 +10,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/hooks"
+	"github.com/hasadna/conductor/queue"
 	"github.com/hasadna/conductor/process"
 )
 
@@ -27,14 +28,14 @@ func hookCommand() *cobra.Command {
 				return err
 			}
 			h := &hooks.PreReceive{
-				NATSURL: os.Getenv(hooks.EnvNATSURL),
+				NATS:    queue.Conn{URLs: os.Getenv(hooks.EnvNATSURL), Token: os.Getenv(hooks.EnvNATSToken)},
 				App:     os.Getenv(hooks.EnvApp),
 				User:    os.Getenv(hooks.EnvUser),
 				Host:    os.Getenv(hooks.EnvHost),
 				RepoDir: repo,
 				Out:     os.Stderr,
 			}
-			if h.NATSURL == "" || h.App == "" || h.Host == "" {
+			if h.NATS.URLs == "" || h.App == "" || h.Host == "" {
 				return errors.New("conductor hook must be run by conductor's git server")
 			}
 			if err := h.Run(cmd.Context(), os.Stdin); err != nil {

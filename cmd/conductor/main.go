@@ -27,7 +27,8 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(initCommand(), serveCommand(), hookCommand(), runProcessCommand(), versionCommand())
+	root.AddCommand(initCommand(), serveCommand(), workerCommand(), hookCommand(), runProcessCommand(), versionCommand())
+	root.AddCommand(doctorCommand())
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var cerr *conductor.Error
 		if errors.As(err, &cerr) {

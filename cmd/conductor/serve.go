@@ -9,38 +9,28 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
-	"github.com/hasadna/conductor/applogs"
-	"github.com/hasadna/conductor/builder"
-	"github.com/hasadna/conductor/circus"
 	"github.com/hasadna/conductor/gitserver"
-	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/natsstore"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/queue"
 	"github.com/hasadna/conductor/sqlite"
 )
 
 type serveOptions struct {
-	data, sshAddr, httpAddr, domain string
-	natsURL, natsAddr, host         string
-	system                          bool
-	circusBin, nginxBin, python     string
-	portRange, defaultDB, logLevel  string
-	keep                            int
-	jobs                            int
-	logMaxBytes                     int64
-	databases                       databaseOptions
-	limits                          gitserver.Limits
+	hostOptions                      // this host's apps (host.go)
+	data, sshAddr                    string
+	natsURL, natsAddr, natsTokenFile string
+	portRange, defaultDB, logLevel   string
+	limits                           gitserver.Limits
 }
 
 func serveCommand() *cobra.Command {
@@ -50,6 +40,9 @@ func serveCommand() *cobra.Command {
 		Short: "Run Conductor: SSH git endpoint, commands, queue, builder, circusd and nginx",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.system.apply(cmd.Flags()); err != nil {
+				return err
+			}
 			if err := setupLogging(o.logLevel); err != nil {
 				return err
 			}
@@ -59,22 +52,13 @@ func serveCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "", "data directory made by conductor init")
 	f.StringVar(&o.sshAddr, "ssh-addr", "127.0.0.1:2222", "SSH listen address")
-	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of the front nginx")
-	f.StringVar(&o.domain, "domain", "localhost", "apps are served at <app>.<domain>")
-	f.StringVar(&o.natsURL, "nats-url", "", "external NATS server (default: embedded)")
-	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server (port 0: any free port)")
-	f.StringVar(&o.host, "host", "local", "name of this host's builder queue")
-	f.BoolVar(&o.system, "system", false, "production layout (/srv, system nginx and circus)")
-	f.StringVar(&o.circusBin, "circus-bin", "/opt/conductor/circus/bin", "directory with circusd and circusctl")
-	f.StringVar(&o.nginxBin, "nginx-bin", "/usr/sbin/nginx", "nginx binary")
-	f.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter for app virtualenvs")
+	o.hostOptions.addFlags(f)
+	f.StringVar(&o.natsURL, "nats-url", "", "external NATS cluster, one URL or several comma-separated (default: embedded server)")
+	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server, e.g. 0.0.0.0:4222 for workers on other hosts (port 0: any free port)")
+	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (default: <data>/nats.token, made on first start, for the embedded server)")
 	f.StringVar(&o.portRange, "port-range", "20000-29999", "ports for app processes")
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database of apps created by a first push")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
-	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
-	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
-	o.databases.addFlags(f)
 	d := gitserver.DefaultLimits()
 	f.IntVar(&o.limits.MaxSessions, "ssh-max-sessions", d.MaxSessions, "SSH sessions running at once on this server (0: no limit)")
 	f.IntVar(&o.limits.MaxSessionsPerKey, "ssh-max-sessions-per-key", d.MaxSessionsPerKey, "SSH sessions running at once per client key (0: no limit)")
@@ -89,9 +73,6 @@ func serve(ctx context.Context, o serveOptions) error {
 	if o.data == "" {
 		return errors.New("--data is required")
 	}
-	if o.system {
-		return errors.New("--system is not available yet: run self-contained with --data")
-	}
 	data, err := filepath.Abs(o.data)
 	if err != nil {
 		return err
@@ -99,15 +80,12 @@ func serve(ctx context.Context, o serveOptions) error {
 	if _, err := os.Stat(filepath.Join(data, "conductor.db")); err != nil {
 		return fmt.Errorf("%s is not a conductor data directory: run conductor init first", data)
 	}
-	if err := nginx.ValidateHost(o.domain); err != nil {
-		return fmt.Errorf("--domain: %w", err)
+	if err := o.hostOptions.validate(); err != nil {
+		return err
 	}
 	ports, err := parsePortRange(o.portRange)
 	if err != nil {
 		return err
-	}
-	if o.keep < 1 || o.jobs < 1 {
-		return errors.New("--keep-releases and --jobs must be at least 1")
 	}
 	if l := o.limits; l.MaxSessions < 0 || l.MaxSessionsPerKey < 0 || l.HandshakeTimeout < 0 ||
 		l.IdleTimeout < 0 || l.MaxTimeout < 0 || l.MaxPushSize < 0 {
@@ -142,87 +120,39 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
-	natsURL := o.natsURL
-	if natsURL == "" {
-		ns, err := queue.StartServer(o.natsAddr, filepath.Join(data, "nats"))
+	natsConn, err := o.nats(data)
+	if err != nil {
+		return err
+	}
+	if natsConn.URLs == "" {
+		ns, err := queue.StartServer(o.natsAddr, filepath.Join(data, "nats"), natsConn.Token)
 		if err != nil {
 			return err
 		}
 		defer ns.Shutdown()
-		natsURL = ns.ClientURL()
+		natsConn.URLs = ns.ClientURL()
 	}
-	q, err := queue.Connect(ctx, natsURL, "conductor-serve")
+	q, err := queue.Connect(ctx, natsConn, "conductor-serve")
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-
-	// Children live until the SSH server and builder have stopped.
-	childCtx, stopChildren := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopChildren()
-	owner := "root"
-	if u, err := user.Current(); err == nil {
-		owner = u.Username
-	}
-	circ := &circus.Circus{Bin: o.circusBin, Dir: filepath.Join(data, "circus"), Owner: owner}
-	if err := circ.Start(childCtx); err != nil {
+	// Workers on other hosts read and record state through this process.
+	if err := natsstore.Serve(ctx, q.NATS(), db); err != nil {
 		return err
 	}
-	defer circ.Wait()
-	defer stopChildren()
-	ngx := &nginx.Nginx{Bin: o.nginxBin, Dir: filepath.Join(data, "nginx"), Listen: o.httpAddr}
-	if os.Geteuid() == 0 {
-		ngx.User = "nobody nogroup"
-	}
-	if err := ngx.Start(childCtx); err != nil {
-		return err
-	}
-	defer ngx.Wait()
 
-	layout := provision.Layout{Srv: filepath.Join(data, "srv")}
-	databases, err := o.databases.databases(ctx, db, layout, o.defaultDB)
+	h, err := startHost(ctx, o.hostOptions, data, bin, q, db, db, o.defaultDB, stop)
 	if err != nil {
 		return err
 	}
-	b := &builder.Builder{
-		Store: db, Queue: q, Layout: layout, Circus: circ, Nginx: ngx, Databases: databases,
-		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
-	}
-	if err := b.Reconcile(ctx); err != nil {
-		return fmt.Errorf("reconcile after restart: %w", err)
-	}
-	if err := q.ServeCancel(ctx, o.host, b.Cancel); err != nil {
-		return err
-	}
-	// This host's worker answers `logs` for the apps it runs.
-	if err := q.ServeAppLogs(ctx, o.host, func(ctx context.Context, req queue.AppLogsRequest, send func([]string) error) error {
-		if err := conductor.ValidateAppName(req.App); err != nil {
-			return err
-		}
-		if req.Process != "" {
-			if err := conductor.ValidateProcessType(req.Process); err != nil {
-				return err
-			}
-		}
-		return applogs.Send(ctx, layout.LogDir(req.App), req.Process, req.Lines, req.Follow, send)
-	}); err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := q.Consume(ctx, o.host, o.jobs, b.Handle); err != nil {
-			slog.Error("builder stopped", "err", err)
-			stop()
-		}
-	}()
+	defer h.Stop()
 
 	srv := gitserver.New(gitserver.Config{
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
-		NATSURL: natsURL, Host: o.host, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: layout,
-		HTTPAddr: o.httpAddr, Processes: circ, Sites: ngx,
-		Databases: databases, DropDatabases: databases.Drop, Limits: o.limits,
+		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
+		HTTPAddr: o.httpAddr, Processes: h.Circus, Sites: h.Nginx,
+		Databases: h.Databases, DropDatabases: h.Databases.Drop, Limits: o.limits,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {
@@ -236,7 +166,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}()
 	host, port, _ := net.SplitHostPort(o.sshAddr)
 	_, httpPort, _ := net.SplitHostPort(o.httpAddr)
-	slog.Info("conductor is serving", "ssh", o.sshAddr, "http", o.httpAddr, "data", data, "nats", natsURL)
+	slog.Info("conductor is serving", "ssh", o.sshAddr, "http", o.httpAddr, "data", data, "nats", natsConn.URLs, "host", o.name)
 	fmt.Fprintf(os.Stderr, "\nConductor is ready.\n  Push an app:  git push ssh://git@%s:%s/<app> main\n  Commands:     ssh -p %s git@%s help\n  Apps:         http://<app>.%s:%s/\n\n",
 		host, port, port, host, o.domain, httpPort)
 
@@ -245,8 +175,6 @@ func serve(ctx context.Context, o serveOptions) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	wg.Wait()
-	stopChildren()
 	return nil
 }
 
@@ -307,4 +235,48 @@ func installSelf(dir string) (string, error) {
 		return "", err
 	}
 	return dst, os.Rename(dst+".tmp", dst)
+}
+
+// nats says how serve reaches NATS: the external cluster of --nats-url with
+// the token of --nats-token-file, or (URLs empty) the embedded server with
+// the data dir's token, made on first start. Never without a token.
+func (o *serveOptions) nats(data string) (queue.Conn, error) {
+	if o.natsURL != "" {
+		if o.natsTokenFile == "" {
+			return queue.Conn{}, errors.New("--nats-url needs --nats-token-file: Conductor never uses a NATS server without auth")
+		}
+		token, err := readToken(o.natsTokenFile)
+		return queue.Conn{URLs: o.natsURL, Token: token}, err
+	}
+	path := o.natsTokenFile
+	if path == "" {
+		path = filepath.Join(data, "nats.token")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(path, []byte(provision.RandomString(40)+"\n"), 0o600); err != nil {
+				return queue.Conn{}, fmt.Errorf("write the NATS token: %w", err)
+			}
+		}
+	}
+	token, err := readToken(path)
+	return queue.Conn{Token: token}, err
+}
+
+// readToken reads a NATS auth token from a file only its owner can read.
+func readToken(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("NATS token: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("NATS token %s is readable by others (chmod 600 %s)", path, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("NATS token: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if len(token) < 16 {
+		return "", fmt.Errorf("NATS token in %s is too short (at least 16 characters)", path)
+	}
+	return token, nil
 }

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/applogs"
+	"github.com/hasadna/conductor/builder"
+	"github.com/hasadna/conductor/circus"
+	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/provision"
+	"github.com/hasadna/conductor/queue"
+)
+
+// hostOptions configure the part of Conductor that runs apps on a host: its
+// circusd and nginx, and the builder that takes the host's jobs. `serve`
+// runs one for its own host; `worker` runs one on another host.
+type hostOptions struct {
+	name                        string // the host's name in the queue
+	httpAddr, domain            string
+	circusBin, nginxBin, python string
+	keep, jobs                  int
+	logMaxBytes                 int64
+	databases                   databaseOptions
+	system                      systemOptions // --system and its settings (system.go)
+}
+
+func (o *hostOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.name, "host", "local", "name of this host: its apps' jobs, logs and commands are routed to it")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address of the front nginx")
+	f.StringVar(&o.domain, "domain", "localhost", "apps are served at <app>.<domain>")
+	f.StringVar(&o.circusBin, "circus-bin", "/opt/conductor/circus/bin", "directory with circusd and circusctl")
+	f.StringVar(&o.nginxBin, "nginx-bin", "/usr/sbin/nginx", "nginx binary")
+	f.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter for app virtualenvs")
+	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
+	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
+	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
+	o.databases.addFlags(f)
+	o.system.addFlags(f)
+}
+
+func (o *hostOptions) validate() error {
+	if err := conductor.ValidateHostName(o.name); err != nil {
+		return fmt.Errorf("--host: %w", err)
+	}
+	if err := nginx.ValidateHost(o.domain); err != nil {
+		return fmt.Errorf("--domain: %w", err)
+	}
+	if o.keep < 1 || o.jobs < 1 {
+		return errors.New("--keep-releases and --jobs must be at least 1")
+	}
+	return nil
+}
+
+// host is a running app host: circusd and nginx children and the builder.
+type host struct {
+	Circus    *circus.Circus
+	Nginx     *nginx.Nginx
+	Layout    provision.Layout
+	Databases *provision.Databases
+	Builder   *builder.Builder
+
+	stopChildren context.CancelFunc
+	jobs         sync.WaitGroup
+}
+
+// startHost starts circusd and nginx under data, undoes what an
+// interrupted job left (Reconcile), then takes the host's jobs, log
+// requests and cancels until ctx ends. fatal is called if the builder
+// stops on its own. Stop ends the children once the jobs are done.
+func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Queue, store builder.Store, dbStore conductor.DatabaseStore, defaultDB string, fatal func()) (*host, error) {
+	h := &host{Layout: provision.Layout{Srv: filepath.Join(data, "srv")}}
+	if o.system.enabled {
+		h.Layout.Srv = o.system.srv
+	}
+	// Children live until the builder has stopped: Stop ends them.
+	childCtx, stopChildren := context.WithCancel(context.WithoutCancel(ctx))
+	h.stopChildren = stopChildren
+	owner := "root"
+	if u, err := user.Current(); err == nil {
+		owner = u.Username
+	}
+	h.Circus = &circus.Circus{Bin: o.circusBin, Dir: filepath.Join(data, "circus"), Owner: owner}
+	if o.system.enabled {
+		o.system.useSystemCircus(h.Circus)
+	}
+	if err := h.Circus.Start(childCtx); err != nil {
+		stopChildren()
+		return nil, err
+	}
+	h.Nginx = &nginx.Nginx{Bin: o.nginxBin, Dir: filepath.Join(data, "nginx"), Listen: o.httpAddr}
+	if os.Geteuid() == 0 {
+		h.Nginx.User = "nobody nogroup"
+	}
+	if o.system.enabled {
+		o.system.useSystemNginx(h.Nginx)
+	}
+	if err := h.Nginx.Start(childCtx); err != nil {
+		h.Stop()
+		return nil, err
+	}
+	var err error
+	if h.Databases, err = o.databases.databases(ctx, dbStore, h.Layout, defaultDB); err != nil {
+		h.Stop()
+		return nil, err
+	}
+	h.Builder = &builder.Builder{
+		Host: o.name, Store: store, Queue: q, Layout: h.Layout, Circus: h.Circus, Nginx: h.Nginx, Databases: h.Databases,
+		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
+	}
+	if err := h.Builder.Reconcile(ctx); err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("reconcile after restart: %w", err)
+	}
+	if err := h.serve(ctx, o, q, data, fatal); err != nil {
+		h.Stop()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data string, fatal func()) error {
+	id, err := instanceID(data)
+	if err != nil {
+		return err
+	}
+	if err := q.Announce(ctx, queue.HostInfo{Name: o.name, Instance: id, Capacity: o.jobs, Version: version, Address: o.httpAddr}); err != nil {
+		return err
+	}
+	if err := q.ServeCancel(ctx, o.name, h.Builder.Cancel); err != nil {
+		return err
+	}
+	// This host's worker answers `logs` for the apps it runs.
+	if err := q.ServeAppLogs(ctx, o.name, func(ctx context.Context, req queue.AppLogsRequest, send func([]string) error) error {
+		if err := conductor.ValidateAppName(req.App); err != nil {
+			return err
+		}
+		if req.Process != "" {
+			if err := conductor.ValidateProcessType(req.Process); err != nil {
+				return err
+			}
+		}
+		return applogs.Send(ctx, h.Layout.LogDir(req.App), req.Process, req.Lines, req.Follow, send)
+	}); err != nil {
+		return err
+	}
+	h.jobs.Add(1)
+	go func() {
+		defer h.jobs.Done()
+		if err := q.Consume(ctx, o.name, o.jobs, h.Builder.Handle); err != nil {
+			slog.Error("builder stopped", "host", o.name, "err", err)
+			fatal()
+		}
+	}()
+	return nil
+}
+
+// Stop waits for the jobs in flight (ctx must be done) and stops circusd and
+// nginx.
+func (h *host) Stop() {
+	h.jobs.Wait()
+	h.stopChildren()
+	if h.Nginx != nil {
+		h.Nginx.Wait()
+	}
+	if h.Circus != nil {
+		h.Circus.Wait()
+	}
+}
+
+// instanceID identifies this data dir, so a worker restarted on it takes
+// its host's entry back at once while another data dir claiming the same
+// host name is refused.
+func instanceID(data string) (string, error) {
+	path := filepath.Join(data, "instance-id")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return id, nil
+}

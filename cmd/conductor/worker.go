@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/natsstore"
+	"github.com/hasadna/conductor/queue"
+)
+
+type workerOptions struct {
+	hostOptions
+	data, natsURL, natsTokenFile, defaultDB, logLevel string
+}
+
+// workerCommand runs the builder of one host that is not the conductor's:
+// it takes the host's jobs from NATS and reads and records state through
+// the conductor (package natsstore), so it needs no database of its own.
+func workerCommand() *cobra.Command {
+	var o workerOptions
+	cmd := &cobra.Command{
+		Use:   "worker --nats-url URL --nats-token-file FILE --host NAME --data DIR",
+		Short: "Run the builder for this host: deploys, processes and logs of the apps placed on it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.system.apply(cmd.Flags()); err != nil {
+				return err
+			}
+			if err := setupLogging(o.logLevel); err != nil {
+				return err
+			}
+			return runWorker(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	o.hostOptions.addFlags(f)
+	f.StringVar(&o.data, "data", "", "this host's data directory (apps, circus, nginx); made if missing")
+	f.StringVar(&o.natsURL, "nats-url", "", "the conductor's NATS: one URL or several comma-separated")
+	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (the conductor's <data>/nats.token)")
+	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database kind assumed when an app names none")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runWorker(ctx context.Context, o workerOptions) error {
+	if o.data == "" || o.natsURL == "" || o.natsTokenFile == "" {
+		return errors.New("--data, --nats-url and --nats-token-file are required")
+	}
+	if o.name == "local" {
+		return errors.New("--host: name this host (\"local\" is the conductor's own)")
+	}
+	if err := o.hostOptions.validate(); err != nil {
+		return err
+	}
+	data, err := filepath.Abs(o.data)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		if err := checkTraversable(data); err != nil {
+			return err
+		}
+	}
+	token, err := readToken(o.natsTokenFile)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	bin, err := installSelf(filepath.Join(data, "bin"))
+	if err != nil {
+		return err
+	}
+	q, err := queue.Connect(ctx, queue.Conn{URLs: o.natsURL, Token: token}, "conductor-worker-"+o.name)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	state := &natsstore.Client{NC: q.NATS()}
+	h, err := startHost(ctx, o.hostOptions, data, bin, q, state, state, o.defaultDB, stop)
+	if err != nil {
+		return err
+	}
+	defer h.Stop()
+	slog.Info("worker is serving", "host", o.name, "http", o.httpAddr, "data", data, "nats", o.natsURL)
+	<-ctx.Done()
+	slog.Info("shutting down")
+	return nil
+}

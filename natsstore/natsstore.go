@@ -1,0 +1,343 @@
+// Package natsstore serves the conductor's state to builder workers on
+// other hosts, over NATS request/reply. The conductor answers "state.<Method>"
+// requests from its SQLite store (Serve); a worker uses Client, which
+// implements builder.Store and conductor.DatabaseStore, so the builder runs
+// the same code on every host. Only workers hold the NATS credentials.
+package natsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hasadna/conductor"
+)
+
+const subjectPrefix = "state."
+
+// Backend is what the conductor serves: its SQLite store.
+type Backend interface {
+	FindApp(ctx context.Context, name string) (*conductor.App, error)
+	ListApps(ctx context.Context) ([]*conductor.App, error)
+	Config(ctx context.Context, appID int64) (map[string]string, error)
+	ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error
+	Domains(ctx context.Context, appID int64) ([]string, error)
+	ProcessScale(ctx context.Context, appID int64) (map[string]int, error)
+	CreateDeploy(ctx context.Context, d *conductor.Deploy) error
+	FinishDeploy(ctx context.Context, id, status, errMsg string) error
+	FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error)
+	AddRelease(ctx context.Context, r *conductor.Release) error
+	CurrentRelease(ctx context.Context, appID int64) (*conductor.Release, error)
+	ListReleases(ctx context.Context, appID int64) ([]*conductor.Release, error)
+	FindRelease(ctx context.Context, appID int64, ref string) (*conductor.Release, error)
+	conductor.DatabaseStore
+}
+
+// reply carries a method's result or its error, code included, so a worker
+// sees ENOTFOUND as the conductor did.
+type reply struct {
+	Result  json.RawMessage `json:"result,omitempty"`
+	Code    string          `json:"code,omitempty"`
+	Message string          `json:"message,omitempty"`
+}
+
+// handler decodes a method's arguments (a JSON array), calls the store and
+// returns what the client gets back.
+type handler func(ctx context.Context, args []json.RawMessage) (any, error)
+
+func methods(s Backend) map[string]handler {
+	return map[string]handler{
+		"FindApp":               call1(s.FindApp),
+		"ListApps":              call0(s.ListApps),
+		"Config":                call1(s.Config),
+		"ReplaceConfig":         exec2(s.ReplaceConfig),
+		"Domains":               call1(s.Domains),
+		"ProcessScale":          call1(s.ProcessScale),
+		"CreateDeploy":          update(s.CreateDeploy),
+		"FinishDeploy":          exec3(s.FinishDeploy),
+		"FailUnfinishedDeploys": call2(s.FailUnfinishedDeploys),
+		"AddRelease":            update(s.AddRelease),
+		"CurrentRelease":        call1(s.CurrentRelease),
+		"ListReleases":          call1(s.ListReleases),
+		"FindRelease":           call2(s.FindRelease),
+		"EnsureAppDatabase":     call1(s.EnsureAppDatabase),
+		"FindAppDatabase":       call1(s.FindAppDatabase),
+		"DeleteAppDatabase":     exec1(s.DeleteAppDatabase),
+	}
+}
+
+// Serve answers state requests until ctx ends. Several conductors may not
+// serve one cluster: there is one state.
+func Serve(ctx context.Context, nc *nats.Conn, s Backend) error {
+	hs := methods(s)
+	sub, err := nc.QueueSubscribe(subjectPrefix+"*", "conductor-state", func(m *nats.Msg) {
+		method := m.Subject[len(subjectPrefix):]
+		var rep reply
+		h, ok := hs[method]
+		var args []json.RawMessage
+		switch {
+		case !ok:
+			rep.Code, rep.Message = conductor.EINVALID, "unknown state method "+method
+		case json.Unmarshal(m.Data, &args) != nil:
+			rep.Code, rep.Message = conductor.EINVALID, "malformed arguments to "+method
+		default:
+			res, err := h(ctx, args)
+			if err != nil {
+				rep.Code, rep.Message = conductor.ErrorCode(err), conductor.ErrorMessage(err)
+				if rep.Code == conductor.EINTERNAL {
+					rep.Message = err.Error() // the worker logs it with its job
+				}
+			} else if rep.Result, err = json.Marshal(res); err != nil {
+				rep.Code, rep.Message = conductor.EINTERNAL, "encode result: "+err.Error()
+			}
+		}
+		data, _ := json.Marshal(rep)
+		if err := m.Respond(data); err != nil {
+			slog.Warn("answer state request", "method", method, "err", err)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("serve state requests: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		_ = sub.Unsubscribe()
+	}()
+	return nil
+}
+
+func arg[T any](args []json.RawMessage, i int) (T, error) {
+	var v T
+	if i >= len(args) {
+		return v, conductor.Errorf(conductor.EINVALID, "missing argument %d", i+1)
+	}
+	if err := json.Unmarshal(args[i], &v); err != nil {
+		return v, conductor.Errorf(conductor.EINVALID, "argument %d: %v", i+1, err)
+	}
+	return v, nil
+}
+
+func call0[R any](f func(context.Context) (R, error)) handler {
+	return func(ctx context.Context, _ []json.RawMessage) (any, error) { return f(ctx) }
+}
+
+func call1[A, R any](f func(context.Context, A) (R, error)) handler {
+	return func(ctx context.Context, args []json.RawMessage) (any, error) {
+		a, err := arg[A](args, 0)
+		if err != nil {
+			return nil, err
+		}
+		return f(ctx, a)
+	}
+}
+
+func call2[A, B, R any](f func(context.Context, A, B) (R, error)) handler {
+	return func(ctx context.Context, args []json.RawMessage) (any, error) {
+		a, err := arg[A](args, 0)
+		if err != nil {
+			return nil, err
+		}
+		b, err := arg[B](args, 1)
+		if err != nil {
+			return nil, err
+		}
+		return f(ctx, a, b)
+	}
+}
+
+func exec1[A any](f func(context.Context, A) error) handler {
+	return func(ctx context.Context, args []json.RawMessage) (any, error) {
+		a, err := arg[A](args, 0)
+		if err != nil {
+			return nil, err
+		}
+		return nil, f(ctx, a)
+	}
+}
+
+func exec2[A, B any](f func(context.Context, A, B) error) handler {
+	return func(ctx context.Context, args []json.RawMessage) (any, error) {
+		a, err := arg[A](args, 0)
+		if err != nil {
+			return nil, err
+		}
+		b, err := arg[B](args, 1)
+		if err != nil {
+			return nil, err
+		}
+		return nil, f(ctx, a, b)
+	}
+}
+
+func exec3[A, B, C any](f func(context.Context, A, B, C) error) handler {
+	return func(ctx context.Context, args []json.RawMessage) (any, error) {
+		a, err := arg[A](args, 0)
+		if err != nil {
+			return nil, err
+		}
+		b, err := arg[B](args, 1)
+		if err != nil {
+			return nil, err
+		}
+		c, err := arg[C](args, 2)
+		if err != nil {
+			return nil, err
+		}
+		return nil, f(ctx, a, b, c)
+	}
+}
+
+// update calls a method that fills in its argument (a release's number)
+// and sends the argument back.
+func update[T any](f func(context.Context, *T) error) handler {
+	return func(ctx context.Context, args []json.RawMessage) (any, error) {
+		v, err := arg[*T](args, 0)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return nil, conductor.Errorf(conductor.EINVALID, "argument 1 is null")
+		}
+		return v, f(ctx, v)
+	}
+}
+
+// Client is the conductor's state as a worker sees it.
+type Client struct {
+	NC *nats.Conn
+	// Timeout of one request; a conductor that is restarting is waited for
+	// (the request is retried) until the caller's context ends.
+	Timeout time.Duration
+}
+
+// do calls method with args and decodes its result into out (if not nil).
+func (c *Client) do(ctx context.Context, method string, out any, args ...any) error {
+	if args == nil {
+		args = []any{}
+	}
+	data, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	var msg *nats.Msg
+	for attempt := 0; ; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		msg, err = c.NC.RequestWithContext(rctx, subjectPrefix+method, data)
+		cancel()
+		if err == nil {
+			break
+		}
+		// No conductor answering (restarting) or the link is down:
+		// wait for it rather than fail a deploy that is half done.
+		retry := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrConnectionReconnecting)
+		if !retry || ctx.Err() != nil {
+			return fmt.Errorf("state request %s: %w", method, err)
+		}
+		if attempt%10 == 0 {
+			slog.Warn("the conductor does not answer; retrying", "method", method, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("state request %s: %w", method, ctx.Err())
+		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 2*time.Second)):
+		}
+	}
+	var rep reply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return fmt.Errorf("state request %s: bad reply: %w", method, err)
+	}
+	if rep.Code != "" {
+		return &conductor.Error{Code: rep.Code, Message: rep.Message}
+	}
+	if out != nil && len(rep.Result) > 0 {
+		if err := json.Unmarshal(rep.Result, out); err != nil {
+			return fmt.Errorf("state request %s: decode result: %w", method, err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) FindApp(ctx context.Context, name string) (*conductor.App, error) {
+	var r *conductor.App
+	return r, c.do(ctx, "FindApp", &r, name)
+}
+
+func (c *Client) ListApps(ctx context.Context) ([]*conductor.App, error) {
+	var r []*conductor.App
+	return r, c.do(ctx, "ListApps", &r)
+}
+
+func (c *Client) Config(ctx context.Context, appID int64) (map[string]string, error) {
+	var r map[string]string
+	return r, c.do(ctx, "Config", &r, appID)
+}
+
+func (c *Client) ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error {
+	return c.do(ctx, "ReplaceConfig", nil, appID, vars)
+}
+
+func (c *Client) Domains(ctx context.Context, appID int64) ([]string, error) {
+	var r []string
+	return r, c.do(ctx, "Domains", &r, appID)
+}
+
+func (c *Client) ProcessScale(ctx context.Context, appID int64) (map[string]int, error) {
+	var r map[string]int
+	return r, c.do(ctx, "ProcessScale", &r, appID)
+}
+
+func (c *Client) CreateDeploy(ctx context.Context, d *conductor.Deploy) error {
+	return c.do(ctx, "CreateDeploy", d, d)
+}
+
+func (c *Client) FinishDeploy(ctx context.Context, id, status, errMsg string) error {
+	return c.do(ctx, "FinishDeploy", nil, id, status, errMsg)
+}
+
+func (c *Client) FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error) {
+	var r []string
+	return r, c.do(ctx, "FailUnfinishedDeploys", &r, host, msg)
+}
+
+func (c *Client) AddRelease(ctx context.Context, r *conductor.Release) error {
+	return c.do(ctx, "AddRelease", r, r)
+}
+
+func (c *Client) CurrentRelease(ctx context.Context, appID int64) (*conductor.Release, error) {
+	var r *conductor.Release
+	return r, c.do(ctx, "CurrentRelease", &r, appID)
+}
+
+func (c *Client) ListReleases(ctx context.Context, appID int64) ([]*conductor.Release, error) {
+	var r []*conductor.Release
+	return r, c.do(ctx, "ListReleases", &r, appID)
+}
+
+func (c *Client) FindRelease(ctx context.Context, appID int64, ref string) (*conductor.Release, error) {
+	var r *conductor.Release
+	return r, c.do(ctx, "FindRelease", &r, appID, ref)
+}
+
+func (c *Client) EnsureAppDatabase(ctx context.Context, db *conductor.AppDatabase) (*conductor.AppDatabase, error) {
+	var r *conductor.AppDatabase
+	return r, c.do(ctx, "EnsureAppDatabase", &r, db)
+}
+
+func (c *Client) FindAppDatabase(ctx context.Context, appID int64) (*conductor.AppDatabase, error) {
+	var r *conductor.AppDatabase
+	return r, c.do(ctx, "FindAppDatabase", &r, appID)
+}
+
+func (c *Client) DeleteAppDatabase(ctx context.Context, appID int64) error {
+	return c.do(ctx, "DeleteAppDatabase", nil, appID)
+}
