@@ -138,3 +138,22 @@ func QuickCheck(ctx context.Context, path string) (string, error) {
 	}
 	return strings.Join(problems, "; "), rows.Err()
 }
+
+// makePrivate creates the state file, or makes the existing one, mode 0600,
+// its WAL and shared-memory files too: it holds every app's database
+// password and secret key, and the data dir is traversable by app users,
+// so a file readable by others is readable by every app. SQLite gives the
+// files it creates next to a database that database's mode.
+func makePrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	f.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("make %s private: %w", path+suffix, err)
+		}
+	}
+	return nil
+}
