@@ -66,6 +66,10 @@ type Nginx struct {
 	Listen string // host:port
 	User   string // worker user when running as root ("" keeps nginx's default)
 
+	// HTTPSListen is the host:port of the apps' TLS server blocks (""
+	// serves every host over plain HTTP only).
+	HTTPSListen string
+
 	// System selects the host's nginx, run by its own service, instead of a
 	// child under Dir. Conductor then never starts or stops it and touches
 	// only its own files: sites are SitesDir/conductor-<app>.conf, `nginx -t`
@@ -177,6 +181,7 @@ func (n *Nginx) Start(ctx context.Context) error {
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "nginx.conf.tmpl", map[string]any{
 		"Dir": n.Dir, "Listen": n.Listen, "User": n.User, "MimeTypes": mime,
+		"HTTPSListen": n.HTTPSListen, "ChallengeDir": n.ChallengeDir(),
 	}); err != nil {
 		return err
 	}
@@ -371,6 +376,9 @@ type Site struct {
 	Hosts     []string // server_name entries, validated
 	Port      int      // the app's web port on 127.0.0.1
 	StaticDir string   // served at /static/
+
+	// TLS lists the hosts (of Hosts) served over HTTPS (nginx/tls.go).
+	TLS []TLSHost
 }
 
 // WriteSite installs or replaces an app's server block and reloads nginx.
@@ -418,10 +426,14 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 	if err := checkPath(s.StaticDir); err != nil {
 		return nil, err
 	}
+	tls, err := n.tlsData(s)
+	if err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
-		"App": s.App, "Release": s.Release, "Hosts": s.Hosts, "Port": s.Port,
-		"StaticDir": s.StaticDir, "Listen": n.Listen,
+		"App": s.App, "Release": s.Release, "Hosts": tls.PlainHosts, "Port": s.Port,
+		"StaticDir": s.StaticDir, "Listen": n.Listen, "TLS": tls,
 	}); err != nil {
 		return nil, fmt.Errorf("render site %s: %w", s.App, err)
 	}

@@ -131,6 +131,7 @@ func setup(t *testing.T, dir string) *Nginx {
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "nginx.conf.tmpl", map[string]any{
 		"Dir": n.Dir, "Listen": n.Listen, "User": "", "MimeTypes": mime,
+		"HTTPSListen": n.HTTPSListen, "ChallengeDir": n.ChallengeDir(),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +143,11 @@ func setup(t *testing.T, dir string) *Nginx {
 
 func renderSite(t *testing.T, n *Nginx, s Site) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
-		"App": s.App, "Release": s.Release, "Hosts": s.Hosts, "Port": s.Port,
-		"StaticDir": s.StaticDir, "Listen": n.Listen,
-	}); err != nil {
+	conf, err := n.siteConf(s)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return conf
 }
 
 func TestMainConfigAccepted(t *testing.T) {

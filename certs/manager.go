@@ -1,0 +1,156 @@
+// Package certs gives apps' custom domains TLS certificates: issued with
+// ACME HTTP-01 (golang.org/x/crypto/acme) answered by Conductor's nginx, or
+// given by a user, kept under the data dir and recorded in the store, and
+// renewed in the background before they expire.
+package certs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/acme"
+
+	"github.com/hasadna/conductor"
+)
+
+// Manager issues, installs and renews certificates.
+type Manager struct {
+	Store conductor.Store
+	// Dir holds the certificate files (<domain>.pem: chain and key, mode
+	// 0600) and the ACME account key.
+	Dir string
+	// Challenges is the directory nginx serves at
+	// /.well-known/acme-challenge/ on every host name.
+	Challenges string
+
+	// Directory is the ACME directory URL ("": no ACME, only domains:cert).
+	Directory string
+	// Email is the ACME account's contact ("" : none).
+	Email string
+	// HTTPClient talks to the ACME server (nil: http.DefaultClient); it
+	// carries the roots that --acme-ca-file adds.
+	HTTPClient *http.Client
+
+	// RenewBefore is how long before expiry a certificate is renewed.
+	RenewBefore time.Duration
+	// Reload makes the web server load renewed certificate files; renewed
+	// maps each renewed domain to its new leaf (DER), so it can confirm.
+	Reload func(ctx context.Context, renewed map[string][]byte) error
+
+	mu     sync.Mutex // one issuance at a time: they share the account and challenge dir
+	client *acme.Client
+}
+
+// Path is where a domain's certificate and key are kept. Domains are
+// validated DNS names, so the name cannot leave Dir.
+func (m *Manager) Path(domain string) string { return filepath.Join(m.Dir, domain+".pem") }
+
+// CanIssue is nil when ACME is configured, or says how to configure it.
+func (m *Manager) CanIssue() error {
+	if m.Directory == "" {
+		return errNoACME
+	}
+	return nil
+}
+
+// Install checks a user's PEM bundle for domain and makes it the domain's
+// certificate. It is not renewed: the user gives a new one in time.
+func (m *Manager) Install(ctx context.Context, appID int64, domain string, pemData []byte) (*conductor.Certificate, error) {
+	if err := conductor.ValidateDomain(domain); err != nil {
+		return nil, err
+	}
+	b, err := ParseBundle(pemData, domain, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.save(ctx, appID, domain, conductor.CertManual, b)
+}
+
+// save writes the bundle to the domain's file and records it.
+func (m *Manager) save(ctx context.Context, appID int64, domain, source string, b *Bundle) (*conductor.Certificate, error) {
+	data, err := b.PEM()
+	if err != nil {
+		return nil, err
+	}
+	path := m.Path(domain)
+	if err := writePrivate(path, data); err != nil {
+		return nil, fmt.Errorf("write certificate of %s: %w", domain, err)
+	}
+	c := &conductor.Certificate{AppID: appID, Domain: domain, Source: source, Path: path,
+		NotBefore: b.Leaf().NotBefore, NotAfter: b.Leaf().NotAfter}
+	if err := m.Store.PutCertificate(ctx, c); err != nil {
+		if conductor.ErrorCode(err) == conductor.ENOTFOUND {
+			_ = os.Remove(path) // the domain was removed meanwhile
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Forget deletes a domain's certificate file once the domain is gone (its
+// record went with the domain). A missing file is fine.
+func (m *Manager) Forget(domain string) error {
+	if err := conductor.ValidateDomain(domain); err != nil {
+		return err
+	}
+	if err := os.Remove(m.Path(domain)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove certificate of %s: %w", domain, err)
+	}
+	return nil
+}
+
+// writePrivate writes data to path with mode 0600, replacing the file in
+// one rename so a reader (nginx) sees the old pair or the new one.
+func writePrivate(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Issue obtains a certificate for domain from the ACME server, answering
+// its HTTP-01 challenge through nginx, and records it. Progress goes to
+// log (the user's SSH session or the server log).
+func (m *Manager) Issue(ctx context.Context, appID int64, domain string, log io.Writer) (*conductor.Certificate, error) {
+	if err := m.CanIssue(); err != nil {
+		return nil, err
+	}
+	if err := conductor.ValidateDomain(domain); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := m.obtain(ctx, domain, log)
+	if err != nil {
+		return nil, err
+	}
+	return m.save(ctx, appID, domain, conductor.CertACME, b)
+}
+
+// leafDER is the raw leaf of a certificate file, for confirming that nginx
+// serves it.
+func leafDER(b *Bundle) []byte { return b.Leaf().Raw }
+
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+	slog.Debug(fmt.Sprintf(format, args...))
+}

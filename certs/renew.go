@@ -1,0 +1,93 @@
+package certs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hasadna/conductor"
+)
+
+// retryFailed is how long the renewal loop waits before trying a domain
+// whose renewal failed again, so a broken domain does not hammer the CA.
+const retryFailed = time.Hour
+
+// Due reports whether c should be renewed at now.
+func (m *Manager) Due(c *conductor.Certificate, now time.Time) bool {
+	return !now.Before(c.NotAfter.Add(-m.RenewBefore))
+}
+
+// Renew renews every ACME certificate that is due, then has the web server
+// load the new files. A failure is recorded on its certificate (domains
+// shows it) and tried again later; the others go on.
+func (m *Manager) Renew(ctx context.Context) {
+	all, err := m.Store.AllCertificates(ctx)
+	if err != nil {
+		slog.Error("renewal: list certificates", "err", err)
+		return
+	}
+	now := time.Now()
+	renewed := map[string][]byte{}
+	for _, c := range all {
+		if !m.Due(c, now) {
+			continue
+		}
+		if c.Source != conductor.CertACME {
+			slog.Warn("a certificate given with domains:cert expires soon: give a new one", "domain", c.Domain, "not_after", c.NotAfter)
+			continue
+		}
+		if c.LastError != "" && now.Sub(c.UpdatedAt) < retryFailed {
+			continue
+		}
+		if m.CanIssue() != nil {
+			slog.Warn("cannot renew: no ACME directory configured", "domain", c.Domain, "not_after", c.NotAfter)
+			continue
+		}
+		slog.Info("renewing certificate", "domain", c.Domain, "not_after", c.NotAfter)
+		nc, leaf, err := m.renew(ctx, c)
+		if err != nil {
+			slog.Error("renewal failed", "domain", c.Domain, "err", err)
+			if err := m.Store.SetCertificateError(ctx, c.AppID, c.Domain, conductor.ErrorMessage(err)); err != nil {
+				slog.Error("renewal: record error", "domain", c.Domain, "err", err)
+			}
+			continue
+		}
+		slog.Info("certificate renewed", "domain", c.Domain, "not_after", nc.NotAfter)
+		renewed[c.Domain] = leaf
+	}
+	if len(renewed) > 0 && m.Reload != nil {
+		if err := m.Reload(ctx, renewed); err != nil {
+			slog.Error("renewal: reload nginx", "err", err)
+		}
+	}
+}
+
+func (m *Manager) renew(ctx context.Context, c *conductor.Certificate) (*conductor.Certificate, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := m.obtain(ctx, c.Domain, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := m.save(ctx, c.AppID, c.Domain, conductor.CertACME, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nc, leafDER(b), nil
+}
+
+// RenewLoop runs Renew now and then every interval until ctx ends.
+func (m *Manager) RenewLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		m.Renew(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
