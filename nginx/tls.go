@@ -91,7 +91,8 @@ func (n *Nginx) tlsData(s Site) (*tlsSite, error) {
 // ReloadCerts has nginx load certificate files that were replaced in place
 // (a renewal), and confirms it: for each renewed host it waits until a TLS
 // handshake on the HTTPS address presents the new leaf (DER). A reload
-// signal can be lost while nginx starts, so it is sent again every 2 s.
+// signal can be lost while nginx starts, so it is sent again every 2 s;
+// then it waits for the replaced workers to exit.
 func (n *Nginx) ReloadCerts(ctx context.Context, renewed map[string][]byte) error {
 	if err := n.reloadChecked(ctx); err != nil {
 		return err
@@ -120,7 +121,9 @@ func (n *Nginx) ReloadCerts(ctx context.Context, renewed map[string][]byte) erro
 			}
 		}
 	}
-	return nil
+	// Workers the reload replaced may still accept a connection with the
+	// old certificate until they exit.
+	return n.WaitOldWorkers(ctx, timeout)
 }
 
 func (n *Nginx) reloadChecked(ctx context.Context) error {
