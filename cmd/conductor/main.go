@@ -28,7 +28,7 @@ func main() {
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(initCommand(), serveCommand(), workerCommand(), hookCommand(), runProcessCommand(), versionCommand())
-	root.AddCommand(doctorCommand())
+	root.AddCommand(doctorCommand(), backupCommand(), restoreCommand())
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var cerr *conductor.Error
 		if errors.As(err, &cerr) {
