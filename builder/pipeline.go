@@ -487,9 +487,13 @@ func (d *deployment) check(ctx context.Context) error {
 // switchTraffic points nginx and the current symlink at the new release and
 // records it.
 func (d *deployment) switchTraffic(ctx context.Context) error {
+	tls, err := d.tlsHosts(ctx) // builder/tls.go
+	if err != nil {
+		return err
+	}
 	if err := d.b.Nginx.WriteSite(ctx, nginx.Site{
 		App: d.app.Name, Release: d.job.ID, Hosts: append([]string{d.host()}, d.domains...), Port: d.port,
-		StaticDir: filepath.Join(d.dir, "staticfiles"),
+		StaticDir: filepath.Join(d.dir, "staticfiles"), TLS: tls,
 	}); err != nil {
 		return err
 	}
