@@ -29,6 +29,7 @@ func main() {
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(initCommand(), serveCommand(), workerCommand(), hookCommand(), runProcessCommand(), versionCommand())
 	root.AddCommand(doctorCommand(), backupCommand(), restoreCommand())
+	root.AddCommand(installCommand(), uninstallCommand())
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var cerr *conductor.Error
 		if errors.As(err, &cerr) {
