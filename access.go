@@ -54,6 +54,7 @@ var Permissions = map[string]Permission{
 	"domains":        {Level: ReadWrite, PerApp: true},
 	"domains:add":    {Level: ReadWrite, PerApp: true, Changes: true},
 	"domains:remove": {Level: ReadWrite, PerApp: true, Changes: true},
+	"domains:cert":   {Level: ReadWrite, PerApp: true, Changes: true},
 
 	"keys":        {Level: Admin},
 	"keys:add":    {Level: Admin, Changes: true},

@@ -28,11 +28,11 @@ var (
 	developerOps   = []string{
 		conductor.OpFetch, conductor.OpPush, "apps:info", "deploys", "releases", "deploy", "rollback", "deploys:cancel",
 		"config", "config:get", "config:set", "config:unset", "logs",
-		"ps", "ps:scale", "ps:restart", "run", "domains", "domains:add", "domains:remove",
+		"ps", "ps:scale", "ps:restart", "run", "domains", "domains:add", "domains:remove", "domains:cert",
 	}
 	changingOps = []string{
 		conductor.OpPush, "apps:create", "apps:destroy", "config:set", "config:unset", "deploy", "rollback", "deploys:cancel",
-		"ps:scale", "ps:restart", "run", "domains:add", "domains:remove",
+		"ps:scale", "ps:restart", "run", "domains:add", "domains:remove", "domains:cert",
 		"keys:add", "keys:remove", "access:grant", "access:revoke",
 	}
 )

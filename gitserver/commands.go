@@ -159,6 +159,7 @@ func (s *Server) commands(sess session) *cobra.Command {
 		s.domainsCommand(),
 		s.domainsAddCommand(),
 		s.domainsRemoveCommand(),
+		s.domainsCertCommand(),
 		s.keysCommand(),
 		s.keysAddCommand(),
 		s.keysRemoveCommand(),

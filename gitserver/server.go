@@ -50,6 +50,10 @@ type Config struct {
 	// Limits on sessions, connection times and push size (DefaultLimits
 	// for `conductor serve`; zero fields mean no limit).
 	Limits Limits
+
+	// Certs issues and installs TLS certificates of custom domains
+	// (certs.Manager, see cmd_domains.go). Nil: the server has no HTTPS.
+	Certs Certificates
 }
 
 // Processes is what the commands need from the host's process manager
