@@ -218,19 +218,24 @@ func ReadManifest(r io.Reader) (*Manifest, error) {
 	return readManifest(tar.NewReader(gz))
 }
 
+// impliedDirMode is the mode of directories an archive does not list
+// (srv/projects, repos): app users must traverse them to their own
+// directories, and need not list them.
+const impliedDirMode = 0o711
+
 // extract writes one entry under root, which no name or symlink in the
 // archive can leave.
 func extract(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
 	mode := fs.FileMode(hdr.Mode).Perm()
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := root.MkdirAll(name, 0o700); err != nil {
+		if err := root.MkdirAll(name, impliedDirMode); err != nil {
 			return err
 		}
 		return root.Chmod(name, mode)
 	case tar.TypeReg:
 		if dir := path.Dir(name); dir != "." {
-			if err := root.MkdirAll(dir, 0o700); err != nil {
+			if err := root.MkdirAll(dir, impliedDirMode); err != nil {
 				return err
 			}
 		}
