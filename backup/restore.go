@@ -227,6 +227,11 @@ const impliedDirMode = 0o711
 // archive can leave.
 func extract(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
 	mode := fs.FileMode(hdr.Mode).Perm()
+	if dir := path.Dir(name); dir != "." && hdr.Typeflag != tar.TypeDir {
+		if err := root.MkdirAll(dir, impliedDirMode); err != nil {
+			return err
+		}
+	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if err := root.MkdirAll(name, impliedDirMode); err != nil {
@@ -234,11 +239,6 @@ func extract(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
 		}
 		return root.Chmod(name, mode)
 	case tar.TypeReg:
-		if dir := path.Dir(name); dir != "." {
-			if err := root.MkdirAll(dir, impliedDirMode); err != nil {
-				return err
-			}
-		}
 		f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 		if err != nil {
 			return err
