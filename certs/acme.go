@@ -110,7 +110,7 @@ func (m *Manager) obtain(ctx context.Context, domain string, log io.Writer) (*Bu
 	if err != nil {
 		return nil, fmt.Errorf("certificate request for %s: %w", domain, err)
 	}
-	ders, _, err := client.CreateOrderCert(ctx, order.FinalizeURL, csr, true)
+	ders, _, err := client.CreateCertFromOrder(ctx, order, csr, true)
 	if err != nil {
 		return nil, fmt.Errorf("ACME finalize for %s: %w", domain, err)
 	}

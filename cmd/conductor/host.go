@@ -35,6 +35,10 @@ type hostOptions struct {
 	logMaxBytes                 int64
 	databases                   databaseOptions
 	system                      systemOptions // --system and its settings (system.go)
+
+	// httpsAddr is where nginx serves apps' domains over TLS ("": no
+	// HTTPS); serve's --https-addr (tls.go).
+	httpsAddr string
 }
 
 func (o *hostOptions) addFlags(f *pflag.FlagSet) {
@@ -100,7 +104,7 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 		stopChildren()
 		return nil, err
 	}
-	h.Nginx = &nginx.Nginx{Bin: o.nginxBin, Dir: filepath.Join(data, "nginx"), Listen: o.httpAddr}
+	h.Nginx = &nginx.Nginx{Bin: o.nginxBin, Dir: filepath.Join(data, "nginx"), Listen: o.httpAddr, HTTPSListen: o.httpsAddr}
 	if os.Geteuid() == 0 {
 		h.Nginx.User = "nobody nogroup"
 	}

@@ -31,6 +31,8 @@ type serveOptions struct {
 	natsURL, natsAddr, natsTokenFile string
 	portRange, defaultDB, logLevel   string
 	limits                           gitserver.Limits
+
+	tls tlsOptions // --https-addr and --acme-* (tls.go)
 }
 
 func serveCommand() *cobra.Command {
@@ -53,6 +55,7 @@ func serveCommand() *cobra.Command {
 	f.StringVar(&o.data, "data", "", "data directory made by conductor init")
 	f.StringVar(&o.sshAddr, "ssh-addr", "127.0.0.1:2222", "SSH listen address")
 	o.hostOptions.addFlags(f)
+	o.tls.addFlags(f, &o.httpsAddr)
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS cluster, one URL or several comma-separated (default: embedded server)")
 	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server, e.g. 0.0.0.0:4222 for workers on other hosts (port 0: any free port)")
 	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (default: <data>/nats.token, made on first start, for the embedded server)")
@@ -81,6 +84,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("%s is not a conductor data directory: run conductor init first", data)
 	}
 	if err := o.hostOptions.validate(); err != nil {
+		return err
+	}
+	if err := o.tls.validate(o.httpsAddr); err != nil {
 		return err
 	}
 	ports, err := parsePortRange(o.portRange)
@@ -147,12 +153,16 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	defer h.Stop()
+	certs, err := o.tls.start(ctx, data, o.httpsAddr, db, h.Nginx)
+	if err != nil {
+		return err
+	}
 
 	srv := gitserver.New(gitserver.Config{
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
 		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
 		HTTPAddr: o.httpAddr, Processes: h.Circus, Sites: h.Nginx,
-		Databases: h.Databases, DropDatabases: h.Databases.Drop, Limits: o.limits,
+		Databases: h.Databases, DropDatabases: h.Databases.Drop, Limits: o.limits, Certs: certs,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/certs"
+	"github.com/hasadna/conductor/gitserver"
+	"github.com/hasadna/conductor/nginx"
+)
+
+// tlsOptions configure HTTPS for apps' custom domains: where nginx listens
+// for TLS, the ACME CA certificates come from, and when they are renewed.
+type tlsOptions struct {
+	directory, email, caFile string
+	renewBefore, renewCheck  time.Duration
+}
+
+// addFlags registers the TLS flags of serve; httpsAddr is the host's
+// (hostOptions.httpsAddr), which its nginx listens on.
+func (o *tlsOptions) addFlags(f *pflag.FlagSet, httpsAddr *string) {
+	f.StringVar(httpsAddr, "https-addr", "", "address of the front nginx for HTTPS, e.g. 0.0.0.0:443 (\"\": no HTTPS)")
+	f.StringVar(&o.directory, "acme-directory", "", "ACME directory URL that domains:add --tls gets certificates from, e.g. Let's Encrypt's https://acme-v02.api.letsencrypt.org/directory (\"\": only domains:cert)")
+	f.StringVar(&o.email, "acme-email", "", "contact e-mail of the ACME account (expiry notices)")
+	f.StringVar(&o.caFile, "acme-ca-file", "", "PEM file of extra root certificates to trust when talking to the ACME server (a test CA)")
+	f.DurationVar(&o.renewBefore, "acme-renew-before", 30*24*time.Hour, "renew a certificate this long before it expires")
+	f.DurationVar(&o.renewCheck, "acme-renew-check", 12*time.Hour, "how often to look for certificates to renew")
+}
+
+func (o *tlsOptions) validate(httpsAddr string) error {
+	if httpsAddr != "" {
+		if _, _, err := net.SplitHostPort(httpsAddr); err != nil {
+			return fmt.Errorf("--https-addr: %w", err)
+		}
+	}
+	if o.directory != "" {
+		u, err := url.Parse(o.directory)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("--acme-directory %q: want an https:// URL", o.directory)
+		}
+	}
+	if o.renewBefore <= 0 || o.renewCheck <= 0 {
+		return errors.New("--acme-renew-before and --acme-renew-check must be positive")
+	}
+	if o.email != "" {
+		if a, err := mail.ParseAddress(o.email); err != nil || a.Address != o.email {
+			return fmt.Errorf("--acme-email %q is not a plain e-mail address", o.email)
+		}
+	}
+	return nil
+}
+
+// start makes the certificate manager and runs its renewal loop until ctx
+// ends. Without --https-addr there is none: nil (the SSH commands then
+// say how to enable HTTPS).
+func (o *tlsOptions) start(ctx context.Context, data, httpsAddr string, store conductor.Store, ngx *nginx.Nginx) (gitserver.Certificates, error) {
+	if httpsAddr == "" {
+		return nil, nil
+	}
+	client, err := acmeHTTPClient(o.caFile)
+	if err != nil {
+		return nil, err
+	}
+	m := &certs.Manager{
+		Store: store, Dir: filepath.Join(data, "certs"), Challenges: ngx.ChallengeDir(),
+		Directory: o.directory, Email: o.email, HTTPClient: client,
+		RenewBefore: o.renewBefore, Reload: ngx.ReloadCerts,
+	}
+	go m.RenewLoop(ctx, o.renewCheck)
+	slog.Info("serving HTTPS", "https", httpsAddr, "acme", o.directory, "renew_before", o.renewBefore)
+	return m, nil
+}
+
+// acmeHTTPClient trusts the system roots and, with caFile, the roots in it.
+func acmeHTTPClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return &http.Client{Timeout: 30 * time.Second}, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--acme-ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--acme-ca-file %s: no PEM certificate in it", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
+}

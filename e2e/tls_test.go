@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pebbleVersion is the ACME test server the TLS test runs (Let's Encrypt's
+// pebble, built from the Go module proxy).
+const pebbleVersion = "v2.10.1"
+
+// buildPebble builds pebble and its mock DNS server into a temp dir.
+func buildPebble(t *testing.T) (pebble, challtestsrv string) {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "install",
+		"github.com/letsencrypt/pebble/v2/cmd/pebble@"+pebbleVersion,
+		"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@"+pebbleVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build pebble %s: %v\n%s", pebbleVersion, err, out)
+	}
+	return filepath.Join(dir, "pebble"), filepath.Join(dir, "pebble-challtestsrv")
+}
+
+// apiCA writes a CA and a certificate for 127.0.0.1 signed by it, for
+// pebble's own HTTPS (the ACME API); conductor trusts the CA through
+// --acme-ca-file. It returns the CA's, the certificate's and the key's files.
+func apiCA(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e ACME API CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	caFile, certFile, keyFile = filepath.Join(dir, "api-ca.pem"), filepath.Join(dir, "api-cert.pem"), filepath.Join(dir, "api-key.pem")
+	for path, block := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER},
+		certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: kder}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caFile, certFile, keyFile
+}
+
+// startProcess runs a helper server until the test ends.
+func startProcess(t *testing.T, name string, env []string, args ...string) *lockedBuffer {
+	t.Helper()
+	out := &lockedBuffer{}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(name), out.String())
+		}
+	})
+	return out
+}
+
+func waitTLSListening(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, addr+" to listen", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// TestTLS: domains:add --tls gets a certificate from a local ACME CA
+// (pebble) that checks the HTTP-01 challenge through Conductor's nginx;
+// the app is then served over HTTPS with it, plain HTTP redirects there
+// (except the challenge path), and the renewal loop replaces the
+// certificate before it expires and nginx serves the new one.
+func TestTLS(t *testing.T) {
+	pebble, challtestsrv := buildPebble(t)
+	dir := t.TempDir()
+	caFile, apiCert, apiKey := apiCA(t, dir)
+	acmeAddr, pebbleMgmt, dnsAddr, dnsMgmt, httpsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	const domain = "secure.example.test"
+
+	// Certificates live 40 s and are renewed 30 s before they expire, so
+	// the loop (checking every second) renews one about 10 s after issue.
+	in := StartInstance(t, "--https-addr", httpsAddr, "--acme-directory", "https://"+acmeAddr+"/dir",
+		"--acme-ca-file", caFile, "--acme-renew-before", "30s", "--acme-renew-check", "1s")
+	_, httpPort, _ := net.SplitHostPort(in.HTTPAddr)
+	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
+
+	// pebble resolves every name to 127.0.0.1 through the mock DNS server
+	// and fetches http://<domain>:<nginx's port>/.well-known/acme-challenge/.
+	startProcess(t, challtestsrv, nil, "-dnsserver", dnsAddr, "-management", dnsMgmt,
+		"-http01", "", "-https01", "", "-doh", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	config := map[string]any{"pebble": map[string]any{
+		"listenAddress": acmeAddr, "managementListenAddress": pebbleMgmt,
+		"certificate": apiCert, "privateKey": apiKey, "httpPort": atoi(t, httpPort), "tlsPort": 0,
+		"keyAlgorithm": "ecdsa", "retryAfter": map[string]int{"authz": 1, "order": 1},
+		"profiles": map[string]any{"default": map[string]any{"description": "e2e", "validityPeriod": 40}},
+	}}
+	raw, _ := json.Marshal(config)
+	configFile := filepath.Join(dir, "pebble.json")
+	if err := os.WriteFile(configFile, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, pebble, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_VA_ALWAYS_VALID=0", "PEBBLE_WFE_NONCEREJECT=0"},
+		"-config", configFile, "-dnsserver", dnsAddr)
+	waitTLSListening(t, dnsAddr)
+	waitTLSListening(t, acmeAddr)
+	waitTLSListening(t, pebbleMgmt)
+
+	if r := in.Push(in.WorkTree("hello"), "hello", "main"); r.Code != 0 {
+		t.Fatalf("push failed: %s", r)
+	}
+	r := in.SSH(in.AdminKey, "domains:add hello "+domain+" --tls")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Certificate for "+domain+" valid until") || !strings.Contains(r.Stdout, "Answering the CA's http-01 challenge") {
+		t.Fatalf("domains:add --tls: %s", r)
+	}
+
+	// The certificate chains to pebble's root, which only its management
+	// interface hands out.
+	apiPool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(caFile)
+	apiPool.AppendCertsFromPEM(caPEM)
+	mgmt := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: apiPool}}}
+	resp, err := mgmt.Get("https://" + pebbleMgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(rootPEM) {
+		t.Fatalf("pebble's root is not PEM: %q", rootPEM)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		DisableKeepAlives: true, // each request sees the certificate nginx serves now
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, httpsAddr)
+		},
+	}}
+	getHTTPS := func() (*http.Response, string) {
+		t.Helper()
+		resp, err := secure.Get("https://" + domain + "/")
+		if err != nil {
+			t.Fatalf("GET https://%s/: %v", domain, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	resp, body := getHTTPS()
+	if resp.StatusCode != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Fatalf("GET https://%s/: %d\n%s", domain, resp.StatusCode, body)
+	}
+	first := resp.TLS.PeerCertificates[0]
+	if first.Issuer.CommonName == "" || first.VerifyHostname(domain) != nil {
+		t.Fatalf("served certificate %v does not name %s", first.Subject, domain)
+	}
+
+	// Plain HTTP redirects to HTTPS; the ACME challenge path does not.
+	plain := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{"/greet?x=1": http.StatusPermanentRedirect, "/.well-known/acme-challenge/no-such-token-123456": http.StatusNotFound} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+in.HTTPAddr+path, nil)
+		req.Host = domain
+		resp, err := plain.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET http://%s%s: %d, want %d", domain, path, resp.StatusCode, want)
+		}
+		if loc := "https://" + domain + ":" + httpsPort + path; want == http.StatusPermanentRedirect && resp.Header.Get("Location") != loc {
+			t.Errorf("redirect to %q, want %q", resp.Header.Get("Location"), loc)
+		}
+	}
+	// The app's own name stays on plain HTTP.
+	if code, body, _ := in.Get("hello", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Errorf("GET http://hello.localhost/: %d", code)
+	}
+	if r := in.SSH(in.AdminKey, "domains hello"); r.Code != 0 || !strings.Contains(r.Stdout, domain+" (https, acme certificate, expires ") {
+		t.Errorf("domains: %s", r)
+	}
+
+	// Renewal: the loop gets a new certificate and nginx serves it.
+	waitFor(t, "the renewed certificate to be served", func() bool {
+		resp, _ := getHTTPS()
+		return resp.TLS.PeerCertificates[0].SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+	resp, body = getHTTPS()
+	renewed := resp.TLS.PeerCertificates[0]
+	if resp.StatusCode != 200 || !strings.Contains(body, "Hello from Conductor") || !renewed.NotAfter.After(first.NotAfter) {
+		t.Fatalf("after renewal: %d, certificate until %s (first until %s)", resp.StatusCode, renewed.NotAfter, first.NotAfter)
+	}
+	var listing struct {
+		TLS []struct {
+			Domain, Source string
+			NotAfter       time.Time `json:"not_after"`
+			LastError      string    `json:"last_error"`
+		} `json:"tls"`
+	}
+	r = in.SSH(in.AdminKey, "domains hello --json")
+	if err := json.Unmarshal([]byte(r.Stdout), &listing); err != nil || len(listing.TLS) != 1 {
+		t.Fatalf("domains --json: %v\n%s", err, r)
+	}
+	if c := listing.TLS[0]; c.Domain != domain || c.Source != "acme" || !c.NotAfter.After(first.NotAfter) || c.LastError != "" {
+		t.Errorf("recorded certificate after renewal: %+v", c)
+	}
+	if !strings.Contains(in.logs.String(), "certificate renewed") {
+		t.Errorf("conductor's log does not mention the renewal")
+	}
+	// Keys are private: the certificate file (chain and key) is 0600.
+	if fi, err := os.Stat(filepath.Join(in.Data, "certs", domain+".pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("certificate file: %v, mode %v", err, fi.Mode())
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
