@@ -46,19 +46,38 @@ func fail(check, fix, format string, args ...any) Result {
 // Config is what the checks look at: the paths, binaries, addresses and
 // database servers of one Conductor, as `conductor serve` is given them.
 type Config struct {
-	Data        string // state: conductor.db, host key, repos
-	Srv         string // apps: projects/ and environments/
-	NginxBin    string
-	NginxPrefix string // nginx -p for Conductor's config ("" with NginxConf "": nginx's own default config)
-	NginxConf   string // Conductor's nginx.conf, tested with nginx -t
-	CircusBin   string // directory of circusd, inside the circus virtualenv
-	CircusDir   string // Conductor's circusd: circusd.pid and its control socket
-	CircusPins  map[string]string
-	Python      string
-	SSHAddr     string
-	HTTPAddr    string
-	PostgresDSN string // "" when not configured
-	MySQLDSN    string // "" when not configured
+	Data         string // state: conductor.db, host key, repos
+	Srv          string // apps: projects/ and environments/
+	NginxBin     string
+	NginxPrefix  string // nginx -p for NginxConf ("": none, as for the host's nginx)
+	NginxConf    string // the nginx.conf that serves Conductor's sites, tested with nginx -t
+	NginxPidFile string // its master's pid file: that nginx may hold the HTTP port
+	NginxOwner   string // how to name that nginx ("Conductor's nginx")
+	CircusBin    string // directory of circusd, inside the circus virtualenv
+	CircusDir    string // Conductor's circusd: circusd.pid and its control socket
+	CircusPins   map[string]string
+	Python       string
+	SSHAddr      string
+	HTTPAddr     string
+	PostgresDSN  string // "" when not configured
+	MySQLDSN     string // "" when not configured
+	System       bool   // installed by conductor install: circusd and conductor are systemd services
+}
+
+// initCommand is how this Conductor's state is made.
+func (c Config) initCommand() string {
+	if c.System {
+		return "conductor install --admin-key YOUR_KEY.pub"
+	}
+	return "conductor init --data " + c.Data + " --admin-key YOUR_KEY.pub"
+}
+
+// circusHints are what starts circusd and what restarts it.
+func (c Config) circusHints() (starts, restart string) {
+	if c.System {
+		return "its service conductor-circusd starts it", "systemctl restart conductor-circusd"
+	}
+	return "conductor serve starts it", "restart conductor serve, which restarts circusd"
 }
 
 // Run runs every check that applies to c, in a fixed order.
@@ -67,7 +86,7 @@ func Run(ctx context.Context, c Config) []Result {
 		NginxBinary(ctx, c.NginxBin),
 		NginxConfig(ctx, c.NginxBin, c.NginxPrefix, c.NginxConf),
 		Circusd(ctx, c.CircusBin, c.CircusPins),
-		CircusSocket(ctx, c.CircusDir),
+		CircusSocket(ctx, c.CircusDir, c.circusHints),
 		Python(ctx, c.Python),
 		Git(ctx),
 	}
@@ -81,12 +100,12 @@ func Run(ctx context.Context, c Config) []Result {
 	if !SameFilesystem(c.Data, c.Srv) {
 		rs = append(rs, Disk("disk srv", c.Srv))
 	}
-	owners := ConductorProcesses(c.NginxPrefix)
+	owners := ConductorProcesses(c.NginxPidFile, c.NginxOwner)
 	rs = append(rs,
 		Port("ssh port", c.SSHAddr, "--ssh-addr", owners),
 		Port("http port", c.HTTPAddr, "--http-addr", owners),
-		StateDB(ctx, c.Data),
-		DataDir(c.Data),
+		StateDB(ctx, c.Data, c.initCommand()),
+		DataDir(c.Data, c.initCommand()),
 	)
 	return rs
 }

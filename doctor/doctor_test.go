@@ -95,13 +95,13 @@ func TestCircusd(t *testing.T) {
 func TestCircusSocket(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	want(t, CircusSocket(ctx, dir), OK, "not running")
+	want(t, CircusSocket(ctx, dir, Config{}.circusHints), OK, "not running")
 
 	// A live process in the pid file that is no circusd: nothing answers.
 	if err := os.WriteFile(filepath.Join(dir, "circusd.pid"), []byte(fmt.Sprint(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want(t, CircusSocket(ctx, dir), Fail, fmt.Sprintf("(pid %d) does not answer", os.Getpid()), "restart conductor serve")
+	want(t, CircusSocket(ctx, dir, Config{}.circusHints), Fail, fmt.Sprintf("(pid %d) does not answer", os.Getpid()), "restart conductor serve")
 
 	// A real circusd answers.
 	live := t.TempDir()
@@ -111,7 +111,7 @@ func TestCircusSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stop(); c.Wait() })
-	want(t, CircusSocket(ctx, live), OK, "answers, 0 watchers")
+	want(t, CircusSocket(ctx, live, Config{}.circusHints), OK, "answers, 0 watchers")
 }
 
 func currentUser(t *testing.T) string {
@@ -178,14 +178,14 @@ func TestDisk(t *testing.T) {
 func TestStateDB(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	want(t, StateDB(ctx, dir), Fail, "does not exist", "conductor init")
+	want(t, StateDB(ctx, dir, "conductor init"), Fail, "does not exist", "conductor init")
 
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "conductor.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	want(t, StateDB(ctx, dir), OK, "all ", "migrations applied")
+	want(t, StateDB(ctx, dir, "conductor init"), OK, "all ", "migrations applied")
 
 	// A migration this binary does not know (a newer conductor's), and
 	// one it knows but the database lacks.
@@ -197,17 +197,17 @@ func TestStateDB(t *testing.T) {
 	if _, err := raw.Exec(`INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')`); err != nil {
 		t.Fatal(err)
 	}
-	want(t, StateDB(ctx, dir), Fail, "[9999]", "this one is older")
+	want(t, StateDB(ctx, dir, "conductor init"), Fail, "[9999]", "this one is older")
 	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version IN (9999, 1)`); err != nil {
 		t.Fatal(err)
 	}
-	want(t, StateDB(ctx, dir), Warn, "lacks migrations 0001_", "restart conductor serve")
+	want(t, StateDB(ctx, dir, "conductor init"), Warn, "lacks migrations 0001_", "restart conductor serve")
 
 	garbage := t.TempDir()
 	if err := os.WriteFile(filepath.Join(garbage, "conductor.db"), bytes.Repeat([]byte("not a database "), 500), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	want(t, StateDB(ctx, garbage), Fail, "not a database", "conductor restore")
+	want(t, StateDB(ctx, garbage, "conductor init"), Fail, "not a database", "conductor restore")
 }
 
 func TestDataDir(t *testing.T) {
@@ -219,7 +219,7 @@ func TestDataDir(t *testing.T) {
 	if err := os.Chmod(parent, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	want(t, DataDir(data), Fail, parent+" is not searchable by others", "chmod o+x "+parent)
+	want(t, DataDir(data, "conductor init"), Fail, parent+" is not searchable by others", "chmod o+x "+parent)
 
 	// t.TempDir's own parent is private too.
 	for d := parent; d != "/tmp"; d = filepath.Dir(d) {
@@ -227,26 +227,26 @@ func TestDataDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want(t, DataDir(data), OK, "traversable by app users")
+	want(t, DataDir(data, "conductor init"), OK, "traversable by app users")
 
 	db := filepath.Join(data, "conductor.db")
 	if err := os.WriteFile(db, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want(t, DataDir(data), Fail, "can read "+db, "chmod 600 "+db)
+	want(t, DataDir(data, "conductor init"), Fail, "can read "+db, "chmod 600 "+db)
 	// Opening it the way conductor does makes it private.
 	store, err := sqlite.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	store.Close()
-	want(t, DataDir(data), OK, "its secrets are private")
+	want(t, DataDir(data, "conductor init"), OK, "its secrets are private")
 
 	if err := os.Chmod(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	want(t, DataDir(data), Warn, "can be listed by every user", "chmod 711 "+data)
-	want(t, DataDir(filepath.Join(parent, "missing")), Fail, "no such file", "conductor init")
+	want(t, DataDir(data, "conductor init"), Warn, "can be listed by every user", "chmod 711 "+data)
+	want(t, DataDir(filepath.Join(parent, "missing"), "conductor init"), Fail, "no such file", "conductor init")
 }
 
 func TestPostgres(t *testing.T) {
@@ -289,6 +289,7 @@ func TestRun(t *testing.T) {
 	c := Config{
 		Data: data, Srv: filepath.Join(data, "srv"), NginxBin: nginxBin,
 		NginxPrefix: filepath.Join(data, "nginx"), NginxConf: filepath.Join(data, "nginx", "nginx.conf"),
+		NginxPidFile: filepath.Join(data, "nginx", "nginx.pid"), NginxOwner: "Conductor's nginx",
 		CircusBin: circusBin, CircusDir: filepath.Join(data, "circus"), CircusPins: deploy.CircusPins(),
 		Python: python, SSHAddr: held.Addr().String(), HTTPAddr: "127.0.0.1:0",
 	}

@@ -71,12 +71,12 @@ func bytesString(n uint64) string {
 }
 
 // StateDB checks that conductor.db opens, is intact, and that its schema
-// is the one this binary expects.
-func StateDB(ctx context.Context, data string) Result {
+// is the one this binary expects. initCmd is what creates it.
+func StateDB(ctx context.Context, data, initCmd string) Result {
 	const name = "state db"
 	path := filepath.Join(data, "conductor.db")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return fail(name, "conductor init --data "+data+" --admin-key YOUR_KEY.pub (or give the right --data)", "%s does not exist", path)
+		return fail(name, initCmd+" (or give the right --data)", "%s does not exist", path)
 	}
 	st, err := sqlite.Migrations(ctx, path)
 	if err != nil {
@@ -105,12 +105,12 @@ func errOrEmpty(err error) any {
 
 // DataDir checks the permissions of the data dir: app users must traverse
 // it (and every parent) to reach their releases, and must not read
-// Conductor's secrets in it.
-func DataDir(data string) Result {
+// Conductor's secrets in it. initCmd is what creates it.
+func DataDir(data, initCmd string) Result {
 	const name = "data dir"
 	fi, err := os.Stat(data)
 	if err != nil {
-		return fail(name, "conductor init --data "+data+" --admin-key YOUR_KEY.pub", "%v", err)
+		return fail(name, initCmd, "%v", err)
 	}
 	if !fi.IsDir() {
 		return fail(name, "give --data a directory", "%s is not a directory", data)

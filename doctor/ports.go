@@ -12,24 +12,24 @@ import (
 )
 
 // ConductorProcesses names the processes that belong to a running
-// Conductor and may hold its ports: its nginx (the master named by
-// nginx.pid under nginxPrefix, and that master's workers). conductor serve
-// itself is recognized by its executable's name.
-func ConductorProcesses(nginxPrefix string) map[int]string {
+// Conductor and may hold its ports: the nginx serving its sites (the master
+// named by nginxPidFile, and that master's workers), called label.
+// conductor serve itself is recognized by its executable's name.
+func ConductorProcesses(nginxPidFile, label string) map[int]string {
 	owners := map[int]string{}
-	if nginxPrefix == "" {
+	if nginxPidFile == "" {
 		return owners
 	}
-	master, alive := pidFromFile(filepath.Join(nginxPrefix, "nginx.pid"))
+	master, alive := pidFromFile(nginxPidFile)
 	if !alive {
 		return owners
 	}
-	owners[master] = "Conductor's nginx"
+	owners[master] = label
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
 		if parentPid(pid) == master {
-			owners[pid] = "Conductor's nginx"
+			owners[pid] = label
 		}
 	}
 	return owners

@@ -54,8 +54,8 @@ func NginxBinary(ctx context.Context, bin string) Result {
 	return ok(name, "nginx %s at %s", m[1], bin)
 }
 
-// NginxConfig runs `nginx -t` on Conductor's nginx configuration (prefix
-// and conf), or on nginx's default configuration when both are "".
+// NginxConfig runs `nginx -t` on the nginx configuration conf (with the
+// prefix, when not ""), or on nginx's default configuration when conf is "".
 func NginxConfig(ctx context.Context, bin, prefix, conf string) Result {
 	const name = "nginx config"
 	if executable(bin) != nil {
@@ -67,7 +67,10 @@ func NginxConfig(ctx context.Context, bin, prefix, conf string) Result {
 		if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
 			return ok(name, "%s is not written yet: conductor serve writes it when it starts", conf)
 		}
-		args = append(args, "-p", prefix, "-c", conf)
+		if prefix != "" {
+			args = append(args, "-p", prefix)
+		}
+		args = append(args, "-c", conf)
 		what = conf
 	}
 	if out, err := output(ctx, bin, args...); err != nil {
@@ -148,19 +151,21 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // CircusSocket checks that a running circusd answers on its control socket.
-// A circusd that is not running is fine: conductor serve starts it.
-func CircusSocket(ctx context.Context, dir string) Result {
+// A circusd that is not running is only a warning: hints says what starts
+// it and what restarts it.
+func CircusSocket(ctx context.Context, dir string, hints func() (starts, restart string)) Result {
 	const name = "circus socket"
+	starts, restart := hints()
 	pidFile := filepath.Join(dir, "circusd.pid")
 	pid, alive := pidFromFile(pidFile)
 	if !alive {
-		return ok(name, "circusd is not running (conductor serve starts it)")
+		return ok(name, "circusd is not running (%s)", starts)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := (&circus.Circus{Dir: dir}).Status(ctx)
 	if err != nil {
-		return fail(name, fmt.Sprintf("restart conductor serve, which restarts circusd; its log is %s", filepath.Join(dir, "circusd.log")),
+		return fail(name, fmt.Sprintf("%s; its log is %s", restart, filepath.Join(dir, "circusd.log")),
 			"circusd (pid %d) does not answer on its control socket in %s: %v", pid, dir, err)
 	}
 	return ok(name, "circusd (pid %d) answers, %d watchers", pid, len(st))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/backup"
@@ -20,31 +21,36 @@ import (
 // which database servers hold the apps' databases: what backup and restore
 // act on.
 type stateOptions struct {
-	data      string
-	system    bool
-	databases databaseOptions
+	data, config string
+	system       bool
+	databases    databaseOptions
 }
 
 func (o *stateOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "", "data directory, as given to conductor serve")
-	f.BoolVar(&o.system, "system", false, "the production layout (as conductor serve --system)")
+	f.BoolVar(&o.system, "system", false, "the production layout, configured as conductor serve --system is (/var/lib/conductor, /srv)")
+	f.StringVar(&o.config, "config", defaultConfigPath, "with --system: serve's configuration file (for the data dir, srv and the DSNs)")
 	o.databases.addFlags(f)
 }
 
 // layout resolves the data dir and where the apps' files are.
-func (o *stateOptions) layout() (string, provision.Layout, error) {
+func (o *stateOptions) layout(flags *pflag.FlagSet) (string, provision.Layout, error) {
 	if (o.data == "") == !o.system {
 		return "", provision.Layout{}, errors.New("give --data DIR or --system")
-	}
-	if o.system {
-		return "", provision.Layout{}, errors.New("--system: the system layout is not available yet; use --data")
 	}
 	data, err := filepath.Abs(o.data)
 	if err != nil {
 		return "", provision.Layout{}, err
 	}
-	return data, provision.Layout{Srv: filepath.Join(data, "srv")}, nil
+	if !o.system {
+		return data, provision.Layout{Srv: filepath.Join(data, "srv")}, nil
+	}
+	sys, err := fromSystemConfig(flags, o.config)
+	if err != nil {
+		return "", provision.Layout{}, err
+	}
+	return o.data, provision.Layout{Srv: systemSetting(sys, "srv")}, nil
 }
 
 // servers are the configured database servers, by kind.
@@ -74,7 +80,7 @@ then conductor-backup-<UTC time>.tar.gz in it.`,
 				return errors.New("--out is required")
 			}
 			ctx := cmd.Context()
-			data, layout, err := o.layout()
+			data, layout, err := o.layout(cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -142,7 +148,7 @@ start conductor serve, then redeploy each app with the command printed.`,
 				return errors.New("--from is required")
 			}
 			ctx := cmd.Context()
-			data, layout, err := o.layout()
+			data, layout, err := o.layout(cmd.Flags())
 			if err != nil {
 				return err
 			}
