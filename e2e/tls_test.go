@@ -43,7 +43,8 @@ func buildPebble(t *testing.T) (pebble, challtestsrv string) {
 
 // apiCA writes a CA and a certificate for 127.0.0.1 signed by it, for
 // pebble's own HTTPS (the ACME API); conductor trusts the CA through
-// --acme-ca-file. It returns the CA's, the certificate's and the key's files.
+// --acme-ca-file. It returns the CA's, the certificate's and the key's files
+// (the CA's key is api-ca-key.pem beside them).
 func apiCA(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -64,9 +65,11 @@ func apiCA(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	cakder, _ := x509.MarshalPKCS8PrivateKey(caKey)
 	caFile, certFile, keyFile = filepath.Join(dir, "api-ca.pem"), filepath.Join(dir, "api-cert.pem"), filepath.Join(dir, "api-key.pem")
 	for path, block := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER},
-		certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: kder}} {
+		certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: kder},
+		filepath.Join(dir, "api-ca-key.pem"): {Type: "PRIVATE KEY", Bytes: cakder}} {
 		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -249,9 +252,90 @@ func TestTLS(t *testing.T) {
 		t.Errorf("conductor's log does not mention the renewal")
 	}
 	// Keys are private: the certificate file (chain and key) is 0600.
-	if fi, err := os.Stat(filepath.Join(in.Data, "certs", domain+".pem")); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("certificate file: %v, mode %v", err, fi.Mode())
+	certFile := filepath.Join(in.Data, "certs", domain+".pem")
+	if fi, err := os.Stat(certFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("certificate file: %v", err)
 	}
+
+	// A certificate given on stdin (domains:cert) for another domain: a key
+	// that is not the certificate's is refused, the right one is served.
+	const manual = "manual.example.test"
+	if r := in.SSH(in.AdminKey, "domains:add hello "+manual); r.Code != 0 {
+		t.Fatalf("domains:add %s: %s", manual, r)
+	}
+	ownCA, _, _ := apiCA(t, t.TempDir())
+	caPEM, _ = os.ReadFile(ownCA)
+	leafPEM, keyPEM, otherKeyPEM := signLeaf(t, ownCA, manual)
+	if r := in.sshStdin(in.AdminKey, "domains:cert hello "+manual, leafPEM+otherKeyPEM); r.Code == 0 || !strings.Contains(r.Stderr, "does not match") {
+		t.Errorf("domains:cert with another key: %s", r)
+	}
+	if r := in.sshStdin(in.AdminKey, "domains:cert hello "+manual, leafPEM+keyPEM); r.Code != 0 || !strings.Contains(r.Stdout, "Installed the certificate for "+manual) {
+		t.Fatalf("domains:cert: %s", r)
+	}
+	own := x509.NewCertPool()
+	own.AppendCertsFromPEM(caPEM)
+	ownClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: own},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, httpsAddr)
+		},
+	}}
+	if resp, err := ownClient.Get("https://" + manual + "/"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET https://%s/ with the given certificate: %v", manual, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// domains:remove takes the domain off HTTPS and deletes its file.
+	if r := in.SSH(in.AdminKey, "domains:remove hello "+domain); r.Code != 0 {
+		t.Fatalf("domains:remove: %s", r)
+	}
+	if _, err := os.Stat(certFile); !os.IsNotExist(err) {
+		t.Errorf("certificate file after domains:remove: %v", err)
+	}
+	if _, err := secure.Get("https://" + domain + "/"); err == nil {
+		t.Errorf("%s is still served over HTTPS after domains:remove", domain)
+	}
+}
+
+// signLeaf signs a certificate for host with the CA made by apiCA (its key
+// is the file next to it) and returns the certificate, its key and another
+// key, as PEM.
+func signLeaf(t *testing.T, caFile, host string) (leafPEM, keyPEM, otherKeyPEM string) {
+	t.Helper()
+	raw, _ := os.ReadFile(caFile)
+	block, _ := pem.Decode(raw)
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(filepath.Join(filepath.Dir(caFile), "api-ca-key.pem"))
+	block, _ = pem.Decode(raw)
+	caKey, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, _ := x509.MarshalPKCS8PrivateKey(key)
+	k2, _ := x509.MarshalPKCS8PrivateKey(other)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k1})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k2}))
+}
+
+// sshStdin is SSH with stdin.
+func (in *Instance) sshStdin(key, remote, stdin string) Result {
+	in.t.Helper()
+	args := append(strings.Fields(in.sshCommand(key))[1:], "git@127.0.0.1", remote)
+	return runCmd(in.t, "", nil, strings.NewReader(stdin), "ssh", args...)
 }
 
 func atoi(t *testing.T, s string) int {
