@@ -1,6 +1,7 @@
 // Package backup writes Conductor's state to one .tar.gz and puts it back
 // into an empty data dir: a consistent snapshot of the SQLite state (taken
-// while conductor serve runs), the SSH host key, the git repositories, the
+// while conductor serve runs), the SSH host key, the NATS token, the TLS
+// certificates, the git repositories, the
 // apps' data dirs (their SQLite databases snapshotted the same way, media
 // files) and SQL dumps of their PostgreSQL and MariaDB databases.
 //
@@ -37,6 +38,8 @@ const (
 	manifestName = "manifest.json"
 	stateName    = "conductor.db"
 	hostKeyName  = "ssh_host_ed25519_key"
+	natsToken    = "nats.token" // workers on other hosts log in to NATS with it
+	certsDir     = "certs"      // TLS certificates and the ACME account key
 	reposDir     = "repos"
 	srvDir       = "srv"       // the Layout's Srv: projects/<app>/data/…
 	dumpsDir     = "databases" // <app>.sql
@@ -101,6 +104,12 @@ func (b *Backup) Write(ctx context.Context, w io.Writer) (*Manifest, error) {
 		return nil, err
 	}
 	if err := aw.file(hostKeyName, filepath.Join(b.Data, hostKeyName)); err != nil {
+		return nil, err
+	}
+	if err := aw.file(natsToken, filepath.Join(b.Data, natsToken)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err := aw.tree(certsDir, filepath.Join(b.Data, certsDir), nil); err != nil {
 		return nil, err
 	}
 	for _, app := range m.Apps {

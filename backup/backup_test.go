@@ -27,8 +27,13 @@ func newState(t *testing.T, srv conductor.DatabaseServer, app string) (string, *
 	if err := os.MkdirAll(filepath.Join(data, "srv"), 0o711); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(data, hostKeyName), []byte("host key\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for name, body := range map[string]string{hostKeyName: "host key\n", natsToken: "token\n", "certs/www.example.org.pem": "chain and key\n"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(data, name)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	store, err := sqlite.Open(ctx, filepath.Join(data, stateName))
 	if err != nil {
@@ -137,8 +142,11 @@ func TestServerDatabases(t *testing.T) {
 			if got := query(t, db, srv, "SELECT body FROM notes WHERE id = 1"); got != "written before the backup" {
 				t.Errorf("restored row: %q", got)
 			}
-			if b, err := os.ReadFile(filepath.Join(into, hostKeyName)); err != nil || string(b) != "host key\n" {
-				t.Errorf("restored host key: %q %v", b, err)
+			for name, body := range map[string]string{hostKeyName: "host key\n", natsToken: "token\n", "certs/www.example.org.pem": "chain and key\n"} {
+				fi, err := os.Stat(filepath.Join(into, name))
+				if b, rerr := os.ReadFile(filepath.Join(into, name)); err != nil || rerr != nil || string(b) != body || fi.Mode().Perm() != 0o600 {
+					t.Errorf("restored %s: %q %v %v", name, b, fi, err)
+				}
 			}
 			if kind == conductor.DBPostgres {
 				if owner := query(t, db, srv, "SELECT tableowner FROM pg_tables WHERE tablename = 'notes'"); owner != db.User {

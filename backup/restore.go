@@ -91,7 +91,9 @@ func (rs *Restore) Run(ctx context.Context, r io.Reader) (*Manifest, error) {
 		name := path.Clean(hdr.Name)
 		root, rel := data, name
 		switch {
-		case name == stateName || name == hostKeyName || name == reposDir || strings.HasPrefix(name, reposDir+"/"):
+		case name == stateName || name == hostKeyName || name == natsToken,
+			name == reposDir || strings.HasPrefix(name, reposDir+"/"),
+			name == certsDir || strings.HasPrefix(name, certsDir+"/"):
 		case name == srvDir || strings.HasPrefix(name, srvDir+"/"):
 			root, rel = srv, strings.TrimPrefix(strings.TrimPrefix(name, srvDir), "/")
 		case strings.HasPrefix(name, dumpsDir+"/"):
