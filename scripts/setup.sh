@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 CIRCUS_VENV=${CIRCUS_VENV:-/opt/conductor/circus}
 PACKAGES=(git nginx-light python3 python3-venv python3-dev python3-pip gcc libc6-dev
           openssh-client curl ca-certificates sqlite3 passwd procps
-          postgresql mariadb-server mariadb-client
+          postgresql postgresql-client mariadb-server mariadb-client  # backup: pg_dump, mariadb-dump
           pkg-config libmariadb-dev)  # apps' mysqlclient builds against these
 
 if [ "$(id -u)" -ne 0 ]; then
