@@ -24,13 +24,17 @@ const ackWait = 60 * time.Second
 // back. A redelivered job (its worker died mid-way) is ended as failed,
 // because its push has already been answered.
 func (q *Queue) Consume(ctx context.Context, host string, parallel int, handle Handler) error {
-	cons, err := q.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
-		Durable:       "builder-" + host,
-		FilterSubject: jobSubject(host, "*"),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxDeliver:    3,
-		MaxAckPending: parallel,
+	var cons jetstream.Consumer
+	err := retryTransient(ctx, "consumer for "+host, func() (err error) {
+		cons, err = q.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
+			Durable:       "builder-" + host,
+			FilterSubject: jobSubject(host, "*"),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxDeliver:    3,
+			MaxAckPending: parallel,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create consumer for host %s: %w", host, err)

@@ -84,9 +84,13 @@ type Result struct {
 // ends or ctx is done. It works the same for a job that is queued, running or
 // long finished, because the log is a stream.
 func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*Result, error) {
-	cons, err := q.js.OrderedConsumer(ctx, logsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{logSubject(jobID)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	var cons jetstream.Consumer
+	err := retryTransient(ctx, "follow "+jobID, func() (err error) {
+		cons, err = q.js.OrderedConsumer(ctx, logsStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{logSubject(jobID)},
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("follow job %s: %w", jobID, err)

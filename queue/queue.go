@@ -77,12 +77,24 @@ func Connect(ctx context.Context, c Conn, name string) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", c.URLs, err)
 	}
-	q, err := setup(ctx, nc, closed, c.Replicas)
-	if err != nil {
-		nc.Close()
-		return nil, err
+	// A cluster that is still starting (no JetStream leader yet) times
+	// out: wait for it a while, as a service started beside it must.
+	deadline := time.Now().Add(2 * time.Minute)
+	for attempt := 1; ; attempt++ {
+		q, err := setup(ctx, nc, closed, c.Replicas)
+		if err == nil {
+			return q, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			nc.Close()
+			return nil, err
+		}
+		slog.Warn("JetStream is not ready; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
-	return q, nil
 }
 
 // Dial connects to NATS and uses the streams and bucket that the server
@@ -200,7 +212,11 @@ func (q *Queue) Publish(ctx context.Context, job *Job) error {
 	if err != nil {
 		return err
 	}
-	if _, err := q.js.Publish(ctx, jobSubject(job.Host, job.App), data, jetstream.WithMsgID(job.ID)); err != nil {
+	// The message id makes a retried publish a no-op if the first one landed.
+	if err := retryTransient(ctx, "publish "+job.ID, func() error {
+		_, err := q.js.Publish(ctx, jobSubject(job.Host, job.App), data, jetstream.WithMsgID(job.ID))
+		return err
+	}); err != nil {
 		return fmt.Errorf("publish job %s: %w", job.ID, err)
 	}
 	return nil

@@ -1,0 +1,374 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// natsNode is one nats-server process of a test cluster.
+type natsNode struct {
+	name, clientURL string
+	args            []string
+	cmd             *exec.Cmd
+	logs            *lockedBuffer
+}
+
+// natsCluster is a real 3-node NATS cluster with JetStream and token auth,
+// on loopback ports, each node a nats-server process built from the module
+// Conductor embeds.
+type natsCluster struct {
+	t         *testing.T
+	nodes     []*natsNode
+	tokenFile string
+}
+
+func startNATSCluster(t *testing.T, dir string) *natsCluster {
+	t.Helper()
+	bin := filepath.Join(dir, "nats-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+		t.Fatalf("build nats-server: %v\n%s", err, out)
+	}
+	const token = "e2e-cluster-token-0123456789abcdef"
+	c := &natsCluster{t: t, tokenFile: filepath.Join(dir, "nats.token")}
+	if err := os.WriteFile(c.tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	clientAddrs := make([]string, 3)
+	for i := range 3 {
+		clientAddrs[i] = freeAddr(t)
+		routes = append(routes, "nats://"+freeAddr(t))
+	}
+	for i := range 3 {
+		_, port, _ := strings.Cut(clientAddrs[i], ":")
+		_, clusterPort, _ := strings.Cut(strings.TrimPrefix(routes[i], "nats://"), ":")
+		n := &natsNode{name: fmt.Sprintf("n%d", i+1), clientURL: "nats://" + clientAddrs[i], logs: &lockedBuffer{}}
+		n.args = []string{"-n", n.name, "-a", "127.0.0.1", "-p", port, "--auth", token,
+			"-js", "-sd", filepath.Join(dir, "nats-"+n.name),
+			"--cluster_name", "conductor-e2e", "--cluster", "nats://127.0.0.1:" + clusterPort,
+			"--routes", strings.Join(routes, ",")}
+		n.cmd = exec.Command(bin, n.args...)
+		c.nodes = append(c.nodes, n)
+	}
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			if n.cmd != nil && n.cmd.Process != nil {
+				_ = n.cmd.Process.Kill()
+				_ = n.cmd.Wait()
+			}
+			if t.Failed() {
+				t.Logf("nats %s output:\n%s", n.name, n.logs.String())
+			}
+		}
+	})
+	return c
+}
+
+func (c *natsCluster) start(n *natsNode) {
+	c.t.Helper()
+	n.cmd = exec.Command(n.cmd.Path, n.args...)
+	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	if err := n.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// URLs is the comma-separated client URLs of all nodes.
+func (c *natsCluster) URLs() string {
+	var urls []string
+	for _, n := range c.nodes {
+		urls = append(urls, n.clientURL)
+	}
+	return strings.Join(urls, ",")
+}
+
+// Kill kills a node with SIGKILL.
+func (c *natsCluster) Kill(i int) {
+	n := c.nodes[i]
+	_ = n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+}
+
+// Worker is a running `conductor worker`: a builder host of its own, with
+// its own data dir, circusd and nginx.
+type Worker struct {
+	t                    *testing.T
+	Host, Data, HTTPAddr string
+	natsURLs, natsToken  string
+	cmd                  *exec.Cmd
+	out                  *lockedBuffer
+}
+
+func (in *Instance) StartWorker(t *testing.T, c *natsCluster, host string) *Worker {
+	t.Helper()
+	w := &Worker{t: t, Host: host, Data: filepath.Join(in.Dir, "worker-"+host), HTTPAddr: freeAddr(t),
+		natsURLs: c.URLs(), natsToken: c.tokenFile, out: &lockedBuffer{}}
+	w.Start()
+	t.Cleanup(func() {
+		w.Stop()
+		if t.Failed() {
+			t.Logf("worker %s output:\n%s", host, w.out.String())
+		}
+	})
+	return w
+}
+
+func (w *Worker) Start() {
+	w.t.Helper()
+	w.cmd = exec.Command(conductorBin, "worker", "--host", w.Host, "--data", w.Data, "--http-addr", w.HTTPAddr,
+		"--nats-url", w.natsURLs, "--nats-token-file", w.natsToken, "--log-level", "debug")
+	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
+	if err := w.cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// Stop sends SIGTERM and waits.
+func (w *Worker) Stop() {
+	if w.cmd == nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- w.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			w.t.Errorf("worker %s exited with %v", w.Host, err)
+		}
+	case <-time.After(60 * time.Second):
+		_ = w.cmd.Process.Kill()
+		w.t.Errorf("worker %s did not stop within 60s of SIGTERM", w.Host)
+		<-done
+	}
+	w.cmd = nil
+}
+
+// Kill kills the worker with SIGKILL, as a crash would.
+func (w *Worker) Kill() {
+	_ = w.cmd.Process.Kill()
+	_ = w.cmd.Wait()
+	w.cmd = nil
+}
+
+// Get fetches path from the worker's nginx with the app's Host header.
+func (w *Worker) Get(app, path string) (int, string) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+w.HTTPAddr+path, nil)
+	req.Host = app + ".localhost"
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (in *Instance) waitHosts(t *testing.T, want ...string) {
+	t.Helper()
+	waitFor(t, "hosts "+strings.Join(want, ", "), func() bool {
+		r := in.SSH(in.AdminKey, "hosts")
+		for _, h := range want {
+			if !strings.Contains(r.Stdout, "\n"+h+" ") {
+				return false
+			}
+		}
+		return r.Code == 0
+	})
+}
+
+func (in *Instance) deployStatuses(t *testing.T, app string) string {
+	t.Helper()
+	out, err := exec.Command("sqlite3", filepath.Join(in.Data, "conductor.db"),
+		"SELECT d.status || ' ' || d.error FROM deploys d JOIN apps a ON a.id = d.app_id WHERE a.name = '"+app+"' ORDER BY d.created_at").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestCluster: a conductor and two workers on a real 3-node NATS cluster.
+// Apps are placed on hosts and deployed, served and logged there; a host
+// that is down makes its jobs wait; a worker killed mid-deploy fails the
+// job cleanly when it comes back and deploys again; the conductor killed
+// while a worker deploys loses no job; a NATS node killed does not stop
+// pushes.
+func TestCluster(t *testing.T) {
+	dir := t.TempDir()
+	cluster := startNATSCluster(t, dir)
+	in := StartInstance(t, "--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile)
+	h1 := in.StartWorker(t, cluster, "h1")
+	h2 := in.StartWorker(t, cluster, "h2")
+	in.waitHosts(t, "local", "h1", "h2")
+
+	// A worker refuses a host name another live worker holds.
+	dup := exec.Command(conductorBin, "worker", "--host", "h1", "--data", filepath.Join(in.Dir, "dup"), "--http-addr", freeAddr(t),
+		"--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile)
+	if out, err := dup.CombinedOutput(); err == nil || !strings.Contains(string(out), "host h1 is already served by another worker") {
+		t.Errorf("a second worker for h1: %v\n%s", err, out)
+	}
+	// Bad placement is refused and changes nothing.
+	if r := in.SSH(in.AdminKey, "apps:create ghost --host h9"); r.Code == 0 || !strings.Contains(r.Stderr, "host h9 is not up") {
+		t.Errorf("apps:create --host h9: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "apps:create ghost --host 'h.1'"); r.Code == 0 || !strings.Contains(r.Stderr, "invalid host name") {
+		t.Errorf("apps:create --host h.1: %s", r)
+	}
+
+	for app, host := range map[string]string{"alpha": "h1", "beta": "h2"} {
+		if r := in.SSH(in.AdminKey, "apps:create "+app+" --host "+host); r.Code != 0 || !strings.Contains(r.Stdout, "on host "+host) {
+			t.Fatalf("apps:create %s --host %s: %s", app, host, r)
+		}
+	}
+	// Without --host, the live host with the fewest apps: local has none.
+	if r := in.SSH(in.AdminKey, "apps:create gamma"); r.Code != 0 || !strings.Contains(r.Stdout, "on host local") {
+		t.Fatalf("apps:create gamma: %s", r)
+	}
+	works := map[string]string{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, app := range []string{"alpha", "beta"} {
+		works[app] = in.WorkTree("hello")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := in.Push(works[app], app, "main")
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Code != 0 {
+				t.Errorf("push %s: %s", app, r)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for app, w := range map[string]*Worker{"alpha": h1, "beta": h2} {
+		if code, body := w.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor v1<") {
+			t.Errorf("%s on %s: %d %q", app, w.Host, code, body)
+		}
+		// Each app runs on its host only.
+		if code, _, _ := in.Get(app, "/"); code == 200 {
+			t.Errorf("%s is served by the conductor's own nginx too", app)
+		}
+		if r := in.SSH(in.AdminKey, "apps:info "+app); !strings.Contains(r.Stdout, "Host:        "+w.Host) {
+			t.Errorf("apps:info %s: %s", app, r)
+		}
+		// Runtime logs come from the app's host: gunicorn's start-up lines.
+		if r := in.SSH(in.AdminKey, "logs "+app); r.Code != 0 || !strings.Contains(r.Stdout, "web.1: ") || !strings.Contains(r.Stdout, "Listening at") {
+			t.Errorf("logs %s: %s", app, r)
+		}
+	}
+	if r := in.SSH(in.AdminKey, "hosts"); !strings.Contains(r.Stdout, "h1") || !strings.Contains(r.Stdout, "h2") {
+		t.Errorf("hosts: %s", r)
+	}
+
+	t.Run("host down: the job waits for its worker", func(t *testing.T) {
+		h2.Stop()
+		setVersion(t, works["beta"], "v2")
+		in.Commit(works["beta"], "v2")
+		pushed := make(chan Result, 1)
+		go func() { pushed <- in.Push(works["beta"], "beta", "main") }()
+		time.Sleep(3 * time.Second)
+		if s := in.deployStatuses(t, "beta"); strings.Count(s, "\n") != 0 {
+			t.Errorf("a job ran while its host was down: %s", s)
+		}
+		h2.Start()
+		r := <-pushed
+		if r.Code != 0 || !strings.Contains(r.Stderr, "Host h2 of beta is down: the job waits in the queue") {
+			t.Fatalf("push while h2 was down: %s", r)
+		}
+		if _, body := h2.Get("beta", "/"); !strings.Contains(body, "Hello from Conductor v2<") {
+			t.Errorf("beta after h2 came back: %q", body)
+		}
+	})
+
+	t.Run("worker killed mid-deploy", func(t *testing.T) {
+		work := works["alpha"]
+		writeFile(t, filepath.Join(work, "slow_release.py"), "import time\ntime.sleep(120)\n")
+		writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py alpha\n")
+		setVersion(t, work, "v2")
+		in.Commit(work, "slow v2")
+		pushed := make(chan Result, 1)
+		go func() { pushed <- in.Push(work, "alpha", "main") }()
+		waitFor(t, "the release phase to start on h1", func() bool {
+			return exec.Command("pgrep", "-f", "python slow_release.py alpha").Run() == nil
+		})
+		h1.Kill()
+		h1.Start()
+		r := <-pushed
+		if r.Code == 0 || !strings.Contains(r.Stderr, "the builder stopped during this deploy") {
+			t.Errorf("push whose worker was killed: %s", r)
+		}
+		waitFor(t, "v1 served by h1 after its restart", func() bool {
+			_, body := h1.Get("alpha", "/")
+			return strings.Contains(body, "Hello from Conductor v1<")
+		})
+		if s := in.deployStatuses(t, "alpha"); !strings.HasSuffix(s, "failed the builder stopped during this deploy; the previous release kept serving") {
+			t.Errorf("alpha's deploys: %s", s)
+		}
+		writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\n")
+		setVersion(t, work, "v3")
+		in.Commit(work, "v3")
+		if r := in.Push(work, "alpha", "main"); r.Code != 0 {
+			t.Fatalf("push after the worker came back: %s", r)
+		}
+		if _, body := h1.Get("alpha", "/"); !strings.Contains(body, "Hello from Conductor v3<") {
+			t.Errorf("alpha: %q, want v3", body)
+		}
+	})
+
+	t.Run("conductor killed while a worker deploys", func(t *testing.T) {
+		work := works["beta"]
+		writeFile(t, filepath.Join(work, "slow_release.py"), "import time\ntime.sleep(8)\n")
+		writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py beta\n")
+		setVersion(t, work, "v3")
+		in.Commit(work, "slow v3")
+		pushed := make(chan Result, 1)
+		go func() { pushed <- in.Push(work, "beta", "main") }()
+		waitFor(t, "the release phase to start on h2", func() bool {
+			return exec.Command("pgrep", "-f", "python slow_release.py beta").Run() == nil
+		})
+		in.Kill()
+		<-pushed // the pusher's connection went with the conductor
+		in.Start()
+		waitFor(t, "beta's v3 to go live on h2 anyway", func() bool {
+			_, body := h2.Get("beta", "/")
+			return strings.Contains(body, "Hello from Conductor v3<")
+		})
+		waitFor(t, "the deploy recorded as succeeded", func() bool {
+			s := in.deployStatuses(t, "beta")
+			return strings.HasSuffix(s, "succeeded")
+		})
+	})
+
+	t.Run("a NATS node killed", func(t *testing.T) {
+		cluster.Kill(0)
+		work := works["beta"]
+		writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\n")
+		setVersion(t, work, "v4")
+		in.Commit(work, "v4")
+		if r := in.Push(work, "beta", "main"); r.Code != 0 {
+			t.Fatalf("push with one NATS node down: %s", r)
+		}
+		if _, body := h2.Get("beta", "/"); !strings.Contains(body, "Hello from Conductor v4<") {
+			t.Errorf("beta: %q, want v4", body)
+		}
+		if r := in.SSH(in.AdminKey, "logs beta -n 5"); r.Code != 0 {
+			t.Errorf("logs with one NATS node down: %s", r)
+		}
+	})
+}
