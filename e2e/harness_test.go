@@ -87,7 +87,9 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-var portBase = 30000 + (os.Getpid()%50)*200
+// App ports stay below the kernel's ephemeral range (32768-60999): a
+// client connection's source port there would make an app's bind fail.
+var portBase = 20000 + (os.Getpid()%50)*200
 
 // StartInstance runs init and serve (with serveArgs added); the instance is
 // stopped and its dir removed when the test ends.
