@@ -40,6 +40,11 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// A test re-run inside a namespace (system_test.go) reuses the binary.
+	if bin := os.Getenv(envConductorBin); bin != "" {
+		conductorBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "conductor-e2e-bin-")
 	if err != nil {
 		panic(err)
