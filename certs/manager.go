@@ -98,11 +98,14 @@ func (m *Manager) save(ctx context.Context, appID int64, domain, source string, 
 }
 
 // Forget deletes a domain's certificate file once the domain is gone (its
-// record went with the domain). A missing file is fine.
+// record went with the domain). A missing file is fine. It waits for a
+// renewal in flight, whose save then finds no domain and removes its file.
 func (m *Manager) Forget(domain string) error {
 	if err := conductor.ValidateDomain(domain); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err := os.Remove(m.Path(domain)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove certificate of %s: %w", domain, err)
 	}

@@ -58,7 +58,9 @@ func (m *Manager) Renew(ctx context.Context) {
 	if len(renewed) > 0 && m.Reload != nil {
 		if err := m.Reload(ctx, renewed); err != nil {
 			slog.Error("renewal: reload nginx", "err", err)
+			return
 		}
+		slog.Info("nginx serves the renewed certificates", "domains", len(renewed))
 	}
 }
 
