@@ -227,6 +227,25 @@ func TestSystem(t *testing.T) {
 		t.Errorf("uninstall removed the admin's config file: %v", err)
 	}
 	checkAdminSite("after uninstall")
+
+	// A worker host: no state of its own, its builder's unit instead of
+	// conductor.service.
+	out = h.conductor(conductorBin, "install", "--worker", "web2")
+	if want := "/usr/local/bin/conductor worker --system --host web2 >>/var/log/conductor/worker-web2.log 2>&1 &"; !strings.Contains(out, want) {
+		t.Errorf("worker install output lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(out, "serve --system") {
+		t.Errorf("worker install would start conductor serve:\n%s", out)
+	}
+	if _, err := os.Stat("/var/lib/conductor/conductor.db"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("worker install made a state of its own (%v)", err)
+	}
+	h.conductor(conductorBin, "uninstall")
+	for _, gone := range []string{"/var/lib/conductor", "/usr/local/bin/conductor", "/etc/systemd/system/conductor-worker@.service"} {
+		if _, err := os.Lstat(gone); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("uninstall of the worker left %s (%v)", gone, err)
+		}
+	}
 }
 
 // rerunInMountNamespace runs this test again in a new mount namespace and

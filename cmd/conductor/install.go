@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/deploy/systemd"
 	"github.com/hasadna/conductor/nginx"
 )
@@ -75,6 +76,7 @@ func shippedPaths() (installPaths, error) {
 
 type installOptions struct {
 	config, adminKey, adminName, domain string
+	worker                              string // install a worker of another host's conductor, under this name
 }
 
 func installCommand() *cobra.Command {
@@ -100,6 +102,7 @@ circusd service, and so the apps, keep running.`,
 	f.StringVar(&o.adminKey, "admin-key", "", "public key file of the first admin (first install only)")
 	f.StringVar(&o.adminName, "admin-name", "admin", "name of the first admin")
 	f.StringVar(&o.domain, "domain", "", "domain written into a new config file (default: this host's name)")
+	f.StringVar(&o.worker, "worker", "", "install this host as the worker NAME of another host's conductor: no state of its own, conductor-worker@NAME instead of conductor.service")
 	return cmd
 }
 
@@ -175,6 +178,19 @@ func runInstall(ctx context.Context, o installOptions, cmd *cobra.Command) error
 		return err
 	}
 	in := &installer{out: out}
+	// The unit that runs Conductor here, and restarts on an upgrade.
+	service, err := systemd.Find(systemd.Conductor)
+	if err != nil {
+		return err
+	}
+	if o.worker != "" {
+		if err := conductor.ValidateHostName(o.worker); err != nil || o.worker == "local" {
+			return fmt.Errorf("--worker %q: name this host (not \"local\", the conductor's own): %v", o.worker, err)
+		}
+		if service, err = systemd.Instance(systemd.Worker, o.worker); err != nil {
+			return err
+		}
+	}
 
 	// The config file: the admin's once written, never overwritten.
 	if err := in.mkdir(filepath.Dir(o.config), 0o755); err != nil {
@@ -223,7 +239,10 @@ func runInstall(ctx context.Context, o installOptions, cmd *cobra.Command) error
 	// State: made once; an existing one is migrated by the new binary when
 	// conductor.service restarts.
 	upgrade := true
-	if _, err := os.Stat(filepath.Join(s.data, "conductor.db")); errors.Is(err, fs.ErrNotExist) {
+	if o.worker != "" {
+		// A worker keeps its state on the conductor's host.
+		upgrade = fileExists(filepath.Join(unitDir, systemd.Circusd))
+	} else if _, err := os.Stat(filepath.Join(s.data, "conductor.db")); errors.Is(err, fs.ErrNotExist) {
 		upgrade = false
 		if o.adminKey == "" {
 			return errors.New("first install: --admin-key FILE.pub is required (the first admin's public key)")
@@ -267,24 +286,29 @@ func runInstall(ctx context.Context, o installOptions, cmd *cobra.Command) error
 	}
 
 	if systemdRunning() {
-		steps := [][]string{{"daemon-reload"}, {"enable", "--now", systemd.Circusd, systemd.Conductor}}
+		steps := [][]string{{"daemon-reload"}, {"enable", "--now", systemd.Circusd, service.Name}}
 		if upgrade {
 			// Only Conductor: circusd, and so every app, keeps running.
-			steps = append(steps, []string{"restart", systemd.Conductor})
+			steps = append(steps, []string{"restart", service.Name})
 		}
 		for _, args := range steps {
 			if out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput(); err != nil {
 				return fmt.Errorf("systemctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 			}
 		}
-		fmt.Fprintf(out, "Started %s and %s\n", systemd.Circusd, systemd.Conductor)
+		fmt.Fprintf(out, "Started %s and %s\n", systemd.Circusd, service.Name)
 	} else {
-		printManualStart(out, paths, upgrade)
+		printManualStart(out, paths, upgrade, service)
 	}
 
 	what := "Installed"
 	if upgrade {
 		what = "Upgraded"
+	}
+	if o.worker != "" {
+		fmt.Fprintf(out, "\n%s Conductor %s as worker %s (%s). It needs nats-url and nats-token-file in %s (docs/production.md, Moving to several hosts).\n",
+			what, version, o.worker, paths.bin, o.config)
+		return nil
 	}
 	fmt.Fprintf(out, "\n%s Conductor %s (%s; state in %s).\n", what, version, paths.bin, s.data)
 	fmt.Fprintf(out, "Add a remote to an app's repository and push:\n  git remote add conductor ssh://git@%s/<app>\n  git push conductor main\nApps are served at http://<app>.%s/\n",
@@ -401,7 +425,7 @@ func systemdRunning() bool {
 	return err == nil && fi.IsDir()
 }
 
-func printManualStart(out io.Writer, paths installPaths, upgrade bool) {
+func printManualStart(out io.Writer, paths installPaths, upgrade bool, service systemd.Unit) {
 	fmt.Fprintln(out, "\nsystemd is not running on this machine, so nothing was enabled or started.")
 	if upgrade {
 		fmt.Fprintln(out, "Restart Conductor by hand (only it: leave circusd running, and the apps with it):")
@@ -411,14 +435,15 @@ func printManualStart(out io.Writer, paths installPaths, upgrade bool) {
 	} else {
 		fmt.Fprintln(out, "Start it by hand, as the units would, circusd first:")
 	}
-	for _, name := range []string{systemd.Circusd, systemd.Conductor} {
-		if upgrade && name == systemd.Circusd {
-			continue
-		}
-		u, err := systemd.Find(name)
-		if err != nil {
-			continue
-		}
+	circusd, err := systemd.Find(systemd.Circusd)
+	if err != nil {
+		return
+	}
+	units := []systemd.Unit{circusd, service}
+	if upgrade {
+		units = units[1:]
+	}
+	for _, u := range units {
 		argv, err := systemd.ExecStart(u.Text)
 		if err != nil {
 			continue

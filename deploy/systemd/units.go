@@ -58,6 +58,22 @@ func Find(name string) (Unit, error) {
 	return Unit{}, fmt.Errorf("no unit %s is shipped", name)
 }
 
+// Instance returns the unit of a template (name@.service) for one
+// instance: its name and its %i specifiers filled in.
+func Instance(template, instance string) (Unit, error) {
+	if !strings.HasSuffix(template, "@.service") {
+		return Unit{}, fmt.Errorf("%s is not a template unit", template)
+	}
+	u, err := Find(template)
+	if err != nil {
+		return Unit{}, err
+	}
+	return Unit{
+		Name: strings.TrimSuffix(template, "@.service") + "@" + instance + ".service",
+		Text: strings.ReplaceAll(u.Text, "%i", instance),
+	}, nil
+}
+
 // Directive returns the value of the last key= line in [section] ("" if
 // none): later lines override earlier ones in systemd too.
 func Directive(text, section, key string) string {

@@ -50,6 +50,26 @@ func TestShippedUnits(t *testing.T) {
 	}
 }
 
+func TestInstance(t *testing.T) {
+	u, err := Instance(Worker, "web2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Name != "conductor-worker@web2.service" {
+		t.Errorf("name = %q", u.Name)
+	}
+	argv, err := ExecStart(u.Text)
+	if want := []string{"/usr/local/bin/conductor", "worker", "--system", "--host", "web2"}; err != nil || !reflect.DeepEqual(argv, want) {
+		t.Errorf("ExecStart = %q (%v), want %q", argv, err, want)
+	}
+	if got := AppendOutput(u.Text); got != "/var/log/conductor/worker-web2.log" {
+		t.Errorf("log = %q", got)
+	}
+	if _, err := Instance(Conductor, "web2"); err == nil {
+		t.Error("a plain unit made an instance")
+	}
+}
+
 func TestExecStartQuoting(t *testing.T) {
 	unit := "[Unit]\nExecStart=/bin/false\n[Service]\nType=forking\nExecStart=-/usr/sbin/nginx -g 'daemon on; master_process on;'\n"
 	argv, err := ExecStart(unit)
