@@ -276,6 +276,24 @@ func TestCluster(t *testing.T) {
 		t.Errorf("hosts: %s", r)
 	}
 
+	// ps, ps:scale and run act on the app's host.
+	if r := in.SSH(in.AdminKey, "ps:scale beta web=2"); r.Code != 0 {
+		t.Errorf("ps:scale beta web=2: %s", r)
+	}
+	waitFor(t, "two web processes of beta on h2", func() bool {
+		return strings.Contains(in.SSH(in.AdminKey, "ps beta").Stdout, "web          2/2  active")
+	})
+	if r := in.SSH(in.AdminKey, "ps:scale beta nosuch=1"); r.Code == 0 || !strings.Contains(r.Stderr, "has no process type nosuch") {
+		t.Errorf("ps:scale beta nosuch=1: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "run alpha -- python -c 'import os; print(\"cwd\", os.getcwd())'"); r.Code != 0 ||
+		!strings.Contains(r.Stdout, "cwd "+h1.Data+"/srv/projects/alpha/releases/") {
+		t.Errorf("run on h1: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "run alpha -- python -c 'import sys; sys.stderr.write(\"oops\\n\"); sys.exit(7)'"); r.Code != 7 || !strings.Contains(r.Stderr, "oops") {
+		t.Errorf("run with exit 7 on h1: %s", r)
+	}
+
 	t.Run("host down: the job waits for its worker", func(t *testing.T) {
 		h2.Stop()
 		setVersion(t, works["beta"], "v2")
@@ -353,6 +371,19 @@ func TestCluster(t *testing.T) {
 			s := in.deployStatuses(t, "beta")
 			return strings.HasSuffix(s, "succeeded")
 		})
+	})
+
+	t.Run("destroy on the app's host", func(t *testing.T) {
+		r := in.SSH(in.AdminKey, "apps:destroy alpha --confirm alpha")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "Removing alpha from host h1") {
+			t.Fatalf("apps:destroy alpha: %s", r)
+		}
+		if _, err := os.Stat(filepath.Join(h1.Data, "srv", "projects", "alpha")); !os.IsNotExist(err) {
+			t.Errorf("alpha's files on h1 after destroy: %v", err)
+		}
+		if code, _ := h1.Get("alpha", "/"); code == 200 {
+			t.Errorf("alpha still served by h1 after destroy")
+		}
 	})
 
 	t.Run("a NATS node killed", func(t *testing.T) {

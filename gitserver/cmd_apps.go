@@ -2,22 +2,17 @@ package gitserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
-	"github.com/hasadna/conductor/provision"
+	"github.com/hasadna/conductor/agent"
 )
 
 func (s *Server) whoamiCommand() *cobra.Command {
@@ -128,13 +123,10 @@ type processInfo struct {
 	State   string `json:"state"`
 }
 
-// processes lists an app's watchers with their state in circus.
+// processes lists an app's watchers with their state, asked of the app's
+// host, and how many of each type are wanted.
 func (s *Server) processes(ctx context.Context, app *conductor.App) ([]processInfo, error) {
-	names, err := s.cfg.Processes.Watchers()
-	if err != nil {
-		return nil, err
-	}
-	status, err := s.cfg.Processes.Status(ctx)
+	procs, err := s.cfg.Agents.Processes(ctx, app)
 	if err != nil {
 		return nil, err
 	}
@@ -143,41 +135,14 @@ func (s *Server) processes(ctx context.Context, app *conductor.App) ([]processIn
 		return nil, err
 	}
 	out := []processInfo{}
-	for _, n := range names {
-		typ, ok := watcherType(app.Name, n)
-		if !ok {
-			continue
-		}
-		pids, err := s.cfg.Processes.Pids(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		wanted, ok := scale[typ]
+	for _, p := range procs {
+		wanted, ok := scale[p.Type]
 		if !ok {
 			wanted = 1
 		}
-		state := status[n]
-		if state == "" {
-			state = "unknown"
-		}
-		out = append(out, processInfo{Type: typ, Watcher: n, Wanted: wanted, Running: len(pids), State: state})
+		out = append(out, processInfo{Type: p.Type, Watcher: p.Watcher, Wanted: wanted, Running: p.Running, State: p.State})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Watcher < out[j].Watcher })
 	return out, nil
-}
-
-// watcherType tells the process type of one of app's watchers, named by
-// the builder <app>_web_<port> or <app>_<type>. App names have no "_", so
-// the prefix belongs to exactly one app.
-func watcherType(app, watcher string) (string, bool) {
-	rest, ok := strings.CutPrefix(watcher, app+"_")
-	if !ok || rest == "" {
-		return "", false
-	}
-	if strings.HasPrefix(rest, "web_") {
-		return "web", true
-	}
-	return rest, true
 }
 
 func (s *Server) appsInfoCommand() *cobra.Command {
@@ -298,37 +263,16 @@ func (s *Server) appsDestroyCommand() *cobra.Command {
 // halfway can simply be run again.
 func (s *Server) destroyApp(ctx context.Context, app *conductor.App, out io.Writer) error {
 	step := func(what string) { fmt.Fprintf(out, "-----> %s\n", what) }
-	step("Stopping processes")
-	names, err := s.cfg.Processes.Watchers()
+	fmt.Fprintf(out, "-----> Removing %s from host %s\n", app.Name, app.Host)
+	steps, err := s.cfg.Agents.Destroy(ctx, app)
+	for _, st := range steps {
+		step(st)
+	}
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
-		if _, ok := watcherType(app.Name, n); ok {
-			if err := s.cfg.Processes.Remove(ctx, n); err != nil {
-				return err
-			}
-		}
-	}
-	step("Removing the web server's site")
-	if err := s.cfg.Sites.RemoveSite(ctx, app.Name); err != nil {
-		return err
-	}
-	if s.cfg.DropDatabases != nil {
-		step("Dropping databases")
-		if err := s.cfg.DropDatabases(ctx, app); err != nil {
-			return err
-		}
-	}
-	step("Removing files and the repository")
-	l := s.cfg.Layout
-	for _, dir := range []string{l.ProjectDir(app.Name), l.EnvironmentsDir(app.Name), s.RepoDir(app.Name)} {
-		if err := removeInside(dir, l.Srv, s.cfg.ReposDir); err != nil {
-			return err
-		}
-	}
-	step("Removing the unix user")
-	if err := provision.RemoveUser(ctx, app.Name); err != nil {
+	step("Removing the repository")
+	if err := agent.RemoveInside(s.RepoDir(app.Name), s.cfg.ReposDir); err != nil {
 		return err
 	}
 	if err := s.store.DeleteApp(ctx, app.ID); err != nil {
@@ -336,21 +280,6 @@ func (s *Server) destroyApp(ctx context.Context, app *conductor.App, out io.Writ
 	}
 	slog.Info("app destroyed", "app", app.Name, "user", UserFromContext(ctx).Name)
 	return nil
-}
-
-// removeInside deletes dir, which must lie strictly inside one of roots: a
-// last guard against a path built from a bad name.
-func removeInside(dir string, roots ...string) error {
-	for _, root := range roots {
-		rel, err := filepath.Rel(root, dir)
-		if err == nil && rel != "." && filepath.IsLocal(rel) {
-			if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove %s: %w", dir, err)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("refusing to remove %s: not inside %v", dir, roots)
 }
 
 func (s *Server) deploysCommand() *cobra.Command {

@@ -2,14 +2,12 @@ package gitserver
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
-	"github.com/hasadna/conductor/process"
 )
 
 // MaxProcesses bounds one process type's scale.
@@ -71,9 +69,13 @@ func (s *Server) psScaleCommand() *cobra.Command {
 			} else if err != nil {
 				return err
 			}
-			types, err := releaseTypes(cur.Dir)
+			list, err := s.cfg.Agents.ReleaseTypes(ctx, app, cur.Dir)
 			if err != nil {
 				return err
+			}
+			types := map[string]bool{}
+			for _, t := range list {
+				types[t] = true
 			}
 			for typ := range scale {
 				if !types[typ] {
@@ -88,7 +90,7 @@ func (s *Server) psScaleCommand() *cobra.Command {
 				if typ == "web" {
 					watcher = app.Name + "_web_" + strconv.Itoa(cur.Port)
 				}
-				if err := s.cfg.Processes.Scale(ctx, watcher, scale[typ]); err != nil {
+				if err := s.cfg.Agents.Scale(ctx, app, watcher, scale[typ]); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "Scaled %s %s to %d\n", app.Name, typ, scale[typ])
@@ -112,20 +114,6 @@ func parseScale(arg string) (string, int, error) {
 		return "", 0, conductor.Errorf(conductor.EINVALID, "%s: the count must be a number from 0 to %d", typ, MaxProcesses)
 	}
 	return typ, n, nil
-}
-
-// releaseTypes are the long-running process types of a release: its
-// Procfile's, and web, which the builder always runs.
-func releaseTypes(dir string) (map[string]bool, error) {
-	pf, err := process.ReadProcfile(filepath.Join(dir, "Procfile"))
-	if err != nil {
-		return nil, fmt.Errorf("read the current release's Procfile: %w", err)
-	}
-	types := map[string]bool{"web": true}
-	for _, t := range pf.Types() {
-		types[t] = true
-	}
-	return types, nil
 }
 
 func (s *Server) psRestartCommand() *cobra.Command {

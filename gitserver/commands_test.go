@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gliderlabs/ssh"
@@ -23,6 +25,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/sqlite"
 )
@@ -119,13 +122,25 @@ func newTestServer(t testing.TB, dbPath string) *testServer {
 	}
 	dir := t.TempDir()
 	host := &fakeHost{watchers: map[string]int{}}
+	// The fake host answers as a real agent over the test NATS server,
+	// under a name of its own so tests do not answer for each other.
+	q := testQueue(t)
+	name := fmt.Sprintf("t%d", hostSeq.Add(1))
+	layout := provision.Layout{Srv: filepath.Join(dir, "srv")}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	t.Cleanup(stopAgent)
+	if err := (&agent.Host{Name: name, Processes: host, Sites: host, Layout: layout}).Serve(agentCtx, q.NATS()); err != nil {
+		t.Fatal(err)
+	}
 	s := New(Config{
-		Addr: "127.0.0.1:2222", ReposDir: filepath.Join(dir, "repos"), Domain: "localhost", HTTPAddr: "127.0.0.1:8080", Host: "local",
+		Addr: "127.0.0.1:2222", ReposDir: filepath.Join(dir, "repos"), Domain: "localhost", HTTPAddr: "127.0.0.1:8080", Host: name,
 		DefaultDB: conductor.DBSQLite, Ports: provision.PortRange{From: 41000, To: 41999},
-		Layout: provision.Layout{Srv: filepath.Join(dir, "srv")}, Processes: host, Sites: host,
-	}, db, testQueue(t))
+		Layout: layout, Agents: &agent.Client{NC: q.NATS()},
+	}, db, q)
 	return &testServer{Server: s, db: db, host: host, admin: admin, dir: dir}
 }
+
+var hostSeq atomic.Int64
 
 func testFP(c byte) string { return "SHA256:" + strings.Repeat(string(c), 43) }
 
@@ -180,24 +195,24 @@ func TestCommandsAccessAndAudit(t *testing.T) {
 		}
 	}
 
-	mustRun(admin, "apps:create hello")
-	if _, err := os.Stat(filepath.Join(ts.dir, "repos", "hello.git", "HEAD")); err != nil {
+	mustRun(admin, "apps:create uhello")
+	if _, err := os.Stat(filepath.Join(ts.dir, "repos", "uhello.git", "HEAD")); err != nil {
 		t.Fatalf("apps:create made no repository: %v", err)
 	}
 	mustFail(dev, "apps:create other", "apps:create needs an admin")
 	// Without a grant the app does not exist for dev.
-	mustFail(dev, "config:set hello A=1", `app "hello" not found`)
-	mustFail(dev, "apps:info hello", `app "hello" not found`)
+	mustFail(dev, "config:set uhello A=1", `app "uhello" not found`)
+	mustFail(dev, "apps:info uhello", `app "uhello" not found`)
 	if out := mustRun(dev, "apps --json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("dev lists apps without grants: %s", out)
 	}
-	mustRun(admin, "access:grant hello dev")
-	mustRun(dev, "config:set hello 'GREETING=hello world' TOKEN=s3cret --no-restart")
-	if out := mustRun(dev, "config:get hello GREETING"); out != "hello world\n" {
+	mustRun(admin, "access:grant uhello dev")
+	mustRun(dev, "config:set uhello 'GREETING=uhello world' TOKEN=s3cret --no-restart")
+	if out := mustRun(dev, "config:get uhello GREETING"); out != "uhello world\n" {
 		t.Errorf("config:get = %q", out)
 	}
-	mustFail(dev, "access hello", "access needs an admin")
-	mustFail(dev, "apps:destroy hello --confirm hello", "apps:destroy needs an admin")
+	mustFail(dev, "access uhello", "access needs an admin")
+	mustFail(dev, "apps:destroy uhello --confirm uhello", "apps:destroy needs an admin")
 	mustFail(dev, "keys", "keys needs an admin")
 	if out := mustRun(dev, "config:set --help"); !strings.Contains(out, "Usage:") {
 		t.Errorf("config:set --help: %s", out)
@@ -211,7 +226,7 @@ func TestCommandsAccessAndAudit(t *testing.T) {
 	var ops []string
 	for _, e := range entries {
 		ops = append(ops, e.Op+":"+e.Outcome+":"+e.User)
-		if strings.Contains(e.Detail, "s3cret") || strings.Contains(e.Detail, "hello world") {
+		if strings.Contains(e.Detail, "s3cret") || strings.Contains(e.Detail, "uhello world") {
 			t.Errorf("config value in the audit trail: %+v", e)
 		}
 	}
@@ -224,45 +239,45 @@ func TestCommandsAccessAndAudit(t *testing.T) {
 	if strings.Join(ops, " ") != strings.Join(want, " ") {
 		t.Errorf("audit trail:\n got %v\nwant %v", ops, want)
 	}
-	if e := entries[1]; e.Detail != "GREETING TOKEN" || e.Fingerprint != testFP('d') || e.App != "hello" {
+	if e := entries[1]; e.Detail != "GREETING TOKEN" || e.Fingerprint != testFP('d') || e.App != "uhello" {
 		t.Errorf("config:set entry = %+v", e)
 	}
 
 	// ps and scale need a deploy; ps lists the app's watchers only.
-	ts.host.watchers["hello_web_41000"] = 2
-	ts.host.watchers["hello_worker"] = 1
-	ts.host.watchers["hello2_web_41002"] = 1
-	out := mustRun(dev, "ps hello")
-	if !strings.Contains(out, "web          2/1") || !strings.Contains(out, "worker       1/1") || strings.Contains(out, "hello2") {
+	ts.host.watchers["uhello_web_41000"] = 2
+	ts.host.watchers["uhello_worker"] = 1
+	ts.host.watchers["uhello2_web_41002"] = 1
+	out := mustRun(dev, "ps uhello")
+	if !strings.Contains(out, "web          2/1") || !strings.Contains(out, "worker       1/1") || strings.Contains(out, "uhello2") {
 		t.Errorf("ps:\n%s", out)
 	}
-	mustFail(dev, "ps:scale hello web=2", "not been deployed")
+	mustFail(dev, "ps:scale uhello web=2", "not been deployed")
 
 	// Domains are validated and kept.
-	mustFail(dev, "domains:add hello 'bad domain'", "invalid domain")
-	mustFail(dev, "domains:add hello other.localhost", "under localhost")
-	mustRun(dev, "domains:add hello WWW.Example.ORG")
-	if out := mustRun(dev, "domains hello"); !strings.Contains(out, "www.example.org") {
+	mustFail(dev, "domains:add uhello 'bad domain'", "invalid domain")
+	mustFail(dev, "domains:add uhello other.localhost", "under localhost")
+	mustRun(dev, "domains:add uhello WWW.Example.ORG")
+	if out := mustRun(dev, "domains uhello"); !strings.Contains(out, "www.example.org") {
 		t.Errorf("domains: %s", out)
 	}
 
 	// destroy: confirmation, then everything of the app goes.
-	mustFail(admin, "apps:destroy hello", "--confirm hello")
-	mustFail(admin, "apps:destroy hello --confirm hellox", "--confirm hello")
-	mustRun(admin, "apps:destroy hello --confirm hello")
-	if _, ok := ts.host.watchers["hello_worker"]; ok {
-		t.Errorf("watchers of hello left: %v", ts.host.watchers)
+	mustFail(admin, "apps:destroy uhello", "--confirm uhello")
+	mustFail(admin, "apps:destroy uhello --confirm hellox", "--confirm uhello")
+	mustRun(admin, "apps:destroy uhello --confirm uhello")
+	if _, ok := ts.host.watchers["uhello_worker"]; ok {
+		t.Errorf("watchers of uhello left: %v", ts.host.watchers)
 	}
-	if _, ok := ts.host.watchers["hello2_web_41002"]; !ok {
-		t.Errorf("destroy of hello removed another app's watcher")
+	if _, ok := ts.host.watchers["uhello2_web_41002"]; !ok {
+		t.Errorf("destroy of uhello removed another app's watcher")
 	}
-	if len(ts.host.removedSites) != 1 || ts.host.removedSites[0] != "hello" {
+	if len(ts.host.removedSites) != 1 || ts.host.removedSites[0] != "uhello" {
 		t.Errorf("sites removed: %v", ts.host.removedSites)
 	}
-	if _, err := os.Stat(filepath.Join(ts.dir, "repos", "hello.git")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(ts.dir, "repos", "uhello.git")); !os.IsNotExist(err) {
 		t.Errorf("repository left after destroy: %v", err)
 	}
-	mustFail(admin, "apps:info hello", "not found")
+	mustFail(admin, "apps:info uhello", "not found")
 }
 
 func TestKeysCommands(t *testing.T) {
@@ -327,7 +342,7 @@ func TestParsePublicKey(t *testing.T) {
 		{"rsa 1024", marshal(&rsa1024.PublicKey), "too weak"},
 		{"dsa", dsaLine, "DSA keys are too weak"},
 		{"empty", "  \n", "no public key"},
-		{"garbage", "hello world", "not an OpenSSH public key"},
+		{"garbage", "uhello world", "not an OpenSSH public key"},
 		{"truncated", ed[:40], "not an OpenSSH public key"},
 		{"two keys", ed + "\n" + marshal(&ec.PublicKey), "one key at a time"},
 		{"options", `command="/bin/sh" ` + ed, "options"},
@@ -355,44 +370,6 @@ func TestParsePublicKey(t *testing.T) {
 	_, line, err := ParsePublicKey([]byte(ed + " evil\x1b[2Jname"))
 	if err != nil || strings.ContainsRune(line, 0x1b) || !strings.HasSuffix(line, " evil[2Jname") {
 		t.Errorf("comment not sanitized: %q, %v", line, err)
-	}
-}
-
-func TestWatcherType(t *testing.T) {
-	for _, tt := range []struct{ app, watcher, typ string }{
-		{"hello", "hello_web_20001", "web"},
-		{"hello", "hello_worker", "worker"},
-		{"hello", "hello_clock_2", "clock_2"},
-		{"hello", "hello2_web_1", ""},
-		{"hello", "hello_", ""},
-		{"hello", "hello-x_web_1", ""},
-	} {
-		typ, ok := watcherType(tt.app, tt.watcher)
-		if typ != tt.typ || ok != (tt.typ != "") {
-			t.Errorf("watcherType(%s, %s) = %q %v, want %q", tt.app, tt.watcher, typ, ok, tt.typ)
-		}
-	}
-}
-
-func TestRemoveInside(t *testing.T) {
-	root := t.TempDir()
-	inside := filepath.Join(root, "projects", "x")
-	if err := os.MkdirAll(inside, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range []string{root, filepath.Dir(root), filepath.Join(root, "..", "y"), "/"} {
-		if err := removeInside(bad, root); err == nil {
-			t.Errorf("removeInside(%s) was allowed", bad)
-		}
-	}
-	if _, err := os.Stat(root); err != nil {
-		t.Fatalf("root removed: %v", err)
-	}
-	if err := removeInside(inside, root); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(inside); !os.IsNotExist(err) {
-		t.Errorf("not removed: %v", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/queue"
 )
@@ -36,12 +37,8 @@ type Config struct {
 	Layout    provision.Layout
 	HTTPAddr  string // the front nginx, for the URLs apps:info shows
 
-	Processes Processes // circus on this host
-	Sites     Sites     // nginx on this host
-	// DropDatabases removes an app's databases and database users when it
-	// is destroyed (the SQLite file goes with the app's data dir). Nil:
-	// nothing to drop.
-	DropDatabases func(ctx context.Context, app *conductor.App) error
+	// Agents reach the app's host for ps, ps:scale, run and apps:destroy.
+	Agents *agent.Client
 	// Databases knows which database kinds this server offers (apps:create
 	// checks it) and describes an app's database without its password
 	// (Databases.Describe, for apps:info). Nil: SQLite only.
@@ -54,21 +51,6 @@ type Config struct {
 	// Certs issues and installs TLS certificates of custom domains
 	// (certs.Manager, see cmd_domains.go). Nil: the server has no HTTPS.
 	Certs Certificates
-}
-
-// Processes is what the commands need from the host's process manager
-// (circus.Circus): ps, ps:scale and apps:destroy.
-type Processes interface {
-	Watchers() ([]string, error)
-	Status(ctx context.Context) (map[string]string, error)
-	Pids(ctx context.Context, name string) ([]int, error)
-	Scale(ctx context.Context, name string, n int) error
-	Remove(ctx context.Context, name string) error
-}
-
-// Sites is what apps:destroy needs from the front web server (nginx.Nginx).
-type Sites interface {
-	RemoveSite(ctx context.Context, app string) error
 }
 
 // Server is the SSH endpoint.

@@ -61,6 +61,12 @@ func Run(ctx context.Context, q *queue.Queue, job *queue.Job, out io.Writer) err
 // pre-receive hook the new objects are quarantined; git passes the hook the
 // environment that lets this child git see them.
 func archive(ctx context.Context, q *queue.Queue, repoDir string, job *queue.Job) error {
+	// git archive is re-run, not its output kept, when NATS is in
+	// transition (a cluster node died and streams elect leaders).
+	return queue.RetryTransient(ctx, "archive "+job.ID, func() error { return archiveOnce(ctx, q, repoDir, job) })
+}
+
+func archiveOnce(ctx context.Context, q *queue.Queue, repoDir string, job *queue.Job) error {
 	cmd := exec.CommandContext(ctx, "git", "archive", "--format=tar.gz", job.Rev)
 	cmd.Dir = repoDir
 	var stderr strings.Builder

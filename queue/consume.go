@@ -25,7 +25,7 @@ const ackWait = 60 * time.Second
 // because its push has already been answered.
 func (q *Queue) Consume(ctx context.Context, host string, parallel int, handle Handler) error {
 	var cons jetstream.Consumer
-	err := retryTransient(ctx, "consumer for "+host, func() (err error) {
+	err := RetryTransient(ctx, "consumer for "+host, func() (err error) {
 		cons, err = q.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
 			Durable:       "builder-" + host,
 			FilterSubject: jobSubject(host, "*"),

@@ -85,7 +85,7 @@ type Result struct {
 // long finished, because the log is a stream.
 func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*Result, error) {
 	var cons jetstream.Consumer
-	err := retryTransient(ctx, "follow "+jobID, func() (err error) {
+	err := RetryTransient(ctx, "follow "+jobID, func() (err error) {
 		cons, err = q.js.OrderedConsumer(ctx, logsStream, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{logSubject(jobID)},
 			DeliverPolicy:  jetstream.DeliverAllPolicy,

@@ -113,7 +113,11 @@ func Dial(ctx context.Context, c Conn, name string) (*Queue, error) {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	archives, err := js.ObjectStore(ctx, archiveBucket)
+	var archives jetstream.ObjectStore
+	err = RetryTransient(ctx, "object store", func() (err error) {
+		archives, err = js.ObjectStore(ctx, archiveBucket)
+		return err
+	})
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("object store %s: %w", archiveBucket, err)
@@ -213,7 +217,7 @@ func (q *Queue) Publish(ctx context.Context, job *Job) error {
 		return err
 	}
 	// The message id makes a retried publish a no-op if the first one landed.
-	if err := retryTransient(ctx, "publish "+job.ID, func() error {
+	if err := RetryTransient(ctx, "publish "+job.ID, func() error {
 		_, err := q.js.Publish(ctx, jobSubject(job.Host, job.App), data, jetstream.WithMsgID(job.ID))
 		return err
 	}); err != nil {

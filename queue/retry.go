@@ -15,9 +15,9 @@ import (
 // takes a few seconds).
 const transientWait = 30 * time.Second
 
-// retryTransient runs f until it succeeds, fails for good, or the cluster
+// RetryTransient runs f until it succeeds, fails for good, or the cluster
 // has had transientWait to recover. Only idempotent calls go through it.
-func retryTransient(ctx context.Context, what string, f func() error) error {
+func RetryTransient(ctx context.Context, what string, f func() error) error {
 	deadline := time.Now().Add(transientWait)
 	for attempt := 1; ; attempt++ {
 		err := f()

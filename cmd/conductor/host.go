@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/applogs"
 	"github.com/hasadna/conductor/builder"
 	"github.com/hasadna/conductor/circus"
@@ -144,6 +145,11 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 		return err
 	}
 	if err := q.ServeCancel(ctx, o.name, h.Builder.Cancel); err != nil {
+		return err
+	}
+	// ps, ps:scale, run and apps:destroy of the apps on this host.
+	ag := &agent.Host{Name: o.name, Processes: h.Circus, Sites: h.Nginx, Layout: h.Layout, DropDatabases: h.Databases.Drop}
+	if err := ag.Serve(ctx, q.NATS()); err != nil {
 		return err
 	}
 	// This host's worker answers `logs` for the apps it runs.

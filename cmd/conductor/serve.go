@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/gitserver"
 	"github.com/hasadna/conductor/natsstore"
 	"github.com/hasadna/conductor/provision"
@@ -161,8 +162,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	srv := gitserver.New(gitserver.Config{
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
 		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
-		HTTPAddr: o.httpAddr, Processes: h.Circus, Sites: h.Nginx,
-		Databases: h.Databases, DropDatabases: h.Databases.Drop, Limits: o.limits, Certs: certs,
+		HTTPAddr: o.httpAddr, Agents: &agent.Client{NC: q.NATS()},
+		Databases: h.Databases, Limits: o.limits, Certs: certs,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {

@@ -1,0 +1,368 @@
+// Package agent does, on an app's own host, what SSH commands ask of that
+// host: ps, ps:scale, run and the host's part of apps:destroy. Every host's
+// builder serves it over NATS on agent.<host>.<op> (conductor serve for its
+// own host, conductor worker on the others), and the SSH server asks the
+// app's host through Client, so a command works the same wherever the app
+// runs.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/process"
+	"github.com/hasadna/conductor/provision"
+)
+
+// Processes is what the agent needs from the host's process manager
+// (circus.Circus).
+type Processes interface {
+	Watchers() ([]string, error)
+	Status(ctx context.Context) (map[string]string, error)
+	Pids(ctx context.Context, name string) ([]int, error)
+	Scale(ctx context.Context, name string, n int) error
+	Remove(ctx context.Context, name string) error
+}
+
+// Sites is what apps:destroy needs from the host's web server (nginx.Nginx).
+type Sites interface {
+	RemoveSite(ctx context.Context, app string) error
+}
+
+// Host serves one host's agent.
+type Host struct {
+	Name      string
+	Processes Processes
+	Sites     Sites
+	Layout    provision.Layout
+	// DropDatabases drops an app's databases (provision.Databases.Drop).
+	DropDatabases func(ctx context.Context, app *conductor.App) error
+}
+
+// Process is one watcher of an app: its process type, how many processes
+// run and the state circus reports.
+type Process struct {
+	Type    string `json:"type"`
+	Watcher string `json:"watcher"`
+	Running int    `json:"running"`
+	State   string `json:"state"`
+}
+
+func subject(host, op string) string { return "agent." + host + "." + op }
+
+// request and reply bodies.
+type (
+	appRequest struct {
+		App *conductor.App `json:"app"`
+	}
+	typesRequest struct {
+		App string `json:"app"`
+		Dir string `json:"dir"` // a release directory of the app
+	}
+	scaleRequest struct {
+		App     string `json:"app"`
+		Watcher string `json:"watcher"`
+		N       int    `json:"n"`
+	}
+	reply struct {
+		Result  json.RawMessage `json:"result,omitempty"`
+		Code    string          `json:"code,omitempty"`
+		Message string          `json:"message,omitempty"`
+	}
+)
+
+// Serve answers the host's requests until ctx ends.
+func (h *Host) Serve(ctx context.Context, nc *nats.Conn) error {
+	ops := map[string]func(context.Context, []byte) (any, error){
+		"ps":      h.ps,
+		"types":   h.types,
+		"scale":   h.scale,
+		"destroy": h.destroy,
+	}
+	var subs []*nats.Subscription
+	for op, f := range ops {
+		sub, err := nc.Subscribe(subject(h.Name, op), func(m *nats.Msg) {
+			// Each request in its own goroutine: a destroy waits for
+			// processes to stop and must not hold up a ps.
+			go func() {
+				var rep reply
+				res, err := f(ctx, m.Data)
+				if err != nil {
+					rep.Code, rep.Message = conductor.ErrorCode(err), conductor.ErrorMessage(err)
+					if rep.Code == conductor.EINTERNAL {
+						rep.Message = err.Error()
+					}
+				} else {
+					rep.Result, _ = json.Marshal(res)
+				}
+				data, _ := json.Marshal(rep)
+				if err := m.Respond(data); err != nil {
+					slog.Warn("answer agent request", "op", op, "err", err)
+				}
+			}()
+		})
+		if err != nil {
+			return fmt.Errorf("serve agent %s: %w", op, err)
+		}
+		subs = append(subs, sub)
+	}
+	runSub, err := nc.Subscribe(subject(h.Name, "run"), func(m *nats.Msg) { go h.serveRun(ctx, nc, m) })
+	if err != nil {
+		return fmt.Errorf("serve agent run: %w", err)
+	}
+	subs = append(subs, runSub)
+	go func() {
+		<-ctx.Done()
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	return nil
+}
+
+func decode[T any](data []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, conductor.Errorf(conductor.EINVALID, "malformed agent request: %v", err)
+	}
+	return v, nil
+}
+
+// ps lists an app's watchers with their state in circus.
+func (h *Host) ps(ctx context.Context, data []byte) (any, error) {
+	req, err := decode[appRequest](data)
+	if err != nil {
+		return nil, err
+	}
+	if req.App == nil || conductor.ValidateAppName(req.App.Name) != nil {
+		return nil, conductor.Errorf(conductor.EINVALID, "ps: bad app")
+	}
+	names, err := h.Processes.Watchers()
+	if err != nil {
+		return nil, err
+	}
+	status, err := h.Processes.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Process{}
+	for _, n := range names {
+		typ, ok := WatcherType(req.App.Name, n)
+		if !ok {
+			continue
+		}
+		pids, err := h.Processes.Pids(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		state := status[n]
+		if state == "" {
+			state = "unknown"
+		}
+		out = append(out, Process{Type: typ, Watcher: n, Running: len(pids), State: state})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Watcher < out[j].Watcher })
+	return out, nil
+}
+
+// types lists the long-running process types of a release: its Procfile's,
+// and web, which the builder always runs.
+func (h *Host) types(_ context.Context, data []byte) (any, error) {
+	req, err := decode[typesRequest](data)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.inProject(req.App, req.Dir); err != nil {
+		return nil, err
+	}
+	pf, err := process.ReadProcfile(filepath.Join(req.Dir, "Procfile"))
+	if err != nil {
+		return nil, fmt.Errorf("read the current release's Procfile: %w", err)
+	}
+	types := []string{"web"}
+	for _, t := range pf.Types() {
+		if t != "web" {
+			types = append(types, t)
+		}
+	}
+	sort.Strings(types)
+	return types, nil
+}
+
+// scale sets the number of processes of one of an app's watchers.
+func (h *Host) scale(ctx context.Context, data []byte) (any, error) {
+	req, err := decode[scaleRequest](data)
+	if err != nil {
+		return nil, err
+	}
+	if conductor.ValidateAppName(req.App) != nil {
+		return nil, conductor.Errorf(conductor.EINVALID, "scale: bad app")
+	}
+	if _, ok := WatcherType(req.App, req.Watcher); !ok || req.N < 0 {
+		return nil, conductor.Errorf(conductor.EINVALID, "scale: %s is not a watcher of %s", req.Watcher, req.App)
+	}
+	return nil, h.Processes.Scale(ctx, req.Watcher, req.N)
+}
+
+// destroy undoes what the host holds of an app: processes, site,
+// databases, files and unix user. Each step is idempotent, so a destroy
+// that fails halfway can run again.
+func (h *Host) destroy(ctx context.Context, data []byte) (any, error) {
+	req, err := decode[appRequest](data)
+	if err != nil {
+		return nil, err
+	}
+	app := req.App
+	if app == nil || conductor.ValidateAppName(app.Name) != nil {
+		return nil, conductor.Errorf(conductor.EINVALID, "destroy: bad app")
+	}
+	var steps []string
+	step := func(what string) { steps = append(steps, what) }
+	step("Stopping processes")
+	names, err := h.Processes.Watchers()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, ok := WatcherType(app.Name, n); ok {
+			if err := h.Processes.Remove(ctx, n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	step("Removing the web server's site")
+	if err := h.Sites.RemoveSite(ctx, app.Name); err != nil {
+		return nil, err
+	}
+	if h.DropDatabases != nil {
+		step("Dropping databases")
+		if err := h.DropDatabases(ctx, app); err != nil {
+			return nil, err
+		}
+	}
+	step("Removing files")
+	for _, dir := range []string{h.Layout.ProjectDir(app.Name), h.Layout.EnvironmentsDir(app.Name)} {
+		if err := RemoveInside(dir, h.Layout.Srv); err != nil {
+			return nil, err
+		}
+	}
+	step("Removing the unix user")
+	if err := provision.RemoveUser(ctx, app.Name); err != nil {
+		return nil, err
+	}
+	slog.Info("app destroyed on this host", "app", app.Name, "host", h.Name)
+	return steps, nil
+}
+
+// inProject checks that dir is a directory of app's project on this host:
+// the only directories a request may name.
+func (h *Host) inProject(app, dir string) error {
+	if conductor.ValidateAppName(app) != nil {
+		return conductor.Errorf(conductor.EINVALID, "bad app")
+	}
+	rel, err := filepath.Rel(h.Layout.ProjectDir(app), dir)
+	if err != nil || rel == "." || !filepath.IsLocal(rel) {
+		return conductor.Errorf(conductor.EINVALID, "%s is not a release of %s", dir, app)
+	}
+	return nil
+}
+
+// RemoveInside deletes dir, which must lie strictly inside one of roots: a
+// last guard against a path built from a bad name.
+func RemoveInside(dir string, roots ...string) error {
+	for _, root := range roots {
+		rel, err := filepath.Rel(root, dir)
+		if err == nil && rel != "." && filepath.IsLocal(rel) {
+			if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", dir, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("refusing to remove %s: not inside %v", dir, roots)
+}
+
+// WatcherType tells the process type of one of app's watchers, named by
+// the builder <app>_web_<port> or <app>_<type>. App names have no "_", so
+// the prefix belongs to exactly one app.
+func WatcherType(app, watcher string) (string, bool) {
+	rest, ok := strings.CutPrefix(watcher, app+"_")
+	if !ok || rest == "" {
+		return "", false
+	}
+	if strings.HasPrefix(rest, "web_") {
+		return "web", true
+	}
+	return rest, true
+}
+
+// WebWatcher is the name of an app's web watcher on port.
+func WebWatcher(app string, port int) string { return app + "_web_" + strconv.Itoa(port) }
+
+// Client asks hosts' agents.
+type Client struct {
+	NC *nats.Conn
+}
+
+// call sends a request to a host's agent and decodes the result into out.
+func (c *Client) call(ctx context.Context, host, op string, req, out any) error {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // a destroy waits for processes to stop
+	defer cancel()
+	msg, err := c.NC.RequestWithContext(rctx, subject(host, op), data)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return conductor.Errorf(conductor.EUNAVAILABLE, "host %s is down: its worker does not answer; start it and try again", host)
+	} else if err != nil {
+		return fmt.Errorf("ask host %s (%s): %w", host, op, err)
+	}
+	var rep reply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return fmt.Errorf("host %s (%s): bad reply: %w", host, op, err)
+	}
+	if rep.Code != "" {
+		return &conductor.Error{Code: rep.Code, Message: rep.Message}
+	}
+	if out != nil && len(rep.Result) > 0 {
+		return json.Unmarshal(rep.Result, out)
+	}
+	return nil
+}
+
+// Processes lists an app's watchers on its host.
+func (c *Client) Processes(ctx context.Context, app *conductor.App) ([]Process, error) {
+	var ps []Process
+	return ps, c.call(ctx, app.Host, "ps", appRequest{App: app}, &ps)
+}
+
+// ReleaseTypes lists the process types of one of the app's releases.
+func (c *Client) ReleaseTypes(ctx context.Context, app *conductor.App, dir string) ([]string, error) {
+	var types []string
+	return types, c.call(ctx, app.Host, "types", typesRequest{App: app.Name, Dir: dir}, &types)
+}
+
+// Scale sets the number of processes of one of the app's watchers.
+func (c *Client) Scale(ctx context.Context, app *conductor.App, watcher string, n int) error {
+	return c.call(ctx, app.Host, "scale", scaleRequest{App: app.Name, Watcher: watcher, N: n}, nil)
+}
+
+// Destroy removes the app from its host and returns the steps it took.
+func (c *Client) Destroy(ctx context.Context, app *conductor.App) ([]string, error) {
+	var steps []string
+	return steps, c.call(ctx, app.Host, "destroy", appRequest{App: app}, &steps)
+}
