@@ -10,8 +10,8 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/hooks"
-	"github.com/hasadna/conductor/queue"
 	"github.com/hasadna/conductor/process"
+	"github.com/hasadna/conductor/queue"
 )
 
 // hookCommand is run by git inside receive-pack, with the environment the
