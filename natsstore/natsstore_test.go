@@ -1,0 +1,101 @@
+package natsstore_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/natsstore"
+	"github.com/hasadna/conductor/queue"
+	"github.com/hasadna/conductor/sqlite"
+)
+
+// A worker's view of the state over NATS is the conductor's SQLite store:
+// results, filled-in arguments and error codes come back as they are.
+func TestClientAgainstSQLite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const token = "natsstore-test-token-0123456789"
+	ns, err := queue.StartServer("127.0.0.1:0", filepath.Join(dir, "nats"), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "conductor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	serverConn, err := nats.Connect(ns.ClientURL(), nats.Token(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serverConn.Close()
+	serveCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := natsstore.Serve(serveCtx, serverConn, db); err != nil {
+		t.Fatal(err)
+	}
+	workerConn, err := nats.Connect(ns.ClientURL(), nats.Token(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer workerConn.Close()
+	c := &natsstore.Client{NC: workerConn, Timeout: time.Second}
+
+	if _, err := c.FindApp(ctx, "nope"); conductor.ErrorCode(err) != conductor.ENOTFOUND {
+		t.Fatalf("FindApp(nope) = %v, want ENOTFOUND", err)
+	}
+	app := &conductor.App{Name: "shop", DBKind: conductor.DBSQLite, Host: "h1", Ports: [2]int{20000, 20001}, SecretKey: "s3cret"}
+	if err := db.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.FindApp(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := db.FindApp(ctx, "shop")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("FindApp over NATS = %+v, want %+v", got, want)
+	}
+	if err := c.ReplaceConfig(ctx, app.ID, map[string]string{"K": "v w\nx"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := c.Config(ctx, app.ID); err != nil || cfg["K"] != "v w\nx" {
+		t.Errorf("Config = %v, %v", cfg, err)
+	}
+	d := &conductor.Deploy{ID: "20261126T000000-aaaaaaaa", AppID: app.ID, Rev: "abc", Ref: "refs/heads/main", Pusher: "admin"}
+	if err := c.CreateDeploy(ctx, d); err != nil || d.Status != conductor.DeployQueued {
+		t.Fatalf("CreateDeploy = %v, status %q (want it filled in)", err, d.Status)
+	}
+	rel := &conductor.Release{ID: d.ID, AppID: app.ID, Rev: "abc", Port: 20000, Dir: "/x", Config: map[string]string{}}
+	if err := c.AddRelease(ctx, rel); err != nil || rel.Number != 1 || !rel.Current {
+		t.Fatalf("AddRelease = %v, %+v (want number 1, current)", err, rel)
+	}
+	if ids, err := c.FailUnfinishedDeploys(ctx, "h2", "gone"); err != nil || len(ids) != 0 {
+		t.Errorf("FailUnfinishedDeploys(h2) = %v, %v: the deploy is on h1", ids, err)
+	}
+	if ids, err := c.FailUnfinishedDeploys(ctx, "h1", "gone"); err != nil || !reflect.DeepEqual(ids, []string{d.ID}) {
+		t.Errorf("FailUnfinishedDeploys(h1) = %v, %v", ids, err)
+	}
+	if _, err := c.FindRelease(ctx, app.ID, "v9"); conductor.ErrorCode(err) != conductor.ENOTFOUND {
+		t.Errorf("FindRelease(v9) = %v, want ENOTFOUND", err)
+	}
+
+	// With nobody serving, a call waits (a restarting conductor) until the
+	// caller gives up.
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	_, err = c.FindApp(short, "shop")
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("FindApp with no conductor = %v, want it to retry until the context ends", err)
+	}
+}
