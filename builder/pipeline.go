@@ -50,10 +50,12 @@ var pipeline = []step{
 
 // rollbackPipeline runs a kept release again: its code, virtualenv and
 // config, with the same zero-downtime switch, and no pip, migrate or
-// collectstatic.
+// collectstatic. Its settings are written again for the app's domains as
+// they are now (ALLOWED_HOSTS, nginx's server names).
 var rollbackPipeline = []step{
 	{"provision", "Provisioning the app", (*deployment).provision},
 	{"restore", "Restoring the release", (*deployment).restore},
+	{"settings", "Writing settings", (*deployment).settings},
 	{"start", "Starting processes", (*deployment).start},
 	{"check", "Checking the release", (*deployment).check},
 	{"switch", "Switching traffic to the release", (*deployment).switchTraffic},

@@ -296,6 +296,10 @@ func TestCluster(t *testing.T) {
 
 	t.Run("host down: the job waits for its worker", func(t *testing.T) {
 		h2.Stop()
+		// Commands that need the host say it is down.
+		if r := in.SSH(in.AdminKey, "ps beta"); r.Code == 0 || !strings.Contains(r.Stderr, "host h2 is down") {
+			t.Errorf("ps beta while h2 is down: %s", r)
+		}
 		setVersion(t, works["beta"], "v2")
 		in.Commit(works["beta"], "v2")
 		pushed := make(chan Result, 1)

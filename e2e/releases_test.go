@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,6 +116,26 @@ func TestRollback(t *testing.T) {
 	}
 	if _, body, _ := in.Get("rolly", "/"); !strings.Contains(body, "Hello from Conductor v1<") {
 		t.Errorf("after deploy of tag first GET / = %q", body)
+	}
+
+	// A domain added after a release is still served when that release
+	// comes back: nginx and ALLOWED_HOSTS follow the app's domains.
+	if r := in.SSH(in.AdminKey, "domains:add rolly www.rolly.test"); r.Code != 0 {
+		t.Fatalf("domains:add: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "rollback rolly v6"); r.Code != 0 {
+		t.Fatalf("rollback to v6: %s", r)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+in.HTTPAddr+"/", nil)
+	req.Host = "www.rolly.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Hello from Conductor v4<") {
+		t.Errorf("www.rolly.test after rolling back past domains:add: %d %q", resp.StatusCode, page)
 	}
 }
 
