@@ -111,10 +111,11 @@ type Worker struct {
 	out                  *lockedBuffer
 }
 
-func (in *Instance) StartWorker(t *testing.T, c *natsCluster, host string) *Worker {
+// StartWorker runs a worker for host against the NATS servers at urls.
+func (in *Instance) StartWorker(t *testing.T, urls, tokenFile, host string) *Worker {
 	t.Helper()
 	w := &Worker{t: t, Host: host, Data: filepath.Join(in.Dir, "worker-"+host), HTTPAddr: freeAddr(t),
-		natsURLs: c.URLs(), natsToken: c.tokenFile, out: &lockedBuffer{}}
+		natsURLs: urls, natsToken: tokenFile, out: &lockedBuffer{}}
 	w.Start()
 	t.Cleanup(func() {
 		w.Stop()
@@ -209,8 +210,8 @@ func TestCluster(t *testing.T) {
 	dir := t.TempDir()
 	cluster := startNATSCluster(t, dir)
 	in := StartInstance(t, "--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile)
-	h1 := in.StartWorker(t, cluster, "h1")
-	h2 := in.StartWorker(t, cluster, "h2")
+	h1 := in.StartWorker(t, cluster.URLs(), cluster.tokenFile, "h1")
+	h2 := in.StartWorker(t, cluster.URLs(), cluster.tokenFile, "h2")
 	in.waitHosts(t, "local", "h1", "h2")
 
 	// A worker refuses a host name another live worker holds.
@@ -406,4 +407,55 @@ func TestCluster(t *testing.T) {
 			t.Errorf("logs with one NATS node down: %s", r)
 		}
 	})
+}
+
+// TestWorkerOnEmbeddedNATS: the default topology for a few hosts, a worker
+// talking to the conductor's embedded NATS server with the token from the
+// conductor's data dir. A token-less client is refused, and the worker
+// carries on after the conductor (and with it the NATS server) restarts.
+func TestWorkerOnEmbeddedNATS(t *testing.T) {
+	natsAddr := freeAddr(t)
+	in := StartInstance(t, "--nats-addr", natsAddr)
+	tokenFile := filepath.Join(in.Data, "nats.token")
+	if fi, err := os.Stat(tokenFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("nats.token: %v (mode %v), want a 0600 file made by serve", err, fi)
+	}
+	// No token, no NATS: a worker without one is refused by the server.
+	empty := filepath.Join(in.Dir, "wrong.token")
+	if err := os.WriteFile(empty, []byte("not-the-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := exec.Command(conductorBin, "worker", "--host", "intruder", "--data", filepath.Join(in.Dir, "intruder"),
+		"--http-addr", freeAddr(t), "--nats-url", "nats://"+natsAddr, "--nats-token-file", empty)
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "Authorization Violation") {
+		t.Errorf("worker with a wrong token: %v\n%s", err, out)
+	}
+
+	w := in.StartWorker(t, "nats://"+natsAddr, tokenFile, "w1")
+	in.waitHosts(t, "local", "w1")
+	if r := in.SSH(in.AdminKey, "apps:create remote --host w1"); r.Code != 0 {
+		t.Fatalf("apps:create: %s", r)
+	}
+	work := in.WorkTree("hello")
+	if r := in.Push(work, "remote", "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	if _, body := w.Get("remote", "/"); !strings.Contains(body, "Hello from Conductor v1<") {
+		t.Fatalf("remote on w1: %q", body)
+	}
+
+	in.Stop()
+	in.Start()
+	in.waitHosts(t, "local", "w1")
+	setVersion(t, work, "v2")
+	in.Commit(work, "v2")
+	if r := in.Push(work, "remote", "main"); r.Code != 0 {
+		t.Fatalf("push after the conductor restarted: %s", r)
+	}
+	if _, body := w.Get("remote", "/"); !strings.Contains(body, "Hello from Conductor v2<") {
+		t.Errorf("remote on w1 after the restart: %q", body)
+	}
+	if r := in.SSH(in.AdminKey, "run remote -- python -c 'print(6*7)'"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "42" {
+		t.Errorf("run on w1 after the restart: %s", r)
+	}
 }
