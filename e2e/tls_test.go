@@ -294,6 +294,18 @@ func TestTLS(t *testing.T) {
 	if _, err := secure.Get("https://" + domain + "/"); err == nil {
 		t.Errorf("%s is still served over HTTPS after domains:remove", domain)
 	}
+
+	// apps:destroy takes the certificates of the app's domains with it.
+	manualFile := filepath.Join(in.Data, "certs", manual+".pem")
+	if _, err := os.Stat(manualFile); err != nil {
+		t.Fatalf("certificate file of %s: %v", manual, err)
+	}
+	if r := in.SSH(in.AdminKey, "apps:destroy hello --confirm hello"); r.Code != 0 {
+		t.Fatalf("apps:destroy: %s", r)
+	}
+	if _, err := os.Stat(manualFile); !os.IsNotExist(err) {
+		t.Errorf("certificate file of %s after apps:destroy: %v", manual, err)
+	}
 }
 
 // signLeaf signs a certificate for host with the CA made by apiCA (its key

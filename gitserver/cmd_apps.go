@@ -275,8 +275,20 @@ func (s *Server) destroyApp(ctx context.Context, app *conductor.App, out io.Writ
 	if err := agent.RemoveInside(s.RepoDir(app.Name), s.cfg.ReposDir); err != nil {
 		return err
 	}
+	domains, err := s.store.Domains(ctx, app.ID)
+	if err != nil {
+		return err
+	}
 	if err := s.store.DeleteApp(ctx, app.ID); err != nil {
 		return err
+	}
+	// Certificate files go once their records have (with the domains).
+	if s.cfg.Certs != nil {
+		for _, d := range domains {
+			if err := s.cfg.Certs.Forget(d); err != nil {
+				slog.Warn("remove the certificate of a destroyed app's domain", "app", app.Name, "domain", d, "err", err)
+			}
+		}
 	}
 	slog.Info("app destroyed", "app", app.Name, "user", UserFromContext(ctx).Name)
 	return nil
