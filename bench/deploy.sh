@@ -7,7 +7,9 @@
 #   make bench            # setup + build, then this script
 #   bench/deploy.sh       # from the repo root, after `make build`; as root
 #
-# Environment: BENCH_N (redeploys per tool, default 10), BENCH_DOC (where the
+# Environment: BENCH_N (redeploys per tool, default 10), BENCH_COLD (first
+# deploys per tool, each of a new app with an empty pip cache, alternating
+# which tool goes first; default 3), BENCH_DOC (where the
 # results go, default docs/benchmarks.md; "-" prints only), BENCH_LOGS (a dir
 # to copy the run's logs and raw timings to before the temp dir is removed),
 # BENCH_BIN (the conductor binary, default bin/conductor).
@@ -23,6 +25,7 @@ ROOT=$PWD
 . bench/lib.sh
 
 N=${BENCH_N:-10}
+COLD=${BENCH_COLD:-3}
 DOC=${BENCH_DOC:-docs/benchmarks.md}
 BIN=${BENCH_BIN:-$ROOT/bin/conductor}
 
@@ -41,6 +44,7 @@ chmod 711 "$DIR" # app users must traverse it to reach their releases
 mkdir -p "$DIR/logs"
 SERVE_PID=""
 APP=""
+COLD_APPS=() # the extra apps of the first-deploy runs
 SERVE_MARK="" PLAIN_MARK=""
 
 cleanup() {
@@ -70,9 +74,11 @@ cleanup() {
   sleep 0.5
   for pid in $(pgrep -f -- "$DIR"); do kill -KILL "$pid" 2>/dev/null; done
   # The unix user Conductor created for this run's app.
-  if [ -n "$APP" ] && [ "$(getent passwd "$APP" | cut -d: -f5)" = "conductor app" ]; then
-    userdel "$APP" 2>/dev/null
-  fi
+  for app in "$APP" "${COLD_APPS[@]}"; do
+    if [ -n "$app" ] && [ "$(getent passwd "$app" | cut -d: -f5)" = "conductor app" ]; then
+      userdel "$app" 2>/dev/null
+    fi
+  done
   rm -rf "$DIR"
   exit "$rc"
 }
@@ -94,6 +100,7 @@ RANGE=$(pick_port_range 110) # 100 for conductor's apps, 2 for the plain script
 CONDUCTOR_RANGE="$RANGE-$((RANGE + 99))"
 APP=bench-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 HOST=$APP.localhost
+PLAIN_HOST=$HOST
 
 ssh-keygen -q -t ed25519 -N '' -C bench -f "$DIR/key"
 "$BIN" init --data "$DIR/data" --admin-key "$DIR/key.pub" >"$DIR/logs/init.log" 2>&1 ||
@@ -127,11 +134,11 @@ commit_version() {
   git -C "$WORK" commit -q -m "version $1"
 }
 
-# wait_marker PORT V: poll the front nginx until the page shows version V.
+# wait_marker PORT V HOST: poll the front nginx until the page shows version V.
 wait_marker() {
   local body deadline=$((SECONDS + 120))
   while :; do
-    body=$(curl -s --max-time 5 -H "Host: $HOST" "http://127.0.0.1:$1/" || true)
+    body=$(curl -s --max-time 5 -H "Host: $3" "http://127.0.0.1:$1/" || true)
     [[ $body == *"Hello from Conductor $2</h1>"* ]] && return 0
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.01
@@ -146,7 +153,7 @@ conductor_deploy() { # KIND RUN VERSION
   t0=$EPOCHREALTIME
   git -C "$WORK" push "ssh://git@127.0.0.1:$SSH_PORT/$APP" main >"$log" 2>&1 || fail_logs "$log" "git push ($1 $2) failed"
   t1=$EPOCHREALTIME
-  wait_marker "$HTTP_PORT" "$3" || fail_logs "$log" "conductor: $3 never appeared on http://$HOST:$HTTP_PORT/"
+  wait_marker "$HTTP_PORT" "$3" "$HOST" || fail_logs "$log" "conductor: $3 never appeared on http://$HOST:$HTTP_PORT/"
   t2=$EPOCHREALTIME
   job=$(sed -n 's/.*-----> Deploying .* as \([^ ]*\).*/\1/p' "$log" | head -n 1)
   printf 'conductor\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$t0" "$t1" "$t2" "${job:--}" >>"$RESULTS"
@@ -160,7 +167,7 @@ plain_deploy() { # KIND RUN VERSION
   t0=$EPOCHREALTIME
   "$ROOT/bench/plain-deploy.sh" deploy "$DIR/plain" "$WORK" "$rev" >"$log" 2>&1 || fail_logs "$log" "plain-deploy.sh ($1 $2) failed"
   t1=$EPOCHREALTIME
-  wait_marker "$PLAIN_HTTP_PORT" "$3" || fail_logs "$log" "plain: $3 never appeared on http://$HOST:$PLAIN_HTTP_PORT/"
+  wait_marker "$PLAIN_HTTP_PORT" "$3" "$PLAIN_HOST" || fail_logs "$log" "plain: $3 never appeared on http://$PLAIN_HOST:$PLAIN_HTTP_PORT/"
   t2=$EPOCHREALTIME
   rel=$(sed -n 's/.*(release \([^ ]*\)).*/\1/p' "$log" | tail -n 1)
   printf 'plain\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$t0" "$t1" "$t2" "${rel:--}" >>"$RESULTS"
@@ -168,11 +175,28 @@ plain_deploy() { # KIND RUN VERSION
     "$(awk -v a="$t0" -v b="$t2" 'BEGIN{print b-a}')" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")"
 }
 
-# First deploy: a new app, a new virtualenv (pip install of Django and
-# gunicorn from PyPI, with an empty pip cache for both tools).
+# First deploys: a new app, a new virtualenv (pip install of Django and
+# gunicorn from PyPI, with an empty pip cache for both tools). Each run after
+# the first is a new Conductor app and a rebuilt plain virtualenv; the runs
+# alternate which tool goes first, since the network and PyPI's caches
+# favour whoever downloads second.
 commit_version v1
-conductor_deploy first 0 v1
-plain_deploy first 0 v1
+FIRST_APP=$APP
+for i in $(seq 1 "$COLD"); do
+  if [ "$i" -gt 1 ]; then
+    APP=$FIRST_APP-c$i HOST=$FIRST_APP-c$i.localhost
+    COLD_APPS+=("$APP")
+    rm -rf "$DIR/plain/venv" "$DIR/plain/pip-cache"
+  fi
+  if [ $((i % 2)) = 1 ]; then
+    conductor_deploy first "$i" v1
+    plain_deploy first "$i" v1
+  else
+    plain_deploy first "$i" v1
+    conductor_deploy first "$i" v1
+  fi
+done
+APP=$FIRST_APP HOST=$FIRST_APP.localhost
 
 # Code-only redeploys, alternating the two tools so that both see the same
 # machine load. Step lines logged from here on are the redeploys'.

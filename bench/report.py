@@ -215,7 +215,7 @@ def main():
     L.append("")
     L.append("Wall time from the start of `git push` (Conductor) or of `bench/plain-deploy.sh deploy` "
              "(plain) until `GET /` through that tool's front nginx shows the new version marker. "
-             f"First deploy: 1 run each. Code-only redeploy: {n} runs each, alternating the two tools.")
+             f"First deploy: {len(c_first)} run(s) each, a new app and an empty pip cache each time, alternating which tool goes first. Code-only redeploy: {n} runs each, alternating the two tools.")
     L.append("")
     L.append("| Case | Conductor min / median / max | Plain script min / median / max | Ratio of medians (Conductor / plain) |")
     L.append("|---|---|---|---|")
@@ -280,7 +280,7 @@ def main():
     L.append("")
     L.append("² Medians do not add up exactly to the median total; the sum is a cross-check.")
     L.append("")
-    L.append("### First deploy, per step (1 run each)")
+    L.append(f"### First deploy, per step (median of {len(c_first)} run(s) each)")
     L.append("")
     L.append("| Step | Conductor | Plain script |")
     L.append("|---|---:|---:|")
@@ -291,7 +291,7 @@ def main():
         L.append(f"| outside the steps¹ | {fmt_ms(c_first_out)} | {fmt_ms(p_first_out)} |")
     L.append("")
     L.append("Both first deploys build a virtualenv with an empty pip cache and download Django and "
-             "gunicorn from PyPI, so they mostly measure the network and pip; the Conductor one runs first.")
+             "gunicorn from PyPI, so they mostly measure the network and pip; the runs alternate which tool goes first.")
     generated = "\n".join(L)
 
     # Terminal summary.
