@@ -1,8 +1,16 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,9 +34,9 @@ type natsNode struct {
 // on loopback ports, each node a nats-server process built from the module
 // Conductor embeds.
 type natsCluster struct {
-	t         *testing.T
-	nodes     []*natsNode
-	tokenFile string
+	t                                    *testing.T
+	nodes                                []*natsNode
+	tokenFile, caFile, certFile, keyFile string
 }
 
 func startNATSCluster(t *testing.T, dir string) *natsCluster {
@@ -42,6 +50,9 @@ func startNATSCluster(t *testing.T, dir string) *natsCluster {
 	if err := os.WriteFile(c.tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Clients reach the nodes over TLS, with a certificate of a CA only
+	// the test knows: conductor and workers must be given it.
+	c.caFile, c.certFile, c.keyFile = writeLoopbackCert(t, dir)
 	var routes []string
 	clientAddrs := make([]string, 3)
 	for i := range 3 {
@@ -52,7 +63,9 @@ func startNATSCluster(t *testing.T, dir string) *natsCluster {
 		_, port, _ := strings.Cut(clientAddrs[i], ":")
 		_, clusterPort, _ := strings.Cut(strings.TrimPrefix(routes[i], "nats://"), ":")
 		n := &natsNode{name: fmt.Sprintf("n%d", i+1), clientURL: "nats://" + clientAddrs[i], logs: &lockedBuffer{}}
+		n.clientURL = "tls://" + clientAddrs[i]
 		n.args = []string{"-n", n.name, "-a", "127.0.0.1", "-p", port, "--auth", token,
+			"--tls", "--tlscert", c.certFile, "--tlskey", c.keyFile,
 			"-js", "-sd", filepath.Join(dir, "nats-"+n.name),
 			"--cluster_name", "conductor-e2e", "--cluster", "nats://127.0.0.1:" + clusterPort,
 			"--routes", strings.Join(routes, ",")}
@@ -107,15 +120,17 @@ type Worker struct {
 	t                    *testing.T
 	Host, Data, HTTPAddr string
 	natsURLs, natsToken  string
+	natsCA               string
 	cmd                  *exec.Cmd
 	out                  *lockedBuffer
 }
 
-// StartWorker runs a worker for host against the NATS servers at urls.
-func (in *Instance) StartWorker(t *testing.T, urls, tokenFile, host string) *Worker {
+// StartWorker runs a worker for host against the NATS servers at urls
+// (caFile: their TLS certificates' CA, or "").
+func (in *Instance) StartWorker(t *testing.T, urls, tokenFile, caFile, host string) *Worker {
 	t.Helper()
 	w := &Worker{t: t, Host: host, Data: filepath.Join(in.Dir, "worker-"+host), HTTPAddr: freeAddr(t),
-		natsURLs: urls, natsToken: tokenFile, out: &lockedBuffer{}}
+		natsURLs: urls, natsToken: tokenFile, natsCA: caFile, out: &lockedBuffer{}}
 	w.Start()
 	t.Cleanup(func() {
 		w.Stop()
@@ -128,8 +143,12 @@ func (in *Instance) StartWorker(t *testing.T, urls, tokenFile, host string) *Wor
 
 func (w *Worker) Start() {
 	w.t.Helper()
-	w.cmd = exec.Command(conductorBin, "worker", "--host", w.Host, "--data", w.Data, "--http-addr", w.HTTPAddr,
-		"--nats-url", w.natsURLs, "--nats-token-file", w.natsToken, "--log-level", "debug")
+	args := []string{"worker", "--host", w.Host, "--data", w.Data, "--http-addr", w.HTTPAddr,
+		"--nats-url", w.natsURLs, "--nats-token-file", w.natsToken, "--log-level", "debug"}
+	if w.natsCA != "" {
+		args = append(args, "--nats-ca-file", w.natsCA)
+	}
+	w.cmd = exec.Command(conductorBin, args...)
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	if err := w.cmd.Start(); err != nil {
 		w.t.Fatal(err)
@@ -209,16 +228,22 @@ func (in *Instance) deployStatuses(t *testing.T, app string) string {
 func TestCluster(t *testing.T) {
 	dir := t.TempDir()
 	cluster := startNATSCluster(t, dir)
-	in := StartInstance(t, "--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile)
-	h1 := in.StartWorker(t, cluster.URLs(), cluster.tokenFile, "h1")
-	h2 := in.StartWorker(t, cluster.URLs(), cluster.tokenFile, "h2")
+	in := StartInstance(t, "--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile, "--nats-ca-file", cluster.caFile)
+	h1 := in.StartWorker(t, cluster.URLs(), cluster.tokenFile, cluster.caFile, "h1")
+	h2 := in.StartWorker(t, cluster.URLs(), cluster.tokenFile, cluster.caFile, "h2")
 	in.waitHosts(t, "local", "h1", "h2")
 
 	// A worker refuses a host name another live worker holds.
 	dup := exec.Command(conductorBin, "worker", "--host", "h1", "--data", filepath.Join(in.Dir, "dup"), "--http-addr", freeAddr(t),
-		"--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile)
+		"--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile, "--nats-ca-file", cluster.caFile)
 	if out, err := dup.CombinedOutput(); err == nil || !strings.Contains(string(out), "host h1 is already served by another worker") {
 		t.Errorf("a second worker for h1: %v\n%s", err, out)
+	}
+	// A worker that does not trust the cluster's CA does not connect.
+	untrusting := exec.Command(conductorBin, "worker", "--host", "h3", "--data", filepath.Join(in.Dir, "h3"), "--http-addr", freeAddr(t),
+		"--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile)
+	if out, err := untrusting.CombinedOutput(); err == nil || !strings.Contains(string(out), "certificate signed by unknown authority") {
+		t.Errorf("a worker without the cluster's CA: %v\n%s", err, out)
 	}
 	// Bad placement is refused and changes nothing.
 	if r := in.SSH(in.AdminKey, "apps:create ghost --host h9"); r.Code == 0 || !strings.Contains(r.Stderr, "host h9 is not up") {
@@ -431,7 +456,7 @@ func TestWorkerOnEmbeddedNATS(t *testing.T) {
 		t.Errorf("worker with a wrong token: %v\n%s", err, out)
 	}
 
-	w := in.StartWorker(t, "nats://"+natsAddr, tokenFile, "w1")
+	w := in.StartWorker(t, "nats://"+natsAddr, tokenFile, "", "w1")
 	in.waitHosts(t, "local", "w1")
 	if r := in.SSH(in.AdminKey, "apps:create remote --host w1"); r.Code != 0 {
 		t.Fatalf("apps:create: %s", r)
@@ -458,4 +483,38 @@ func TestWorkerOnEmbeddedNATS(t *testing.T) {
 	if r := in.SSH(in.AdminKey, "run remote -- python -c 'print(6*7)'"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "42" {
 		t.Errorf("run on w1 after the restart: %s", r)
 	}
+}
+
+// writeLoopbackCert writes a CA certificate and a server certificate for
+// 127.0.0.1 signed by it, and the server's key.
+func writeLoopbackCert(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e NATS CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	caFile, certFile, keyFile = filepath.Join(dir, "nats-ca.pem"), filepath.Join(dir, "nats-cert.pem"), filepath.Join(dir, "nats-key.pem")
+	for path, block := range map[string]*pem.Block{
+		caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caFile, certFile, keyFile
 }

@@ -146,6 +146,7 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 		"HOME=" + repo,
 		hooks.EnvNATSURL + "=" + s.cfg.NATS.URLs,
 		hooks.EnvNATSToken + "=" + s.cfg.NATS.Token,
+		hooks.EnvNATSCA + "=" + s.cfg.NATS.CAFile,
 		hooks.EnvApp + "=" + name,
 		hooks.EnvUser + "=" + u.Name,
 		hooks.EnvHost + "=" + app.Host,

@@ -16,6 +16,7 @@ import (
 const (
 	EnvNATSURL   = "CONDUCTOR_NATS_URL"
 	EnvNATSToken = "CONDUCTOR_NATS_TOKEN"
+	EnvNATSCA    = "CONDUCTOR_NATS_CA"
 	EnvApp       = "CONDUCTOR_APP"
 	EnvUser      = "CONDUCTOR_USER"
 	EnvHost      = "CONDUCTOR_HOST"

@@ -56,6 +56,10 @@ type Queue struct {
 type Conn struct {
 	URLs  string
 	Token string
+	// CAFile holds the certificates that sign the servers' TLS certificates,
+	// for a cluster whose CA is not one the system trusts. A server that
+	// requires TLS gets it either way.
+	CAFile string
 	// Replicas of the streams; 0 sizes them to the cluster (at most 3).
 	Replicas int
 }
@@ -64,6 +68,9 @@ func (c Conn) options(name string) []nats.Option {
 	opts := []nats.Option{nats.Name(name)}
 	if c.Token != "" {
 		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
 	}
 	return opts
 }

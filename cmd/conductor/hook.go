@@ -28,7 +28,7 @@ func hookCommand() *cobra.Command {
 				return err
 			}
 			h := &hooks.PreReceive{
-				NATS:    queue.Conn{URLs: os.Getenv(hooks.EnvNATSURL), Token: os.Getenv(hooks.EnvNATSToken)},
+				NATS:    queue.Conn{URLs: os.Getenv(hooks.EnvNATSURL), Token: os.Getenv(hooks.EnvNATSToken), CAFile: os.Getenv(hooks.EnvNATSCA)},
 				App:     os.Getenv(hooks.EnvApp),
 				User:    os.Getenv(hooks.EnvUser),
 				Host:    os.Getenv(hooks.EnvHost),

@@ -30,6 +30,7 @@ type serveOptions struct {
 	hostOptions                      // this host's apps (host.go)
 	data, sshAddr                    string
 	natsURL, natsAddr, natsTokenFile string
+	natsCAFile                       string
 	portRange, defaultDB, logLevel   string
 	limits                           gitserver.Limits
 
@@ -59,6 +60,7 @@ func serveCommand() *cobra.Command {
 	o.tls.addFlags(f, &o.httpsAddr)
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS cluster, one URL or several comma-separated (default: embedded server)")
 	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server, e.g. 0.0.0.0:4222 for workers on other hosts (port 0: any free port)")
+	f.StringVar(&o.natsCAFile, "nats-ca-file", "", "PEM certificates of the CA that signed the external NATS cluster's TLS certificates (with --nats-url; default: the system's)")
 	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (default: <data>/nats.token, made on first start, for the embedded server)")
 	f.StringVar(&o.portRange, "port-range", "20000-29999", "ports for app processes")
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database of apps created by a first push")
@@ -257,7 +259,7 @@ func (o *serveOptions) nats(data string) (queue.Conn, error) {
 			return queue.Conn{}, errors.New("--nats-url needs --nats-token-file: Conductor never uses a NATS server without auth")
 		}
 		token, err := readToken(o.natsTokenFile)
-		return queue.Conn{URLs: o.natsURL, Token: token}, err
+		return queue.Conn{URLs: o.natsURL, Token: token, CAFile: o.natsCAFile}, err
 	}
 	path := o.natsTokenFile
 	if path == "" {

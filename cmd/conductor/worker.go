@@ -19,7 +19,7 @@ import (
 
 type workerOptions struct {
 	hostOptions
-	data, natsURL, natsTokenFile, defaultDB, logLevel string
+	data, natsURL, natsTokenFile, natsCAFile, defaultDB, logLevel string
 }
 
 // workerCommand runs the builder of one host that is not the conductor's:
@@ -45,6 +45,7 @@ func workerCommand() *cobra.Command {
 	o.hostOptions.addFlags(f)
 	f.StringVar(&o.data, "data", "", "this host's data directory (apps, circus, nginx); made if missing")
 	f.StringVar(&o.natsURL, "nats-url", "", "the conductor's NATS: one URL or several comma-separated")
+	f.StringVar(&o.natsCAFile, "nats-ca-file", "", "PEM certificates of the CA that signed the NATS servers' TLS certificates (default: the system's)")
 	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (the conductor's <data>/nats.token)")
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database kind assumed when an app names none")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -84,7 +85,7 @@ func runWorker(ctx context.Context, o workerOptions) error {
 	if err != nil {
 		return err
 	}
-	q, err := queue.Connect(ctx, queue.Conn{URLs: o.natsURL, Token: token}, "conductor-worker-"+o.name)
+	q, err := queue.Connect(ctx, queue.Conn{URLs: o.natsURL, Token: token, CAFile: o.natsCAFile}, "conductor-worker-"+o.name)
 	if err != nil {
 		return err
 	}
