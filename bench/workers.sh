@@ -115,7 +115,7 @@ for W in $WORKER_COUNTS; do
     WORKER_PIDS+=("$(start_worker "w$W-$i")")
   done
   for _ in $(seq 1 300); do
-    live=$(cmd hosts --json | /usr/bin/python3 -c 'import json,sys; print(len([h for h in json.load(sys.stdin) if h["name"].startswith(sys.argv[1])]))' "w$W-")
+    live=$(cmd hosts --json | /usr/bin/python3 -c 'import json,sys; print(len([h for h in json.load(sys.stdin) if h["name"].startswith(sys.argv[1]) and h["state"] == "up"]))' "w$W-")
     [ "$live" = "$W" ] && break
     sleep 0.2
   done

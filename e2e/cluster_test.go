@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -201,7 +202,7 @@ func (in *Instance) waitHosts(t *testing.T, want ...string) {
 	waitFor(t, "hosts "+strings.Join(want, ", "), func() bool {
 		r := in.SSH(in.AdminKey, "hosts")
 		for _, h := range want {
-			if !strings.Contains(r.Stdout, "\n"+h+" ") {
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(h) + `\s+up\s`).MatchString(r.Stdout) {
 				return false
 			}
 		}
@@ -322,9 +323,12 @@ func TestCluster(t *testing.T) {
 
 	t.Run("host down: the job waits for its worker", func(t *testing.T) {
 		h2.Stop()
-		// Commands that need the host say it is down.
+		// Commands that need the host say it is down; hosts shows it.
 		if r := in.SSH(in.AdminKey, "ps beta"); r.Code == 0 || !strings.Contains(r.Stderr, "host h2 is down") {
 			t.Errorf("ps beta while h2 is down: %s", r)
+		}
+		if r := in.SSH(in.AdminKey, "hosts"); !regexp.MustCompile(`(?m)^h2\s+down\s`).MatchString(r.Stdout) {
+			t.Errorf("hosts while h2 is down: %s", r)
 		}
 		setVersion(t, works["beta"], "v2")
 		in.Commit(works["beta"], "v2")

@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"fmt"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -13,7 +14,7 @@ func (s *Server) hostsCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "hosts",
-		Short: "List the live builder hosts: capacity, version, apps (admin)",
+		Short: "List the builder hosts: live ones with capacity and version, and down ones that have apps (admin)",
 		Args:  exactArgs(0, "hosts [--json]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -30,18 +31,27 @@ func (s *Server) hostsCommand() *cobra.Command {
 				count[a.Host]++
 			}
 			type row struct {
-				Name     string    `json:"name"`
-				Capacity int       `json:"capacity"`
-				Version  string    `json:"version"`
-				Address  string    `json:"address"`
-				Apps     int       `json:"apps"`
-				Started  time.Time `json:"started"`
-				Seen     time.Time `json:"seen"`
+				Name     string     `json:"name"`
+				State    string     `json:"state"` // "up", or "down": apps are placed on it but no worker answers
+				Capacity int        `json:"capacity,omitempty"`
+				Version  string     `json:"version,omitempty"`
+				Address  string     `json:"address,omitempty"`
+				Apps     int        `json:"apps"`
+				Started  *time.Time `json:"started,omitempty"`
+				Seen     *time.Time `json:"seen,omitempty"`
 			}
 			rows := []row{}
+			live := map[string]bool{}
 			for _, h := range hosts {
-				rows = append(rows, row{h.Name, h.Capacity, h.Version, h.Address, count[h.Name], h.StartedAt, h.SeenAt})
+				live[h.Name] = true
+				rows = append(rows, row{h.Name, "up", h.Capacity, h.Version, h.Address, count[h.Name], &h.StartedAt, &h.SeenAt})
 			}
+			for name, n := range count {
+				if !live[name] {
+					rows = append(rows, row{Name: name, State: "down", Apps: n})
+				}
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), rows)
 			}
@@ -50,9 +60,13 @@ func (s *Server) hostsCommand() *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "HOST\tJOBS\tAPPS\tVERSION\tADDRESS\tUP SINCE")
+			fmt.Fprintln(w, "HOST\tSTATE\tJOBS\tAPPS\tVERSION\tADDRESS\tUP SINCE")
 			for _, r := range rows {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Capacity, r.Apps, r.Version, r.Address, r.Started.Format(time.RFC3339))
+				if r.State == "down" {
+					fmt.Fprintf(w, "%s\tdown\t-\t%d\t-\t-\t-\n", r.Name, r.Apps)
+					continue
+				}
+				fmt.Fprintf(w, "%s\tup\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Capacity, r.Apps, r.Version, r.Address, r.Started.Format(time.RFC3339))
 			}
 			return w.Flush()
 		},

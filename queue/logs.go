@@ -68,7 +68,12 @@ func (w *LogWriter) End(ctx context.Context, ok bool, message string) error {
 	msg := nats.NewMsg(logSubject(w.jobID))
 	msg.Header.Set(endHeader, status)
 	msg.Data = []byte(message)
-	if _, err := w.q.js.PublishMsg(ctx, msg); err != nil {
+	// The message id makes a retry during a leader election land once.
+	msg.Header.Set(nats.MsgIdHdr, "end-"+w.jobID)
+	if err := RetryTransient(ctx, "end of "+w.jobID, func() error {
+		_, err := w.q.js.PublishMsg(ctx, msg)
+		return err
+	}); err != nil {
 		return fmt.Errorf("publish end of job %s: %w", w.jobID, err)
 	}
 	return nil

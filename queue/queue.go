@@ -202,7 +202,11 @@ func (q *Queue) PutArchive(ctx context.Context, jobID string, r io.Reader) error
 
 // GetArchive returns a reader over a job's source archive.
 func (q *Queue) GetArchive(ctx context.Context, jobID string) (io.ReadCloser, error) {
-	obj, err := q.archives.Get(ctx, jobID)
+	var obj jetstream.ObjectResult
+	err := RetryTransient(ctx, "fetch archive "+jobID, func() (err error) {
+		obj, err = q.archives.Get(ctx, jobID)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("fetch archive %s: %w", jobID, err)
 	}
