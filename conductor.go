@@ -110,6 +110,8 @@ type Release struct {
 
 // Store persists Conductor's state. The SQLite package implements it.
 type Store interface {
+	BuilderStore // what a builder reads and records
+
 	CreateUser(ctx context.Context, name string, admin bool) (*User, error)
 	FindUser(ctx context.Context, name string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
@@ -118,33 +120,15 @@ type Store interface {
 	ListKeys(ctx context.Context) ([]*Key, error)
 
 	CreateApp(ctx context.Context, app *App) error
-	FindApp(ctx context.Context, name string) (*App, error)
-	ListApps(ctx context.Context) ([]*App, error)
 	UsedPorts(ctx context.Context) ([]int, error)
 
-	Config(ctx context.Context, appID int64) (map[string]string, error)
 	SetConfig(ctx context.Context, appID int64, vars map[string]string) error
 	UnsetConfig(ctx context.Context, appID int64, keys []string) error
 
 	GrantAccess(ctx context.Context, appID, userID int64) error
 	HasAccess(ctx context.Context, appID, userID int64) (bool, error)
 
-	CreateDeploy(ctx context.Context, d *Deploy) error
-	FinishDeploy(ctx context.Context, id, status, errMsg string) error
 	ListDeploys(ctx context.Context, appID int64) ([]*Deploy, error)
-	// FailUnfinishedDeploys marks every queued or running deploy of the
-	// apps on host failed with msg, and returns their ids: when a host's
-	// worker starts, they belong to a worker that was killed.
-	FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error)
-
-	AddRelease(ctx context.Context, r *Release) error
-	CurrentRelease(ctx context.Context, appID int64) (*Release, error)
-	ListReleases(ctx context.Context, appID int64) ([]*Release, error)
-	// FindRelease finds a release by id or by number ("v3" or "3").
-	FindRelease(ctx context.Context, appID int64, ref string) (*Release, error)
-	// ReplaceConfig sets an app's config vars to exactly vars (a rollback
-	// restores its release's config).
-	ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error
 
 	// Users, keys and grants managed over SSH (sqlite/keys.go).
 	// AddUserKey creates the user if needed (promoting it when admin is
@@ -159,12 +143,8 @@ type Store interface {
 	// DeleteApp forgets an app and everything recorded about it but the
 	// audit trail (sqlite/apps.go).
 	DeleteApp(ctx context.Context, appID int64) error
-	Domains(ctx context.Context, appID int64) ([]string, error)
 	AddDomain(ctx context.Context, appID int64, host string) error
 	RemoveDomain(ctx context.Context, appID int64, host string) error
-	// ProcessScale is the number of processes per process type, for the
-	// types that were scaled; the others run one.
-	ProcessScale(ctx context.Context, appID int64) (map[string]int, error)
 	SetProcessScale(ctx context.Context, appID int64, scale map[string]int) error
 
 	// The audit trail (sqlite/audit.go), newest first; app "" lists all.
@@ -177,6 +157,35 @@ type Store interface {
 	Certificates(ctx context.Context, appID int64) ([]*Certificate, error)
 	AllCertificates(ctx context.Context) ([]*Certificate, error)
 	SetCertificateError(ctx context.Context, appID int64, domain, msg string) error
+}
+
+// BuilderStore is the part of the state a builder reads and records. On the
+// conductor's host it is the SQLite store; a worker on another host reaches
+// the same state over NATS (package natsstore).
+type BuilderStore interface {
+	FindApp(ctx context.Context, name string) (*App, error)
+	ListApps(ctx context.Context) ([]*App, error)
+	Config(ctx context.Context, appID int64) (map[string]string, error)
+	// ReplaceConfig sets an app's config vars to exactly vars (a rollback
+	// restores its release's config).
+	ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error
+	Domains(ctx context.Context, appID int64) ([]string, error)
+	// ProcessScale is the number of processes per process type, for the
+	// types that were scaled; the others run one.
+	ProcessScale(ctx context.Context, appID int64) (map[string]int, error)
+
+	CreateDeploy(ctx context.Context, d *Deploy) error
+	FinishDeploy(ctx context.Context, id, status, errMsg string) error
+	// FailUnfinishedDeploys marks every queued or running deploy of the
+	// apps on host failed with msg, and returns their ids: when a host's
+	// worker starts, they belong to a worker that was killed.
+	FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error)
+
+	AddRelease(ctx context.Context, r *Release) error
+	CurrentRelease(ctx context.Context, appID int64) (*Release, error)
+	ListReleases(ctx context.Context, appID int64) ([]*Release, error)
+	// FindRelease finds a release by id or by number ("v3" or "3").
+	FindRelease(ctx context.Context, appID int64, ref string) (*Release, error)
 }
 
 // AccessFor resolves, in one place, what user u may do with app (nil app means

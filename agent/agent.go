@@ -25,6 +25,7 @@ import (
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/provision"
+	"github.com/hasadna/conductor/queue"
 )
 
 // Processes is what the agent needs from the host's process manager
@@ -63,7 +64,7 @@ type Process struct {
 
 func subject(host, op string) string { return "agent." + host + "." + op }
 
-// request and reply bodies.
+// request bodies.
 type (
 	appRequest struct {
 		App *conductor.App `json:"app"`
@@ -76,11 +77,6 @@ type (
 		App     string `json:"app"`
 		Watcher string `json:"watcher"`
 		N       int    `json:"n"`
-	}
-	reply struct {
-		Result  json.RawMessage `json:"result,omitempty"`
-		Code    string          `json:"code,omitempty"`
-		Message string          `json:"message,omitempty"`
 	}
 )
 
@@ -98,18 +94,8 @@ func (h *Host) Serve(ctx context.Context, nc *nats.Conn) error {
 			// Each request in its own goroutine: a destroy waits for
 			// processes to stop and must not hold up a ps.
 			go func() {
-				var rep reply
 				res, err := f(ctx, m.Data)
-				if err != nil {
-					rep.Code, rep.Message = conductor.ErrorCode(err), conductor.ErrorMessage(err)
-					if rep.Code == conductor.EINTERNAL {
-						rep.Message = err.Error()
-					}
-				} else {
-					rep.Result, _ = json.Marshal(res)
-				}
-				data, _ := json.Marshal(rep)
-				if err := m.Respond(data); err != nil {
+				if err := m.Respond(queue.EncodeReply(res, err)); err != nil {
 					slog.Warn("answer agent request", "op", op, "err", err)
 				}
 			}()
@@ -331,15 +317,8 @@ func (c *Client) call(ctx context.Context, host, op string, req, out any) error 
 	} else if err != nil {
 		return fmt.Errorf("ask host %s (%s): %w", host, op, err)
 	}
-	var rep reply
-	if err := json.Unmarshal(msg.Data, &rep); err != nil {
-		return fmt.Errorf("host %s (%s): bad reply: %w", host, op, err)
-	}
-	if rep.Code != "" {
-		return &conductor.Error{Code: rep.Code, Message: rep.Message}
-	}
-	if out != nil && len(rep.Result) > 0 {
-		return json.Unmarshal(rep.Result, out)
+	if err := queue.DecodeReply(msg.Data, out); err != nil {
+		return fmt.Errorf("host %s (%s): %w", host, op, err)
 	}
 	return nil
 }

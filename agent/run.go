@@ -22,6 +22,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/process"
+	"github.com/hasadna/conductor/queue"
 )
 
 // A one-off command (`run app -- cmd…`) runs on the app's host and talks to
@@ -62,17 +63,7 @@ type runExit struct {
 
 // serveRun runs one command for an asker.
 func (h *Host) serveRun(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
-	respond := func(err error) {
-		rep := reply{}
-		if err != nil {
-			rep.Code, rep.Message = conductor.ErrorCode(err), conductor.ErrorMessage(err)
-			if rep.Code == conductor.EINTERNAL {
-				rep.Message = err.Error()
-			}
-		}
-		data, _ := json.Marshal(rep)
-		_ = m.Respond(data)
-	}
+	respond := func(err error) { _ = m.Respond(queue.EncodeReply(nil, err)) }
 	req, err := decode[RunRequest](m.Data)
 	if err != nil {
 		respond(err)

@@ -197,6 +197,23 @@ func (w *Worker) Get(app, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// pushSlowRelease commits version of the work tree with a release phase
+// that sleeps for seconds, starts pushing it to app and returns once that
+// release phase runs, with the push's result to come.
+func (in *Instance) pushSlowRelease(t *testing.T, work, app, version string, seconds int) <-chan Result {
+	t.Helper()
+	writeFile(t, filepath.Join(work, "slow_release.py"), fmt.Sprintf("import time\ntime.sleep(%d)\n", seconds))
+	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py "+app+"\n")
+	setVersion(t, work, version)
+	in.Commit(work, "slow "+version)
+	pushed := make(chan Result, 1)
+	go func() { pushed <- in.Push(work, app, "main") }()
+	waitFor(t, "the release phase of "+app+" to start", func() bool {
+		return exec.Command("pgrep", "-f", "python slow_release.py "+app).Run() == nil
+	})
+	return pushed
+}
+
 func (in *Instance) waitHosts(t *testing.T, want ...string) {
 	t.Helper()
 	waitFor(t, "hosts "+strings.Join(want, ", "), func() bool {
@@ -350,15 +367,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("worker killed mid-deploy", func(t *testing.T) {
 		work := works["alpha"]
-		writeFile(t, filepath.Join(work, "slow_release.py"), "import time\ntime.sleep(120)\n")
-		writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py alpha\n")
-		setVersion(t, work, "v2")
-		in.Commit(work, "slow v2")
-		pushed := make(chan Result, 1)
-		go func() { pushed <- in.Push(work, "alpha", "main") }()
-		waitFor(t, "the release phase to start on h1", func() bool {
-			return exec.Command("pgrep", "-f", "python slow_release.py alpha").Run() == nil
-		})
+		pushed := in.pushSlowRelease(t, work, "alpha", "v2", 120)
 		h1.Kill()
 		h1.Start()
 		r := <-pushed
@@ -385,15 +394,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("conductor killed while a worker deploys", func(t *testing.T) {
 		work := works["beta"]
-		writeFile(t, filepath.Join(work, "slow_release.py"), "import time\ntime.sleep(8)\n")
-		writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py beta\n")
-		setVersion(t, work, "v3")
-		in.Commit(work, "slow v3")
-		pushed := make(chan Result, 1)
-		go func() { pushed <- in.Push(work, "beta", "main") }()
-		waitFor(t, "the release phase to start on h2", func() bool {
-			return exec.Command("pgrep", "-f", "python slow_release.py beta").Run() == nil
-		})
+		pushed := in.pushSlowRelease(t, work, "beta", "v3", 8)
 		in.Kill()
 		<-pushed // the pusher's connection went with the conductor
 		in.Start()

@@ -16,34 +16,15 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/queue"
 )
 
 const subjectPrefix = "state."
 
 // Backend is what the conductor serves: its SQLite store.
 type Backend interface {
-	FindApp(ctx context.Context, name string) (*conductor.App, error)
-	ListApps(ctx context.Context) ([]*conductor.App, error)
-	Config(ctx context.Context, appID int64) (map[string]string, error)
-	ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error
-	Domains(ctx context.Context, appID int64) ([]string, error)
-	ProcessScale(ctx context.Context, appID int64) (map[string]int, error)
-	CreateDeploy(ctx context.Context, d *conductor.Deploy) error
-	FinishDeploy(ctx context.Context, id, status, errMsg string) error
-	FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error)
-	AddRelease(ctx context.Context, r *conductor.Release) error
-	CurrentRelease(ctx context.Context, appID int64) (*conductor.Release, error)
-	ListReleases(ctx context.Context, appID int64) ([]*conductor.Release, error)
-	FindRelease(ctx context.Context, appID int64, ref string) (*conductor.Release, error)
+	conductor.BuilderStore
 	conductor.DatabaseStore
-}
-
-// reply carries a method's result or its error, code included, so a worker
-// sees ENOTFOUND as the conductor did.
-type reply struct {
-	Result  json.RawMessage `json:"result,omitempty"`
-	Code    string          `json:"code,omitempty"`
-	Message string          `json:"message,omitempty"`
 }
 
 // handler decodes a method's arguments (a JSON array), calls the store and
@@ -77,26 +58,19 @@ func Serve(ctx context.Context, nc *nats.Conn, s Backend) error {
 	hs := methods(s)
 	sub, err := nc.QueueSubscribe(subjectPrefix+"*", "conductor-state", func(m *nats.Msg) {
 		method := m.Subject[len(subjectPrefix):]
-		var rep reply
+		var res any
+		var err error
 		h, ok := hs[method]
 		var args []json.RawMessage
 		switch {
 		case !ok:
-			rep.Code, rep.Message = conductor.EINVALID, "unknown state method "+method
+			err = conductor.Errorf(conductor.EINVALID, "unknown state method %s", method)
 		case json.Unmarshal(m.Data, &args) != nil:
-			rep.Code, rep.Message = conductor.EINVALID, "malformed arguments to "+method
+			err = conductor.Errorf(conductor.EINVALID, "malformed arguments to %s", method)
 		default:
-			res, err := h(ctx, args)
-			if err != nil {
-				rep.Code, rep.Message = conductor.ErrorCode(err), conductor.ErrorMessage(err)
-				if rep.Code == conductor.EINTERNAL {
-					rep.Message = err.Error() // the worker logs it with its job
-				}
-			} else if rep.Result, err = json.Marshal(res); err != nil {
-				rep.Code, rep.Message = conductor.EINTERNAL, "encode result: "+err.Error()
-			}
+			res, err = h(ctx, args)
 		}
-		data, _ := json.Marshal(rep)
+		data := queue.EncodeReply(res, err)
 		if err := m.Respond(data); err != nil {
 			slog.Warn("answer state request", "method", method, "err", err)
 		}
@@ -252,17 +226,8 @@ func (c *Client) do(ctx context.Context, method string, out any, args ...any) er
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 2*time.Second)):
 		}
 	}
-	var rep reply
-	if err := json.Unmarshal(msg.Data, &rep); err != nil {
-		return fmt.Errorf("state request %s: bad reply: %w", method, err)
-	}
-	if rep.Code != "" {
-		return &conductor.Error{Code: rep.Code, Message: rep.Message}
-	}
-	if out != nil && len(rep.Result) > 0 {
-		if err := json.Unmarshal(rep.Result, out); err != nil {
-			return fmt.Errorf("state request %s: decode result: %w", method, err)
-		}
+	if err := queue.DecodeReply(msg.Data, out); err != nil {
+		return fmt.Errorf("state request %s: %w", method, err)
 	}
 	return nil
 }
