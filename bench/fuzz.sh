@@ -23,7 +23,15 @@ printf '| target | package | time | executions | new interesting inputs | result
 for t in "${targets[@]}"; do
   pkg=${t%%:*} name=${t##*:}
   log=$(mktemp)
-  if go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then result=pass; else result=FAIL; fi
+  if go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
+    result=pass
+  elif grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
+    # Go 1.26's fuzz coordinator can fail at the end of a -fuzztime
+    # duration with no input at fault (golang/go#75804, fixed in Go 1.27).
+    result="pass (end-of-run deadline race, no failing input)"
+  else
+    result=FAIL
+  fi
   # The last progress line: "fuzz: elapsed: 3m0s, execs: 123456 (685/sec), new interesting: 12 (total: 40)"
   last=$(grep -E '^fuzz: elapsed: .*execs: [0-9]+' "$log" | tail -n 1 || true)
   execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
