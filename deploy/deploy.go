@@ -1,12 +1,18 @@
 // Package deploy carries the files Conductor installs next to itself, so
 // the binary alone knows them: the pinned requirements of the circus
-// virtualenv.
+// virtualenv and the logrotate configuration of Conductor's own logs.
 package deploy
 
 import (
 	_ "embed" // CircusRequirements
 	"strings"
 )
+
+// Logrotate is logrotate.conf, which `conductor install` writes to
+// /etc/logrotate.d/conductor for Conductor's own log files.
+//
+//go:embed logrotate.conf
+var Logrotate string
 
 // CircusRequirements is circus-requirements.txt: circus and its
 // dependencies, each pinned with ==.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hasadna/conductor/deploy"
 	"github.com/hasadna/conductor/deploy/systemd"
 )
 
@@ -106,6 +107,13 @@ func TestSystem(t *testing.T) {
 	}
 	if ini := readFile(t, "/etc/conductor/circus.ini"); !strings.Contains(ini, "include_dir = /etc/conductor/circus.d") {
 		t.Errorf("circus.ini does not include Conductor's watchers dir:\n%s", ini)
+	}
+	// Conductor's own logs are rotated, by a configuration logrotate accepts.
+	if rot := readFile(t, "/etc/logrotate.d/conductor"); rot != deploy.Logrotate {
+		t.Errorf("/etc/logrotate.d/conductor is not the shipped logrotate.conf:\n%s", rot)
+	}
+	if out, err := exec.Command("logrotate", "--debug", "/etc/logrotate.d/conductor").CombinedOutput(); err != nil || strings.Contains(string(out), "error:") {
+		t.Errorf("logrotate --debug /etc/logrotate.d/conductor: %v\n%s", err, out)
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -200,7 +208,7 @@ func TestSystem(t *testing.T) {
 
 	// --keep-data: the program goes, the state and the apps stay.
 	h.conductor(conductorBin, "uninstall", "--keep-data")
-	for _, gone := range []string{"/usr/local/bin/conductor", "/etc/systemd/system/conductor.service", "/etc/systemd/system/conductor-circusd.service", "/etc/conductor/circus.ini"} {
+	for _, gone := range []string{"/usr/local/bin/conductor", "/etc/systemd/system/conductor.service", "/etc/systemd/system/conductor-circusd.service", "/etc/conductor/circus.ini", "/etc/logrotate.d/conductor"} {
 		if _, err := os.Lstat(gone); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("uninstall --keep-data left %s (%v)", gone, err)
 		}

@@ -8,7 +8,8 @@ CIRCUS_VENV=${CIRCUS_VENV:-/opt/conductor/circus}
 PACKAGES=(git nginx-light python3 python3-venv python3-dev python3-pip gcc libc6-dev
           openssh-client curl ca-certificates sqlite3 passwd procps
           postgresql postgresql-client mariadb-server mariadb-client  # backup: pg_dump, mariadb-dump
-          pkg-config libmariadb-dev)  # apps' mysqlclient builds against these
+          pkg-config libmariadb-dev  # apps' mysqlclient builds against these
+          logrotate)  # the system-mode test checks the file `conductor install` writes
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "make setup: run as root (it installs Debian packages and app users are unix users)" >&2

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/deploy"
 	"github.com/hasadna/conductor/deploy/systemd"
 	"github.com/hasadna/conductor/nginx"
 )
@@ -36,6 +37,9 @@ const unitDir = "/etc/systemd/system"
 // unitMarker is in every unit Conductor ships: a unit file without it is
 // someone else's and is left alone.
 const unitMarker = "Installed by `conductor install`"
+
+// logrotatePath is where install puts the rotation of Conductor's own logs.
+const logrotatePath = "/etc/logrotate.d/conductor"
 
 // manifestName is the list, in the data dir, of the files and directories
 // install created, so uninstall removes those and nothing else.
@@ -280,6 +284,16 @@ func runInstall(ctx context.Context, o installOptions, cmd *cobra.Command) error
 		if _, err := in.writeFile(path, []byte(u.Text), 0o644); err != nil {
 			return err
 		}
+	}
+	// Conductor's own logs grow without end otherwise (the units append).
+	if raw, err := os.ReadFile(logrotatePath); err == nil && !strings.Contains(string(raw), unitMarker) {
+		return fmt.Errorf("%s exists and was not installed by Conductor: move it away first", logrotatePath)
+	}
+	if err := in.mkdir(filepath.Dir(logrotatePath), 0o755); err != nil {
+		return err
+	}
+	if _, err := in.writeFile(logrotatePath, []byte(deploy.Logrotate), 0o644); err != nil {
+		return err
 	}
 	if err := in.saveManifest(s.data); err != nil {
 		return err
