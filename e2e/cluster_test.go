@@ -197,23 +197,6 @@ func (w *Worker) Get(app, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// pushSlowRelease commits version of the work tree with a release phase
-// that sleeps for seconds, starts pushing it to app and returns once that
-// release phase runs, with the push's result to come.
-func (in *Instance) pushSlowRelease(t *testing.T, work, app, version string, seconds int) <-chan Result {
-	t.Helper()
-	writeFile(t, filepath.Join(work, "slow_release.py"), fmt.Sprintf("import time\ntime.sleep(%d)\n", seconds))
-	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py "+app+"\n")
-	setVersion(t, work, version)
-	in.Commit(work, "slow "+version)
-	pushed := make(chan Result, 1)
-	go func() { pushed <- in.Push(work, app, "main") }()
-	waitFor(t, "the release phase of "+app+" to start", func() bool {
-		return exec.Command("pgrep", "-f", "python slow_release.py "+app).Run() == nil
-	})
-	return pushed
-}
-
 func (in *Instance) waitHosts(t *testing.T, want ...string) {
 	t.Helper()
 	waitFor(t, "hosts "+strings.Join(want, ", "), func() bool {

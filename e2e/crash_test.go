@@ -20,15 +20,7 @@ func TestCrashMidDeploy(t *testing.T) {
 	}
 
 	// v2 has a release phase that sleeps, so the kill lands mid-deploy.
-	writeFile(t, filepath.Join(work, "slow_release.py"), "import time\ntime.sleep(120)\n")
-	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py crashy\n")
-	setVersion(t, work, "v2")
-	in.Commit(work, "slow v2")
-	pushed := make(chan Result, 1)
-	go func() { pushed <- in.Push(work, "crashy", "main") }()
-	waitFor(t, "the release phase to start", func() bool {
-		return exec.Command("pgrep", "-f", "python slow_release.py crashy").Run() == nil
-	})
+	pushed := in.pushSlowRelease(t, work, "crashy", "v2", 120)
 	in.Kill()
 	select {
 	case r := <-pushed:

@@ -346,6 +346,23 @@ func setVersion(t *testing.T, dir, version string) {
 	}
 }
 
+// pushSlowRelease commits version of the work tree with a release phase
+// that sleeps for seconds, starts pushing it to app and returns once that
+// release phase runs, with the push's result to come.
+func (in *Instance) pushSlowRelease(t *testing.T, work, app, version string, seconds int) <-chan Result {
+	t.Helper()
+	writeFile(t, filepath.Join(work, "slow_release.py"), fmt.Sprintf("import time\ntime.sleep(%d)\n", seconds))
+	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py "+app+"\n")
+	setVersion(t, work, version)
+	in.Commit(work, "slow "+version)
+	pushed := make(chan Result, 1)
+	go func() { pushed <- in.Push(work, app, "main") }()
+	waitFor(t, "the release phase of "+app+" to start", func() bool {
+		return exec.Command("pgrep", "-f", "python slow_release.py "+app).Run() == nil
+	})
+	return pushed
+}
+
 // dialSSH opens a Go SSH client connection as the holder of key, for checks
 // the ssh command line cannot express.
 func (in *Instance) dialSSH(key string) *gossh.Client {
