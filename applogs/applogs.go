@@ -20,7 +20,7 @@ import (
 )
 
 // Reader reads an app's process logs: one file per process type
-// (<type>.log, written by circus), each line "<time> [<pid>] | <text>".
+// (<type>.log, written by circus), each line "<time> [<pid> <name>] | <text>".
 type Reader struct {
 	dir, process string
 	files        map[string]*processLog // by path
@@ -56,7 +56,9 @@ func (l *Reader) scan() {
 	}
 }
 
-var circusLineRE = regexp.MustCompile(`^(\S+) \[(\d+)\] \| (.*)$`)
+// circusLineRE matches "<time> [<pid>] | text" and, as circus.LineFileStream
+// writes it once the process has said its name, "<time> [<pid> web.1] | text".
+var circusLineRE = regexp.MustCompile(`^(\S+) \[(\d+)(?: ([a-z][a-z0-9_]*\.\d+))?\] \| (.*)$`)
 
 var startLineRE = regexp.MustCompile(`^` + regexp.QuoteMeta(process.StartLinePrefix) + `([a-z][a-z0-9_]*\.\d+) \(pid (\d+)\)`)
 
@@ -67,11 +69,16 @@ func (f *processLog) format(line string) (ts, out string) {
 	if m == nil {
 		return "", f.typ + ": " + line
 	}
-	ts, pid, text := m[1], m[2], m[3]
+	ts, pid, name, text := m[1], m[2], m[3], m[4]
+	if name != "" {
+		return ts, ts + " " + name + ": " + text
+	}
+	// A file written by circus's FileStream (before Conductor named lines):
+	// the pid's name comes from its start line, if the file still has it.
 	if s := startLineRE.FindStringSubmatch(text); s != nil && s[2] == pid {
 		f.names[pid] = s[1]
 	}
-	name := f.names[pid]
+	name = f.names[pid]
 	if name == "" {
 		name = f.typ
 	}
@@ -95,8 +102,18 @@ func (l *Reader) Recent(n int) []string {
 			data = nil
 		}
 		f.offset = int64(len(data))
+		// A file that rotated a moment ago holds few lines: the rest of the
+		// last n are in the rotated ones (<type>.log.1, .2…, newest first).
+		raws := strings.Split(string(data), "\n")
+		for k := 1; len(raws) <= n; k++ {
+			older, err := os.ReadFile(fmt.Sprintf("%s.%d", f.path, k))
+			if err != nil {
+				break
+			}
+			raws = append(strings.Split(string(older), "\n"), raws...)
+		}
 		var mine []line
-		for _, raw := range strings.Split(string(data), "\n") {
+		for _, raw := range raws {
 			if raw == "" {
 				continue
 			}

@@ -41,3 +41,55 @@ func TestRecentSkipsPartialLine(t *testing.T) {
 		t.Fatalf("Follow repeated lines: %q", out.String())
 	}
 }
+
+// Lines named by circus.LineFileStream keep their process's name in a file
+// that rotated past the start line; lines of older files get theirs from
+// the start line.
+func TestRecentNames(t *testing.T) {
+	dir := t.TempDir()
+	web := "2026-11-26T03:23:00.100000 [42] | conductor: starting web.1 (pid 42): gunicorn\n" +
+		"2026-11-26T03:23:00.300000 [42] | GET /\n" +
+		"2026-11-26T03:23:00.400000 [43] | no start line seen\n"
+	worker := "2026-11-26T03:23:00.200000 [77 worker.2] | after rotation\n" +
+		"2026-11-26T03:23:00.500000 [77 worker.2] | conductor: starting web.9 (pid 77): forged\n"
+	for name, data := range map[string]string{"web.log": web, "worker.log": worker} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		"2026-11-26T03:23:00.100000 web.1: conductor: starting web.1 (pid 42): gunicorn",
+		"2026-11-26T03:23:00.200000 worker.2: after rotation",
+		"2026-11-26T03:23:00.300000 web.1: GET /",
+		"2026-11-26T03:23:00.400000 web: no start line seen",
+		"2026-11-26T03:23:00.500000 worker.2: conductor: starting web.9 (pid 77): forged",
+	}
+	if got := Open(dir, "").Recent(10); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("Recent =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Recent takes the lines that a rotation just moved to <type>.log.1 (and
+// older) when the current file has fewer than asked for.
+func TestRecentAcrossRotation(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"worker.log.2": "2026-11-26T03:23:00.100000 [7 worker.1] | one\n",
+		"worker.log.1": "2026-11-26T03:23:00.200000 [7 worker.1] | two\n2026-11-26T03:23:00.300000 [7 worker.1] | three\n",
+		"worker.log":   "2026-11-26T03:23:00.400000 [7 worker.1] | four\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, want := range map[int]string{1: "four", 3: "two three four", 10: "one two three four"} {
+		var texts []string
+		for _, line := range Open(dir, "").Recent(n) {
+			texts = append(texts, line[strings.LastIndex(line, " ")+1:])
+		}
+		if got := strings.Join(texts, " "); got != want {
+			t.Errorf("Recent(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -92,6 +92,9 @@ func (c *Circus) Config() ([]byte, error) {
 // left in the include dir by a previous run start again with it. With
 // System set it only waits for the service's circusd to answer.
 func (c *Circus) Start(ctx context.Context) error {
+	if err := InstallStream(c.Bin); err != nil {
+		return err
+	}
 	if c.System {
 		return c.waitReady(ctx)
 	}
@@ -167,6 +170,9 @@ type Watcher struct {
 	LogMaxBytes  int64 // rotate the log at this size (default 10 MiB)
 	LogBackups   int   // rotated files kept (default 3)
 }
+
+// StreamClass is what the watcher's ini names as its stdout stream.
+func (Watcher) StreamClass() string { return StreamClass }
 
 func (c *Circus) watcherFile(name string) string {
 	return filepath.Join(c.watchersDir(), name+".ini")
