@@ -40,6 +40,7 @@ const (
 	hostKeyName  = "ssh_host_ed25519_key"
 	natsToken    = "nats.token" // workers on other hosts log in to NATS with it
 	certsDir     = "certs"      // TLS certificates and the ACME account key
+	natsTLSDir   = "nats-tls"   // the embedded NATS server's CA, which workers trust
 	reposDir     = "repos"
 	srvDir       = "srv"       // the Layout's Srv: projects/<app>/data/…
 	dumpsDir     = "databases" // <app>.sql
@@ -110,6 +111,9 @@ func (b *Backup) Write(ctx context.Context, w io.Writer) (*Manifest, error) {
 		return nil, err
 	}
 	if err := aw.tree(certsDir, filepath.Join(b.Data, certsDir), nil); err != nil {
+		return nil, err
+	}
+	if err := aw.tree(natsTLSDir, filepath.Join(b.Data, natsTLSDir), nil); err != nil {
 		return nil, err
 	}
 	for _, app := range m.Apps {

@@ -93,7 +93,8 @@ func (rs *Restore) Run(ctx context.Context, r io.Reader) (*Manifest, error) {
 		switch {
 		case name == stateName || name == hostKeyName || name == natsToken,
 			name == reposDir || strings.HasPrefix(name, reposDir+"/"),
-			name == certsDir || strings.HasPrefix(name, certsDir+"/"):
+			name == certsDir || strings.HasPrefix(name, certsDir+"/"),
+			name == natsTLSDir || strings.HasPrefix(name, natsTLSDir+"/"):
 		case name == srvDir || strings.HasPrefix(name, srvDir+"/"):
 			root, rel = srv, strings.TrimPrefix(strings.TrimPrefix(name, srvDir), "/")
 		case strings.HasPrefix(name, dumpsDir+"/"):

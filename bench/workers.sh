@@ -84,7 +84,7 @@ cmd() { $GIT_SSH_COMMAND git@127.0.0.1 "$@"; }
 start_worker() { # NAME: prints its pid
   local name=$1
   "$BIN" worker --host "$name" --data "$DIR/$name" --http-addr "127.0.0.1:$(free_port)" --jobs 1 \
-    --nats-url "nats://127.0.0.1:$NATS_PORT" --nats-token-file "$DIR/data/nats.token" >"$DIR/logs/$name.log" 2>&1 &
+    --nats-url "nats://127.0.0.1:$NATS_PORT" --nats-token-file "$DIR/data/nats.token" --nats-ca-file "$DIR/data/nats-tls/ca.pem" >"$DIR/logs/$name.log" 2>&1 &
   echo $!
 }
 

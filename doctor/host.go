@@ -133,7 +133,7 @@ func DataDir(data, initCmd string) Result {
 	// The state db holds every app's database password and secret key;
 	// the data dir is traversable, so its files are reachable by name.
 	var readable []string
-	for _, f := range []string{"conductor.db", "conductor.db-wal", "ssh_host_ed25519_key"} {
+	for _, f := range []string{"conductor.db", "conductor.db-wal", "ssh_host_ed25519_key", "nats.token", "nats-tls/ca.key"} {
 		fi, err := os.Stat(filepath.Join(data, f))
 		if err == nil && fi.Mode().Perm()&0o004 != 0 {
 			readable = append(readable, filepath.Join(data, f))
@@ -141,7 +141,7 @@ func DataDir(data, initCmd string) Result {
 	}
 	if len(readable) > 0 {
 		return fail(name, "chmod 600 "+strings.Join(readable, " "),
-			"every user (app processes included) can read %s, which hold app database passwords and secret keys", strings.Join(readable, ", "))
+			"every user (app processes included) can read %s, which hold secrets (app database passwords and secret keys, private keys, the NATS token)", strings.Join(readable, ", "))
 	}
 	return ok(name, "%s (mode %04o) and its parents are traversable by app users; its secrets are private", data, fi.Mode().Perm())
 }

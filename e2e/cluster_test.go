@@ -423,8 +423,9 @@ func TestCluster(t *testing.T) {
 }
 
 // TestWorkerOnEmbeddedNATS: the default topology for a few hosts, a worker
-// talking to the conductor's embedded NATS server with the token from the
-// conductor's data dir. A token-less client is refused, and the worker
+// talking to the conductor's embedded NATS server over TLS (verified with
+// the CA in the conductor's data dir) with the token from that data dir. A
+// client with a wrong token or without the CA is refused, and the worker
 // carries on after the conductor (and with it the NATS server) restarts.
 func TestWorkerOnEmbeddedNATS(t *testing.T) {
 	natsAddr := freeAddr(t)
@@ -433,18 +434,29 @@ func TestWorkerOnEmbeddedNATS(t *testing.T) {
 	if fi, err := os.Stat(tokenFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("nats.token: %v (mode %v), want a 0600 file made by serve", err, fi)
 	}
+	caFile := filepath.Join(in.Data, "nats-tls", "ca.pem")
+	if fi, err := os.Stat(filepath.Join(in.Data, "nats-tls", "ca.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("nats-tls/ca.key: %v (mode %v), want a 0600 file made by serve", err, fi)
+	}
 	// No token, no NATS: a worker without one is refused by the server.
 	empty := filepath.Join(in.Dir, "wrong.token")
 	if err := os.WriteFile(empty, []byte("not-the-token-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	bad := exec.Command(conductorBin, "worker", "--host", "intruder", "--data", filepath.Join(in.Dir, "intruder"),
-		"--http-addr", freeAddr(t), "--nats-url", "nats://"+natsAddr, "--nats-token-file", empty)
+		"--http-addr", freeAddr(t), "--nats-url", "nats://"+natsAddr, "--nats-token-file", empty, "--nats-ca-file", caFile)
 	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "Authorization Violation") {
 		t.Errorf("worker with a wrong token: %v\n%s", err, out)
 	}
+	// The right token but no CA: the worker does not trust the server (and
+	// so never sends it the token), and says what it needs.
+	noCA := exec.Command(conductorBin, "worker", "--host", "noca", "--data", filepath.Join(in.Dir, "noca"),
+		"--http-addr", freeAddr(t), "--nats-url", "nats://"+natsAddr, "--nats-token-file", tokenFile)
+	if out, err := noCA.CombinedOutput(); err == nil || !strings.Contains(string(out), "--nats-ca-file") {
+		t.Errorf("worker without the CA: %v\n%s", err, out)
+	}
 
-	w := in.StartWorker(t, "nats://"+natsAddr, tokenFile, "", "w1")
+	w := in.StartWorker(t, "nats://"+natsAddr, tokenFile, caFile, "w1")
 	in.waitHosts(t, "local", "w1")
 	if r := in.SSH(in.AdminKey, "apps:create remote --host w1"); r.Code != 0 {
 		t.Fatalf("apps:create: %s", r)

@@ -42,7 +42,7 @@ func testQueue(t testing.TB) *queue.Queue {
 			return
 		}
 		natsDir = dir
-		natsServe, err = queue.StartServer("127.0.0.1:0", dir, "gitserver-test-token")
+		natsServe, err = queue.StartServer("127.0.0.1:0", dir, "gitserver-test-token", nil)
 		if err != nil {
 			testQErr = fmt.Errorf("start nats: %w", err)
 			return

@@ -22,7 +22,11 @@ func TestClientAgainstSQLite(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	const token = "natsstore-test-token-0123456789"
-	ns, err := queue.StartServer("127.0.0.1:0", filepath.Join(dir, "nats"), token)
+	tlsConf, caFile, err := queue.ServerTLS(filepath.Join(dir, queue.TLSDir), []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := queue.StartServer("127.0.0.1:0", filepath.Join(dir, "nats"), token, tlsConf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +36,7 @@ func TestClientAgainstSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	serverConn, err := nats.Connect(ns.ClientURL(), nats.Token(token))
+	serverConn, err := nats.Connect(ns.ClientURL(), nats.Token(token), nats.RootCAs(caFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +46,7 @@ func TestClientAgainstSQLite(t *testing.T) {
 	if err := natsstore.Serve(serveCtx, serverConn, db); err != nil {
 		t.Fatal(err)
 	}
-	workerConn, err := nats.Connect(ns.ClientURL(), nats.Token(token))
+	workerConn, err := nats.Connect(ns.ClientURL(), nats.Token(token), nats.RootCAs(caFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func Connect(ctx context.Context, c Conn, name string) (*Queue, error) {
 	nc, err := nats.Connect(c.URLs, append(c.options(name), nats.MaxReconnects(-1),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", c.URLs, err)
+		return nil, connectError(c.URLs, err)
 	}
 	// A cluster that is still starting (no JetStream leader yet) times
 	// out: wait for it a while, as a service started beside it must.
@@ -113,7 +113,7 @@ func Dial(ctx context.Context, c Conn, name string) (*Queue, error) {
 	nc, err := nats.Connect(c.URLs, append(c.options(name), nats.MaxReconnects(20), nats.ReconnectWait(500*time.Millisecond),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", c.URLs, err)
+		return nil, connectError(c.URLs, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -4,6 +4,7 @@
 package queue
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -20,7 +21,10 @@ type Server struct {
 // StartServer starts an embedded nats-server listening on addr (host:port;
 // port 0 picks a free one) with its JetStream file store in storeDir. Clients
 // must present token: the port is never open to anyone who finds it.
-func StartServer(addr, storeDir, token string) (*Server, error) {
+//
+// With tlsConfig (ServerTLS) clients must speak TLS; nil is for tests that
+// run the server on loopback.
+func StartServer(addr, storeDir, token string, tlsConfig *tls.Config) (*Server, error) {
 	if token == "" {
 		return nil, fmt.Errorf("start nats: an auth token is required")
 	}
@@ -44,6 +48,9 @@ func StartServer(addr, storeDir, token string) (*Server, error) {
 		StoreDir:      storeDir,
 		NoSigs:        true, // Conductor handles signals itself
 		NoLog:         true,
+		TLS:           tlsConfig != nil,
+		TLSConfig:     tlsConfig,
+		TLSTimeout:    5, // seconds; a loaded host's handshakes take a while
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start nats: %w", err)

@@ -66,8 +66,15 @@ func applySystemConfig(flags *pflag.FlagSet, path string) error {
 		if notInFile[name] || !known[name] {
 			return fmt.Errorf("%s: unknown key %q (the keys are listed in docs/production.md)", path, name)
 		}
-		if given[name] || flags.Lookup(name) == nil {
+		f := flags.Lookup(name)
+		if given[name] || f == nil {
 			continue // the command line wins; a key of the other command is not ours
+		}
+		if strings.HasPrefix(values[name], listMark) {
+			if f.Value.Type() != "stringSlice" {
+				return fmt.Errorf("%s: %s takes one value, not a list", path, name)
+			}
+			values[name] = strings.TrimPrefix(values[name], listMark)
 		}
 		if err := flags.Set(name, values[name]); err != nil {
 			return fmt.Errorf("%s: %s: %w", path, name, err)
@@ -131,17 +138,35 @@ func readConfig(path string) (map[string]string, error) {
 	return values, nil
 }
 
+// listMark starts the value of a TOML list, which only list flags take. A
+// NUL byte: no TOML string reaching flagValue can hold one unnoticed (and
+// none is a valid value of any flag).
+const listMark = "\x00list:"
+
 // flagValue renders a TOML value the way the flag parses it.
 func flagValue(v any) (string, error) {
 	switch v := v.(type) {
 	case string:
+		if strings.Contains(v, "\x00") {
+			return "", errors.New("a NUL byte in a value")
+		}
 		return v, nil
 	case int64:
 		return strconv.FormatInt(v, 10), nil
 	case bool:
 		return strconv.FormatBool(v), nil
+	case []any: // a list flag (nats-tls-name): comma-separated, as on the command line
+		items := make([]string, len(v))
+		for i, item := range v {
+			s, ok := item.(string)
+			if !ok || strings.ContainsAny(s, ",\"\x00") {
+				return "", fmt.Errorf("want a list of strings without commas or quotes, not %v", v)
+			}
+			items[i] = s
+		}
+		return listMark + strings.Join(items, ","), nil
 	default:
-		return "", fmt.Errorf("want a string, an integer or a boolean, not %T", v)
+		return "", fmt.Errorf("want a string, an integer, a boolean or a list of strings, not %T", v)
 	}
 }
 

@@ -43,6 +43,7 @@ func TestConfigPrecedence(t *testing.T) {
 domain = "apps.example.org"
 keep_releases = 9
 log-level = "debug"
+nats-tls-name = ["conductor.example.org", "10.0.0.5"]
 
 [ssh]
 addr = "127.0.0.1:2022"
@@ -54,18 +55,19 @@ sites-dir = "/tmp/sites"
 `)
 	get := parseServe(t, path, "--log-level", "warn", "--jobs", "2")
 	for name, want := range map[string]string{
-		"domain":           "apps.example.org",   // file
-		"keep-releases":    "9",                  // file, underscore spelling
-		"ssh-addr":         "127.0.0.1:2022",     // table
-		"ssh-max-sessions": "7",                  // table, integer
-		"ssh-idle-timeout": "3m0s",               // duration as a string
-		"nginx-sites-dir":  "/tmp/sites",         // table
-		"log-level":        "warn",               // command line beats file
-		"jobs":             "2",                  // command line beats default
-		"http-addr":        "0.0.0.0:80",         // system default beats flag default
-		"data":             "/var/lib/conductor", // system default
-		"nginx-pid-file":   "/run/nginx.pid",     // system default
-		"python":           "/usr/bin/python3",   // flag default
+		"domain":           "apps.example.org",                 // file
+		"keep-releases":    "9",                                // file, underscore spelling
+		"ssh-addr":         "127.0.0.1:2022",                   // table
+		"ssh-max-sessions": "7",                                // table, integer
+		"ssh-idle-timeout": "3m0s",                             // duration as a string
+		"nginx-sites-dir":  "/tmp/sites",                       // table
+		"log-level":        "warn",                             // command line beats file
+		"jobs":             "2",                                // command line beats default
+		"http-addr":        "0.0.0.0:80",                       // system default beats flag default
+		"data":             "/var/lib/conductor",               // system default
+		"nginx-pid-file":   "/run/nginx.pid",                   // system default
+		"python":           "/usr/bin/python3",                 // flag default
+		"nats-tls-name":    "[conductor.example.org,10.0.0.5]", // a list
 	} {
 		if got := get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -82,6 +84,8 @@ colour = "blue"`,
 		"config key":   `config = "/etc/other.toml"`,
 		"nested table": "[nginx.extra]\nbin = \"x\"",
 		"array":        `domain = ["a", "b"]`,
+		"list of ints": `nats-tls-name = [1, 2]`,
+		"comma inside": `nats-tls-name = ["a,b"]`,
 		"float":        `jobs = 1.5`,
 		"bad value":    `jobs = "many"`,
 		"twice":        "ssh-addr = \"a:1\"\n[ssh]\naddr = \"b:2\"",

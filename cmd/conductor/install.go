@@ -320,7 +320,7 @@ func runInstall(ctx context.Context, o installOptions, cmd *cobra.Command) error
 		what = "Upgraded"
 	}
 	if o.worker != "" {
-		fmt.Fprintf(out, "\n%s Conductor %s as worker %s (%s). It needs nats-url and nats-token-file in %s (docs/production.md, Moving to several hosts).\n",
+		fmt.Fprintf(out, "\n%s Conductor %s as worker %s (%s). It needs nats-url, nats-token-file and nats-ca-file in %s (docs/production.md, Moving to several hosts).\n",
 			what, version, o.worker, paths.bin, o.config)
 		return nil
 	}

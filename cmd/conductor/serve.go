@@ -31,6 +31,7 @@ type serveOptions struct {
 	data, sshAddr                    string
 	natsURL, natsAddr, natsTokenFile string
 	natsCAFile                       string
+	natsTLSNames                     []string
 	portRange, defaultDB, logLevel   string
 	limits                           gitserver.Limits
 
@@ -61,6 +62,7 @@ func serveCommand() *cobra.Command {
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS cluster, one URL or several comma-separated (default: embedded server)")
 	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server, e.g. 0.0.0.0:4222 for workers on other hosts (port 0: any free port)")
 	f.StringVar(&o.natsCAFile, "nats-ca-file", "", "PEM certificates of the CA that signed the external NATS cluster's TLS certificates (with --nats-url; default: the system's)")
+	f.StringSliceVar(&o.natsTLSNames, "nats-tls-name", nil, "DNS name or address that workers dial the embedded NATS server by, added to its TLS certificate (which already names localhost, this host's name and its addresses); repeat or comma-separate")
 	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (default: <data>/nats.token, made on first start, for the embedded server)")
 	f.StringVar(&o.portRange, "port-range", "20000-29999", "ports for app processes")
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database of apps created by a first push")
@@ -134,12 +136,18 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	if natsConn.URLs == "" {
-		ns, err := queue.StartServer(o.natsAddr, filepath.Join(data, "nats"), natsConn.Token)
+		// Always TLS: the token must not cross a network in the clear, and
+		// workers on other hosts verify the server with the CA's ca.pem.
+		tlsConf, caFile, err := queue.ServerTLS(filepath.Join(data, queue.TLSDir), queue.ServerNames(o.natsAddr, o.natsTLSNames))
+		if err != nil {
+			return err
+		}
+		ns, err := queue.StartServer(o.natsAddr, filepath.Join(data, "nats"), natsConn.Token, tlsConf)
 		if err != nil {
 			return err
 		}
 		defer ns.Shutdown()
-		natsConn.URLs = ns.ClientURL()
+		natsConn.URLs, natsConn.CAFile = ns.ClientURL(), caFile
 	}
 	q, err := queue.Connect(ctx, natsConn, "conductor-serve")
 	if err != nil {

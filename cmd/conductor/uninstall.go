@@ -223,7 +223,7 @@ func removeApps(ctx context.Context, s systemSettings, out io.Writer) error {
 
 // stateEntries are what Conductor keeps in its data dir.
 var stateEntries = []string{"conductor.db", "conductor.db-wal", "conductor.db-shm", "ssh_host_ed25519_key",
-	"repos", "nats", "nats.token", "hooks", "bin", "circus", "nginx", "instance-id", manifestName}
+	"repos", "nats", "nats.token", "nats-tls", "certs", "hooks", "bin", "circus", "nginx", "instance-id", manifestName}
 
 // removeState deletes the data dir's contents and the log files.
 func removeState(s systemSettings, paths installPaths, created map[string]bool, out io.Writer) error {
