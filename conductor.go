@@ -151,10 +151,10 @@ type Store interface {
 	AddAudit(ctx context.Context, e *AuditEntry) error
 	ListAudit(ctx context.Context, app string, limit int) ([]*AuditEntry, error)
 
-	// TLS certificates of custom domains (sqlite/certs.go). A certificate
-	// goes with its domain (domains:remove, apps:destroy).
+	// TLS certificates of custom domains (sqlite/certs.go; Certificates is
+	// in BuilderStore). A certificate goes with its domain (domains:remove,
+	// apps:destroy).
 	PutCertificate(ctx context.Context, c *Certificate) error
-	Certificates(ctx context.Context, appID int64) ([]*Certificate, error)
 	AllCertificates(ctx context.Context) ([]*Certificate, error)
 	SetCertificateError(ctx context.Context, appID int64, domain, msg string) error
 }
@@ -186,6 +186,9 @@ type BuilderStore interface {
 	ListReleases(ctx context.Context, appID int64) ([]*Release, error)
 	// FindRelease finds a release by id or by number ("v3" or "3").
 	FindRelease(ctx context.Context, appID int64, ref string) (*Release, error)
+
+	// Certificates returns an app's TLS certificates, PEM included.
+	Certificates(ctx context.Context, appID int64) ([]*Certificate, error)
 }
 
 // AccessFor resolves, in one place, what user u may do with app (nil app means

@@ -1,5 +1,6 @@
 // Package agent does, on an app's own host, what SSH commands ask of that
-// host: ps, ps:scale, run and the host's part of apps:destroy. Every host's
+// host: ps, ps:scale, run, the host's part of apps:destroy, and its part of
+// TLS (ACME challenges, certificate files). Every host's
 // builder serves it over NATS on agent.<host>.<op> (conductor serve for its
 // own host, conductor worker on the others), and the SSH server asks the
 // app's host through Client, so a command works the same wherever the app
@@ -51,6 +52,10 @@ type Host struct {
 	Layout    provision.Layout
 	// DropDatabases drops an app's databases (provision.Databases.Drop).
 	DropDatabases func(ctx context.Context, app *conductor.App) error
+	// ChallengeDir is where this host's nginx serves ACME HTTP-01 answers
+	// ("": the host does not serve HTTPS); CertsDir holds the certificate
+	// files the builder writes (certs.go).
+	ChallengeDir, CertsDir string
 }
 
 // Process is one watcher of an app: its process type, how many processes
@@ -87,6 +92,9 @@ func (h *Host) Serve(ctx context.Context, nc *nats.Conn) error {
 		"types":   h.types,
 		"scale":   h.scale,
 		"destroy": h.destroy,
+		// certs.go
+		"challenge":    h.challenge,
+		"forget-certs": h.forgetCerts,
 	}
 	var subs []*nats.Subscription
 	for op, f := range ops {

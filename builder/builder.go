@@ -33,6 +33,9 @@ type Builder struct {
 	// LogMaxBytes caps each process log file before rotation (3 rotated
 	// files are kept), so a chatty app cannot fill the disk.
 	LogMaxBytes int64
+	// CertsDir is where this host's nginx reads the apps' TLS certificates
+	// (<domain>.pem), written from the state (tls.go).
+	CertsDir string
 
 	mu   sync.Mutex
 	apps map[string]*appJobs

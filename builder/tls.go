@@ -1,8 +1,11 @@
 package builder
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -10,22 +13,17 @@ import (
 	"github.com/hasadna/conductor/nginx"
 )
 
-// certificateStore is the part of the store that knows TLS certificates
-// (the SQLite store on the conductor's host, where the certificate files
-// are). A builder whose store lacks it serves every domain over plain HTTP.
-type certificateStore interface {
-	Certificates(ctx context.Context, appID int64) ([]*conductor.Certificate, error)
-}
-
 // tlsHosts lists the app's domains that have a certificate, for nginx's
-// HTTPS server blocks. A certificate whose file is missing is left out
-// (its domain stays on plain HTTP) rather than failing the switch.
+// HTTPS server blocks, and writes each certificate (chain and key, from the
+// state) into this host's CertsDir, where nginx reads it: on a worker that
+// is the only copy. A certificate that cannot be had is left out (its
+// domain stays on plain HTTP) rather than failing the switch. A host whose
+// nginx serves no HTTPS serves every domain over plain HTTP.
 func (d *deployment) tlsHosts(ctx context.Context) ([]nginx.TLSHost, error) {
-	cs, ok := d.b.Store.(certificateStore)
-	if !ok {
+	if d.b.Nginx == nil || d.b.Nginx.HTTPSListen == "" {
 		return nil, nil
 	}
-	certs, err := cs.Certificates(ctx, d.app.ID)
+	certs, err := d.b.Store.Certificates(ctx, d.app.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -34,12 +32,40 @@ func (d *deployment) tlsHosts(ctx context.Context) ([]nginx.TLSHost, error) {
 		if !slices.Contains(d.domains, c.Domain) {
 			continue
 		}
-		if _, err := os.Stat(c.Path); err != nil {
+		path, err := d.b.certFile(c)
+		if err != nil {
 			d.log.Printf("       Warning: the certificate of %s is missing (%v): serving it over plain HTTP", c.Domain, err)
 			continue
 		}
-		hosts = append(hosts, nginx.TLSHost{Host: c.Domain, Cert: c.Path, Key: c.Path})
+		hosts = append(hosts, nginx.TLSHost{Host: c.Domain, Cert: path, Key: path})
 		d.log.Printf("       HTTPS: %s (certificate valid until %s)", c.Domain, c.NotAfter.UTC().Format(time.DateOnly))
 	}
 	return hosts, nil
+}
+
+// certFile returns the file nginx reads c from, writing it from the state
+// when it differs (mode 0600, one rename, so nginx never sees a chain
+// without its key). A certificate recorded without its PEM is read from its
+// file on the conductor's host, where it still is.
+func (b *Builder) certFile(c *conductor.Certificate) (string, error) {
+	if len(c.PEM) == 0 || b.CertsDir == "" {
+		_, err := os.Stat(c.Path)
+		return c.Path, err
+	}
+	if err := conductor.ValidateDomain(c.Domain); err != nil {
+		return "", err // it names the file
+	}
+	path := filepath.Join(b.CertsDir, c.Domain+".pem")
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, c.PEM) {
+		return path, nil
+	}
+	if err := os.MkdirAll(b.CertsDir, 0o700); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, c.PEM, 0o600); err != nil {
+		return "", fmt.Errorf("write certificate of %s: %w", c.Domain, err)
+	}
+	return path, os.Rename(tmp, path)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -84,7 +85,7 @@ func (m *Manager) accountKey() (crypto.Signer, error) {
 
 // obtain runs one ACME order for domain: authorize with HTTP-01, finalize
 // with a new key's CSR, download the chain.
-func (m *Manager) obtain(ctx context.Context, domain string, log io.Writer) (*Bundle, error) {
+func (m *Manager) obtain(ctx context.Context, appID int64, domain string, log io.Writer) (*Bundle, error) {
 	client, err := m.acmeClient(ctx)
 	if err != nil {
 		return nil, err
@@ -95,7 +96,7 @@ func (m *Manager) obtain(ctx context.Context, domain string, log io.Writer) (*Bu
 		return nil, fmt.Errorf("ACME order for %s: %w", domain, err)
 	}
 	for _, u := range order.AuthzURLs {
-		if err := m.authorize(ctx, client, u, domain, log); err != nil {
+		if err := m.authorize(ctx, client, appID, u, domain, log); err != nil {
 			return nil, err
 		}
 	}
@@ -133,10 +134,10 @@ func (m *Manager) obtain(ctx context.Context, domain string, log io.Writer) (*Bu
 }
 
 // authorize proves control of domain for one authorization: the key
-// authorization goes into the challenge dir, where nginx serves it at
-// http://<domain>/.well-known/acme-challenge/<token>, until the CA has
-// looked.
-func (m *Manager) authorize(ctx context.Context, client *acme.Client, url, domain string, log io.Writer) error {
+// authorization goes to the nginx of the app's host (a Responder), which
+// serves it at http://<domain>/.well-known/acme-challenge/<token>, until
+// the CA has looked.
+func (m *Manager) authorize(ctx context.Context, client *acme.Client, appID int64, url, domain string, log io.Writer) error {
 	z, err := client.GetAuthorization(ctx, url)
 	if err != nil {
 		return fmt.Errorf("ACME authorization for %s: %w", domain, err)
@@ -153,29 +154,34 @@ func (m *Manager) authorize(ctx context.Context, client *acme.Client, url, domai
 	if chal == nil {
 		return conductor.Errorf(conductor.EUNAVAILABLE, "the CA offers no http-01 challenge for %s", domain)
 	}
-	if !tokenRE.MatchString(chal.Token) {
+	if !ValidToken(chal.Token) {
 		return fmt.Errorf("the CA sent an invalid http-01 token for %s", domain)
 	}
 	body, err := client.HTTP01ChallengeResponse(chal.Token)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(m.Challenges, 0o755); err != nil {
+	r, err := m.responder(ctx, appID)
+	if err != nil {
 		return err
 	}
-	file := filepath.Join(m.Challenges, chal.Token)
-	// Key authorizations are public by design (the CA fetches them over
-	// plain HTTP); nginx's workers must read them.
-	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
-		return fmt.Errorf("write challenge response: %w", err)
+	if err := r.PutChallenge(ctx, chal.Token, body); err != nil {
+		return fmt.Errorf("publish the http-01 challenge for %s: %w", domain, err)
 	}
-	defer os.Remove(file)
+	defer func() {
+		// Its own time: ctx may be what ended.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := r.RemoveChallenge(rctx, chal.Token); err != nil {
+			slog.Warn("remove http-01 challenge", "domain", domain, "err", err)
+		}
+	}()
 	logf(log, "       Answering the CA's http-01 challenge at http://%s%s", domain, client.HTTP01ChallengePath(chal.Token))
 	if _, err := client.Accept(ctx, chal); err != nil {
 		return fmt.Errorf("ACME challenge for %s: %w", domain, err)
 	}
 	if _, err := client.WaitAuthorization(ctx, z.URI); err != nil {
-		return conductor.Errorf(conductor.EINVALID, "the CA could not verify %s: %v (does %s resolve to this server, and is port 80 forwarded to conductor's nginx?)", domain, err, domain)
+		return conductor.Errorf(conductor.EINVALID, "the CA could not verify %s: %v (does %s resolve to the app's host, and is port 80 forwarded to its nginx?)", domain, err, domain)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"time"
 
@@ -30,6 +31,10 @@ type Manager struct {
 	// Challenges is the directory nginx serves at
 	// /.well-known/acme-challenge/ on every host name.
 	Challenges string
+	// Responder, when set, says who answers an app's HTTP-01 challenges:
+	// the nginx of the app's host, which may be a worker's (agent.Client).
+	// Nil, or a nil Responder returned, means this host's Challenges dir.
+	Responder func(ctx context.Context, appID int64) (Responder, error)
 
 	// Directory is the ACME directory URL ("": no ACME, only domains:cert).
 	Directory string
@@ -44,9 +49,71 @@ type Manager struct {
 	// Reload makes the web server load renewed certificate files; renewed
 	// maps each renewed domain to its new leaf (DER), so it can confirm.
 	Reload func(ctx context.Context, renewed map[string][]byte) error
+	// Deliver, when set, hands a renewed certificate of an app served by
+	// another host to that host (a restart job, whose builder writes it for
+	// its nginx) and reports whether it did; the others are Reloaded here.
+	Deliver func(ctx context.Context, c *conductor.Certificate) (bool, error)
 
 	mu     sync.Mutex // one issuance at a time: they share the account and challenge dir
 	client *acme.Client
+}
+
+// Responder publishes the answer to an HTTP-01 challenge where the CA will
+// fetch it, http://<domain>/.well-known/acme-challenge/<token>, and takes it
+// down afterwards.
+type Responder interface {
+	PutChallenge(ctx context.Context, token, keyAuth string) error
+	RemoveChallenge(ctx context.Context, token string) error
+}
+
+// ChallengeDir answers challenges from a directory this host's nginx serves.
+type ChallengeDir string
+
+// ValidToken reports whether token may be an HTTP-01 token (RFC 8555 §8.3:
+// base64url). It names a file in the challenge dir, so nothing else is
+// accepted.
+func ValidToken(token string) bool { return tokenRE.MatchString(token) }
+
+// keyAuthRE is what a key authorization is: the token, ".", and the
+// account key's base64url thumbprint.
+var keyAuthRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,256}\.[A-Za-z0-9_-]{16,256}$`)
+
+// PutChallenge writes the key authorization into the directory.
+func (d ChallengeDir) PutChallenge(_ context.Context, token, keyAuth string) error {
+	if !ValidToken(token) || !keyAuthRE.MatchString(keyAuth) {
+		return conductor.Errorf(conductor.EINVALID, "invalid http-01 token or key authorization")
+	}
+	if err := os.MkdirAll(string(d), 0o755); err != nil {
+		return err
+	}
+	// Key authorizations are public by design (the CA fetches them over
+	// plain HTTP); nginx's workers must read them.
+	if err := os.WriteFile(filepath.Join(string(d), token), []byte(keyAuth), 0o644); err != nil {
+		return fmt.Errorf("write challenge response: %w", err)
+	}
+	return nil
+}
+
+// RemoveChallenge deletes a challenge's file; a missing one is fine.
+func (d ChallengeDir) RemoveChallenge(_ context.Context, token string) error {
+	if !ValidToken(token) {
+		return conductor.Errorf(conductor.EINVALID, "invalid http-01 token")
+	}
+	if err := os.Remove(filepath.Join(string(d), token)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// responder is who answers appID's challenges.
+func (m *Manager) responder(ctx context.Context, appID int64) (Responder, error) {
+	if m.Responder != nil {
+		r, err := m.Responder(ctx, appID)
+		if err != nil || r != nil {
+			return r, err
+		}
+	}
+	return ChallengeDir(m.Challenges), nil
 }
 
 // Path is where a domain's certificate and key are kept. Domains are
@@ -87,7 +154,7 @@ func (m *Manager) save(ctx context.Context, appID int64, domain, source string, 
 		return nil, fmt.Errorf("write certificate of %s: %w", domain, err)
 	}
 	c := &conductor.Certificate{AppID: appID, Domain: domain, Source: source, Path: path,
-		NotBefore: b.Leaf().NotBefore, NotAfter: b.Leaf().NotAfter}
+		NotBefore: b.Leaf().NotBefore, NotAfter: b.Leaf().NotAfter, PEM: data}
 	if err := m.Store.PutCertificate(ctx, c); err != nil {
 		if conductor.ErrorCode(err) == conductor.ENOTFOUND {
 			_ = os.Remove(path) // the domain was removed meanwhile
@@ -140,7 +207,7 @@ func (m *Manager) Issue(ctx context.Context, appID int64, domain string, log io.
 	defer cancel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b, err := m.obtain(ctx, domain, log)
+	b, err := m.obtain(ctx, appID, domain, log)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,15 @@ func (m *Manager) Renew(ctx context.Context) {
 			continue
 		}
 		slog.Info("certificate renewed", "domain", c.Domain, "not_after", nc.NotAfter)
+		if m.Deliver != nil {
+			elsewhere, err := m.Deliver(ctx, nc)
+			if err != nil {
+				slog.Error("renewal: hand the certificate to its app's host", "domain", c.Domain, "err", err)
+			}
+			if elsewhere {
+				continue
+			}
+		}
 		renewed[c.Domain] = leaf
 	}
 	if len(renewed) > 0 && m.Reload != nil {
@@ -69,7 +78,7 @@ func (m *Manager) renew(ctx context.Context, c *conductor.Certificate) (*conduct
 	defer cancel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b, err := m.obtain(ctx, c.Domain, nil)
+	b, err := m.obtain(ctx, c.AppID, c.Domain, nil)
 	if err != nil {
 		return nil, nil, err
 	}

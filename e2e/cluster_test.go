@@ -122,6 +122,7 @@ type Worker struct {
 	Host, Data, HTTPAddr string
 	natsURLs, natsToken  string
 	natsCA               string
+	Extra                []string // more flags, for the next Start
 	cmd                  *exec.Cmd
 	out                  *lockedBuffer
 }
@@ -149,6 +150,7 @@ func (w *Worker) Start() {
 	if w.natsCA != "" {
 		args = append(args, "--nats-ca-file", w.natsCA)
 	}
+	args = append(args, w.Extra...)
 	w.cmd = exec.Command(conductorBin, args...)
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	if err := w.cmd.Start(); err != nil {

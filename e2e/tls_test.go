@@ -113,56 +113,63 @@ func waitTLSListening(t *testing.T, addr string) {
 // the app is then served over HTTPS with it, plain HTTP redirects there
 // (except the challenge path), and the renewal loop replaces the
 // certificate before it expires and nginx serves the new one.
-func TestTLS(t *testing.T) {
-	pebble, challtestsrv := buildPebble(t)
-	dir := t.TempDir()
-	caFile, apiCert, apiKey := apiCA(t, dir)
-	acmeAddr, pebbleMgmt, dnsAddr, dnsMgmt, httpsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	const domain = "secure.example.test"
+// acmeCA is a running pebble (with its mock DNS server, which resolves
+// every name to 127.0.0.1): the ACME directory conductor is given, the CA
+// file that makes conductor trust pebble's API, and its management API.
+type acmeCA struct {
+	t                       *testing.T
+	Directory, CAFile       string
+	dir, apiCert, apiKey    string
+	addr, mgmt, dns, dnsAPI string
+	pebble, challtestsrv    string
+}
 
-	// Certificates live 40 s and are renewed 30 s before they expire, so
-	// the loop (checking every second) renews one about 10 s after issue.
-	in := StartInstance(t, "--https-addr", httpsAddr, "--acme-directory", "https://"+acmeAddr+"/dir",
-		"--acme-ca-file", caFile, "--acme-renew-before", "30s", "--acme-renew-check", "1s")
-	_, httpPort, _ := net.SplitHostPort(in.HTTPAddr)
-	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
+// newACME builds pebble and picks its addresses; Start starts it.
+func newACME(t *testing.T) *acmeCA {
+	t.Helper()
+	a := &acmeCA{t: t, dir: t.TempDir(), addr: freeAddr(t), mgmt: freeAddr(t), dns: freeAddr(t), dnsAPI: freeAddr(t)}
+	a.pebble, a.challtestsrv = buildPebble(t)
+	a.CAFile, a.apiCert, a.apiKey = apiCA(t, a.dir)
+	a.Directory = "https://" + a.addr + "/dir"
+	return a
+}
 
-	// pebble resolves every name to 127.0.0.1 through the mock DNS server
-	// and fetches http://<domain>:<nginx's port>/.well-known/acme-challenge/.
-	startProcess(t, challtestsrv, nil, "-dnsserver", dnsAddr, "-management", dnsMgmt,
+// Start starts pebble, which fetches HTTP-01 answers from
+// http://<domain>:<httpPort>/.well-known/acme-challenge/ (an nginx of
+// Conductor's) and issues certificates valid for 40 s.
+func (a *acmeCA) Start(httpPort string) {
+	t := a.t
+	t.Helper()
+	startProcess(t, a.challtestsrv, nil, "-dnsserver", a.dns, "-management", a.dnsAPI,
 		"-http01", "", "-https01", "", "-doh", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 	config := map[string]any{"pebble": map[string]any{
-		"listenAddress": acmeAddr, "managementListenAddress": pebbleMgmt,
-		"certificate": apiCert, "privateKey": apiKey, "httpPort": atoi(t, httpPort), "tlsPort": 0,
+		"listenAddress": a.addr, "managementListenAddress": a.mgmt,
+		"certificate": a.apiCert, "privateKey": a.apiKey, "httpPort": atoi(t, httpPort), "tlsPort": 0,
 		"keyAlgorithm": "ecdsa", "retryAfter": map[string]int{"authz": 1, "order": 1},
 		"profiles": map[string]any{"default": map[string]any{"description": "e2e", "validityPeriod": 40}},
 	}}
 	raw, _ := json.Marshal(config)
-	configFile := filepath.Join(dir, "pebble.json")
+	configFile := filepath.Join(a.dir, "pebble.json")
 	if err := os.WriteFile(configFile, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startProcess(t, pebble, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_VA_ALWAYS_VALID=0", "PEBBLE_WFE_NONCEREJECT=0"},
-		"-config", configFile, "-dnsserver", dnsAddr)
-	waitTLSListening(t, dnsAddr)
-	waitTLSListening(t, acmeAddr)
-	waitTLSListening(t, pebbleMgmt)
+	startProcess(t, a.pebble, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_VA_ALWAYS_VALID=0", "PEBBLE_WFE_NONCEREJECT=0"},
+		"-config", configFile, "-dnsserver", a.dns)
+	waitTLSListening(t, a.dns)
+	waitTLSListening(t, a.addr)
+	waitTLSListening(t, a.mgmt)
+}
 
-	if r := in.Push(in.WorkTree("hello"), "hello", "main"); r.Code != 0 {
-		t.Fatalf("push failed: %s", r)
-	}
-	r := in.SSH(in.AdminKey, "domains:add hello "+domain+" --tls")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "Certificate for "+domain+" valid until") || !strings.Contains(r.Stdout, "Answering the CA's http-01 challenge") {
-		t.Fatalf("domains:add --tls: %s", r)
-	}
-
-	// The certificate chains to pebble's root, which only its management
-	// interface hands out.
+// Roots is pebble's root certificate, which only its management API hands
+// out: what the certificates it issues chain to.
+func (a *acmeCA) Roots() *x509.CertPool {
+	t := a.t
+	t.Helper()
 	apiPool := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(caFile)
+	caPEM, _ := os.ReadFile(a.CAFile)
 	apiPool.AppendCertsFromPEM(caPEM)
 	mgmt := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: apiPool}}}
-	resp, err := mgmt.Get("https://" + pebbleMgmt + "/roots/0")
+	resp, err := mgmt.Get("https://" + a.mgmt + "/roots/0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,14 +179,47 @@ func TestTLS(t *testing.T) {
 	if !roots.AppendCertsFromPEM(rootPEM) {
 		t.Fatalf("pebble's root is not PEM: %q", rootPEM)
 	}
+	return roots
+}
+
+// httpsClient trusts roots and connects every request to addr (an nginx's
+// HTTPS port), whatever the URL's host; each request sees the certificate
+// nginx serves at that moment.
+func httpsClient(roots *x509.CertPool, addr string) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots},
-		DisableKeepAlives: true, // each request sees the certificate nginx serves now
+		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, httpsAddr)
+			return dialer.DialContext(ctx, network, addr)
 		},
 	}}
+}
+
+func TestTLS(t *testing.T) {
+	httpsAddr := freeAddr(t)
+	const domain = "secure.example.test"
+
+	// Certificates live 40 s and are renewed 30 s before they expire, so
+	// the loop (checking every second) renews one about 10 s after issue.
+	acme := newACME(t)
+	in := StartInstance(t, "--https-addr", httpsAddr, "--acme-directory", acme.Directory,
+		"--acme-ca-file", acme.CAFile, "--acme-renew-before", "30s", "--acme-renew-check", "1s")
+	_, httpPort, _ := net.SplitHostPort(in.HTTPAddr)
+	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
+	acme.Start(httpPort)
+
+	if r := in.Push(in.WorkTree("hello"), "hello", "main"); r.Code != 0 {
+		t.Fatalf("push failed: %s", r)
+	}
+	r := in.SSH(in.AdminKey, "domains:add hello "+domain+" --tls")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Certificate for "+domain+" valid until") || !strings.Contains(r.Stdout, "Answering the CA's http-01 challenge") {
+		t.Fatalf("domains:add --tls: %s", r)
+	}
+
+	// The certificate chains to pebble's root.
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	secure := httpsClient(acme.Roots(), httpsAddr)
 	getHTTPS := func() (*http.Response, string) {
 		t.Helper()
 		resp, err := secure.Get("https://" + domain + "/")
@@ -262,7 +302,7 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("domains:add %s: %s", manual, r)
 	}
 	ownCA, _, _ := apiCA(t, t.TempDir())
-	caPEM, _ = os.ReadFile(ownCA)
+	caPEM, _ := os.ReadFile(ownCA)
 	leafPEM, keyPEM, otherKeyPEM := signLeaf(t, ownCA, manual)
 	if r := in.sshStdin(in.AdminKey, "domains:cert hello "+manual, leafPEM+otherKeyPEM); r.Code == 0 || !strings.Contains(r.Stderr, "does not match") {
 		t.Errorf("domains:cert with another key: %s", r)

@@ -283,13 +283,7 @@ func (s *Server) destroyApp(ctx context.Context, app *conductor.App, out io.Writ
 		return err
 	}
 	// Certificate files go once their records have (with the domains).
-	if s.cfg.Certs != nil {
-		for _, d := range domains {
-			if err := s.cfg.Certs.Forget(d); err != nil {
-				slog.Warn("remove the certificate of a destroyed app's domain", "app", app.Name, "domain", d, "err", err)
-			}
-		}
-	}
+	s.forgetCerts(ctx, app, domains)
 	slog.Info("app destroyed", "app", app.Name, "user", UserFromContext(ctx).Name)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -41,17 +42,44 @@ func (s *Server) domainArg(arg string) (string, error) {
 	return host, nil
 }
 
-// checkTLS says why an app cannot have certificates here, or nil.
-// Certificate files and the ACME challenges live with this server's nginx,
-// so only apps on this host can be served over HTTPS.
-func (s *Server) checkTLS(app *conductor.App) error {
+// checkTLS says why an app cannot have certificates, or nil. The conductor
+// runs the ACME orders (and keeps the certificates); the nginx of the app's
+// host answers the challenges and serves HTTPS, so that host must be up
+// and serve HTTPS.
+func (s *Server) checkTLS(ctx context.Context, app *conductor.App) error {
 	if s.cfg.Certs == nil {
 		return conductor.Errorf(conductor.EUNAVAILABLE, "this server does not serve HTTPS: start conductor serve with --https-addr")
 	}
-	if app.Host != "" && app.Host != s.cfg.Host {
-		return conductor.Errorf(conductor.EUNAVAILABLE, "%s runs on host %s: TLS is served only for apps on the conductor's own host (%s)", app.Name, app.Host, s.cfg.Host)
+	if app.Host == "" || app.Host == s.cfg.Host {
+		return nil
+	}
+	h, err := s.queue.Host(ctx, app.Host)
+	if err != nil {
+		return err
+	}
+	if h.HTTPS == "" {
+		return conductor.Errorf(conductor.EUNAVAILABLE, "%s runs on host %s, which does not serve HTTPS: start its worker with --https-addr", app.Name, app.Host)
 	}
 	return nil
+}
+
+// forgetCerts deletes the certificate files of domains the app no longer
+// has: the conductor's copy and, for an app on another host, that host's.
+// A failure is logged, not returned: the records are gone already.
+func (s *Server) forgetCerts(ctx context.Context, app *conductor.App, domains []string) {
+	if s.cfg.Certs == nil || len(domains) == 0 {
+		return
+	}
+	for _, d := range domains {
+		if err := s.cfg.Certs.Forget(d); err != nil {
+			slog.Warn("remove the certificate of a removed domain", "app", app.Name, "domain", d, "err", err)
+		}
+	}
+	if app.Host != "" && app.Host != s.cfg.Host && s.cfg.Agents != nil {
+		if err := s.cfg.Agents.ForgetCerts(ctx, app, domains); err != nil {
+			slog.Warn("remove certificate files on the app's host", "app", app.Name, "host", app.Host, "err", err)
+		}
+	}
 }
 
 func (s *Server) domainsCommand() *cobra.Command {
@@ -126,7 +154,7 @@ func (s *Server) domainsAddCommand() *cobra.Command {
 				return err
 			}
 			if tls {
-				if err := s.checkTLS(app); err != nil {
+				if err := s.checkTLS(ctx, app); err != nil {
 					return err
 				}
 				if err := s.cfg.Certs.CanIssue(); err != nil {
@@ -190,7 +218,7 @@ func (s *Server) domainsCertCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := s.checkTLS(app); err != nil {
+			if err := s.checkTLS(ctx, app); err != nil {
 				return err
 			}
 			mine, err := s.store.Domains(ctx, app.ID)
@@ -238,9 +266,7 @@ func (s *Server) domainsRemoveCommand() *cobra.Command {
 				return err
 			}
 			// Only now does no nginx site name the certificate file.
-			if s.cfg.Certs != nil {
-				return s.cfg.Certs.Forget(host)
-			}
+			s.forgetCerts(ctx, app, []string{host})
 			return nil
 		},
 	}

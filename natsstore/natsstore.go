@@ -49,6 +49,7 @@ func methods(s Backend) map[string]handler {
 		"EnsureAppDatabase":     call1(s.EnsureAppDatabase),
 		"FindAppDatabase":       call1(s.FindAppDatabase),
 		"DeleteAppDatabase":     exec1(s.DeleteAppDatabase),
+		"Certificates":          call1(s.Certificates),
 	}
 }
 
@@ -305,4 +306,9 @@ func (c *Client) FindAppDatabase(ctx context.Context, appID int64) (*conductor.A
 
 func (c *Client) DeleteAppDatabase(ctx context.Context, appID int64) error {
 	return c.do(ctx, "DeleteAppDatabase", nil, appID)
+}
+
+func (c *Client) Certificates(ctx context.Context, appID int64) ([]*conductor.Certificate, error) {
+	var r []*conductor.Certificate
+	return r, c.do(ctx, "Certificates", &r, appID)
 }

@@ -91,6 +91,21 @@ func TestClientAgainstSQLite(t *testing.T) {
 	if _, err := c.FindRelease(ctx, app.ID, "v9"); conductor.ErrorCode(err) != conductor.ENOTFOUND {
 		t.Errorf("FindRelease(v9) = %v, want ENOTFOUND", err)
 	}
+	// A worker's builder writes the certificate its nginx serves from the
+	// PEM in the state: it arrives byte for byte.
+	if err := db.AddDomain(ctx, app.ID, "shop.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	pem := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n")
+	cert := &conductor.Certificate{AppID: app.ID, Domain: "shop.example.org", Source: conductor.CertACME, Path: "/data/certs/shop.example.org.pem",
+		NotBefore: time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond), NotAfter: time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond), PEM: pem}
+	if err := db.PutCertificate(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
+	if certs, err := c.Certificates(ctx, app.ID); err != nil || len(certs) != 1 || string(certs[0].PEM) != string(pem) ||
+		certs[0].Domain != cert.Domain || !certs[0].NotAfter.Equal(cert.NotAfter) {
+		t.Errorf("Certificates over NATS = %+v, %v; want the one recorded, PEM included", certs, err)
+	}
 
 	// With nobody serving, a call waits (a restarting conductor) until the
 	// caller gives up.

@@ -30,7 +30,8 @@ type HostInfo struct {
 	Instance  string    `json:"instance"` // the worker's data dir id: one worker per host
 	Capacity  int       `json:"capacity"` // jobs it runs at once
 	Version   string    `json:"version"`
-	Address   string    `json:"address"` // where its nginx serves apps
+	Address   string    `json:"address"`         // where its nginx serves apps
+	HTTPS     string    `json:"https,omitempty"` // where it serves them over TLS ("": it does not)
 	StartedAt time.Time `json:"started_at"`
 	SeenAt    time.Time `json:"seen_at"`
 }

@@ -12,12 +12,12 @@ import (
 // PutCertificate records a domain's certificate, replacing the one it had,
 // and clears its last error. The domain must be one of the app's.
 func (db *DB) PutCertificate(ctx context.Context, c *conductor.Certificate) error {
-	_, err := db.db.ExecContext(ctx, `INSERT INTO certificates (app_id, domain, source, path, not_before, not_after)
-		VALUES (?, ?, ?, ?, ?, ?)
+	_, err := db.db.ExecContext(ctx, `INSERT INTO certificates (app_id, domain, source, path, not_before, not_after, pem)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (app_id, domain) DO UPDATE SET source = excluded.source, path = excluded.path,
-			not_before = excluded.not_before, not_after = excluded.not_after, last_error = '',
+			not_before = excluded.not_before, not_after = excluded.not_after, pem = excluded.pem, last_error = '',
 			updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`,
-		c.AppID, c.Domain, c.Source, c.Path, formatTime(c.NotBefore), formatTime(c.NotAfter))
+		c.AppID, c.Domain, c.Source, c.Path, formatTime(c.NotBefore), formatTime(c.NotAfter), c.PEM)
 	if err != nil && isForeignKey(err) {
 		return conductor.Errorf(conductor.ENOTFOUND, "the app has no domain %s", c.Domain)
 	} else if err != nil {
@@ -26,7 +26,7 @@ func (db *DB) PutCertificate(ctx context.Context, c *conductor.Certificate) erro
 	return nil
 }
 
-const certCols = `app_id, domain, source, path, not_before, not_after, last_error, updated_at`
+const certCols = `app_id, domain, source, path, not_before, not_after, last_error, updated_at, pem`
 
 func scanCertificates(ctx context.Context, db *DB, where string, args ...any) ([]*conductor.Certificate, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT `+certCols+` FROM certificates `+where+` ORDER BY app_id, domain`, args...)
@@ -38,7 +38,7 @@ func scanCertificates(ctx context.Context, db *DB, where string, args ...any) ([
 	for rows.Next() {
 		var c conductor.Certificate
 		var nb, na, updated string
-		if err := rows.Scan(&c.AppID, &c.Domain, &c.Source, &c.Path, &nb, &na, &c.LastError, &updated); err != nil {
+		if err := rows.Scan(&c.AppID, &c.Domain, &c.Source, &c.Path, &nb, &na, &c.LastError, &updated, &c.PEM); err != nil {
 			return nil, fmt.Errorf("list certificates: %w", err)
 		}
 		c.NotBefore, c.NotAfter, c.UpdatedAt = parseTime(nb), parseTime(na), parseTime(updated)

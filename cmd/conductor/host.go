@@ -124,6 +124,7 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 	h.Builder = &builder.Builder{
 		Host: o.name, Store: store, Queue: q, Layout: h.Layout, Circus: h.Circus, Nginx: h.Nginx, Databases: h.Databases,
 		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
+		CertsDir: filepath.Join(data, "certs"),
 	}
 	if err := h.Builder.Reconcile(ctx); err != nil {
 		h.Stop()
@@ -141,14 +142,19 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	if err != nil {
 		return err
 	}
-	if err := q.Announce(ctx, queue.HostInfo{Name: o.name, Instance: id, Capacity: o.jobs, Version: version, Address: o.httpAddr}); err != nil {
+	if err := q.Announce(ctx, queue.HostInfo{Name: o.name, Instance: id, Capacity: o.jobs, Version: version,
+		Address: o.httpAddr, HTTPS: o.httpsAddr}); err != nil {
 		return err
 	}
 	if err := q.ServeCancel(ctx, o.name, h.Builder.Cancel); err != nil {
 		return err
 	}
 	// ps, ps:scale, run and apps:destroy of the apps on this host.
-	ag := &agent.Host{Name: o.name, Processes: h.Circus, Sites: h.Nginx, Layout: h.Layout, DropDatabases: h.Databases.Drop}
+	ag := &agent.Host{Name: o.name, Processes: h.Circus, Sites: h.Nginx, Layout: h.Layout, DropDatabases: h.Databases.Drop,
+		CertsDir: h.Builder.CertsDir}
+	if o.httpsAddr != "" {
+		ag.ChallengeDir = h.Nginx.ChallengeDir()
+	}
 	if err := ag.Serve(ctx, q.NATS()); err != nil {
 		return err
 	}

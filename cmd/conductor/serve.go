@@ -164,7 +164,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	defer h.Stop()
-	certs, err := o.tls.start(ctx, data, o.httpsAddr, db, h.Nginx)
+	agents := &agent.Client{NC: q.NATS()}
+	certs, err := o.tls.start(ctx, data, o.httpsAddr, db, tlsHosts{local: o.name, ngx: h.Nginx, agents: agents, queue: q})
 	if err != nil {
 		return err
 	}
@@ -172,7 +173,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	srv := gitserver.New(gitserver.Config{
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
 		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
-		HTTPAddr: o.httpAddr, Agents: &agent.Client{NC: q.NATS()},
+		HTTPAddr: o.httpAddr, Agents: agents,
 		Databases: h.Databases, Limits: o.limits, Certs: certs,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)

@@ -18,9 +18,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/certs"
 	"github.com/hasadna/conductor/gitserver"
+	"github.com/hasadna/conductor/hooks"
 	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/queue"
 )
 
 // tlsOptions configure HTTPS for apps' custom domains: where nginx listens
@@ -64,10 +67,18 @@ func (o *tlsOptions) validate(httpsAddr string) error {
 	return nil
 }
 
+// tlsHosts is what the certificate manager needs to reach the apps' hosts.
+type tlsHosts struct {
+	local  string        // this host's name
+	ngx    *nginx.Nginx  // this host's nginx
+	agents *agent.Client // the other hosts' agents (ACME challenges)
+	queue  *queue.Queue  // restart jobs that take renewed certificates there
+}
+
 // start makes the certificate manager and runs its renewal loop until ctx
 // ends. Without --https-addr there is none: nil (the SSH commands then
 // say how to enable HTTPS).
-func (o *tlsOptions) start(ctx context.Context, data, httpsAddr string, store conductor.Store, ngx *nginx.Nginx) (gitserver.Certificates, error) {
+func (o *tlsOptions) start(ctx context.Context, data, httpsAddr string, store conductor.Store, hosts tlsHosts) (gitserver.Certificates, error) {
 	if httpsAddr == "" {
 		return nil, nil
 	}
@@ -76,13 +87,51 @@ func (o *tlsOptions) start(ctx context.Context, data, httpsAddr string, store co
 		return nil, err
 	}
 	m := &certs.Manager{
-		Store: store, Dir: filepath.Join(data, "certs"), Challenges: ngx.ChallengeDir(),
+		Store: store, Dir: filepath.Join(data, "certs"), Challenges: hosts.ngx.ChallengeDir(),
 		Directory: o.directory, Email: o.email, HTTPClient: client,
-		RenewBefore: o.renewBefore, Reload: ngx.ReloadCerts,
+		RenewBefore: o.renewBefore, Reload: hosts.ngx.ReloadCerts,
+		// An app on another host: its nginx answers the challenge, and a
+		// restart job there writes a renewed certificate for it.
+		Responder: func(ctx context.Context, appID int64) (certs.Responder, error) {
+			app, err := appByID(ctx, store, appID)
+			if err != nil || app.Host == "" || app.Host == hosts.local {
+				return nil, err
+			}
+			return hosts.agents.Responder(app.Host), nil
+		},
+		Deliver: func(ctx context.Context, c *conductor.Certificate) (bool, error) {
+			app, err := appByID(ctx, store, c.AppID)
+			if err != nil || app.Host == "" || app.Host == hosts.local {
+				return false, err
+			}
+			cur, err := store.CurrentRelease(ctx, app.ID)
+			if conductor.ErrorCode(err) == conductor.ENOTFOUND {
+				return true, nil // its first deploy writes the certificate
+			} else if err != nil {
+				return true, err
+			}
+			job := &queue.Job{ID: hooks.NewJobID(), App: app.Name, Host: app.Host, Rev: cur.Rev, Kind: queue.KindRestart,
+				Ref: "certificate of " + c.Domain + " renewed", Pusher: "conductor", CreatedAt: time.Now().UTC()}
+			return true, hosts.queue.Publish(ctx, job)
+		},
 	}
 	go m.RenewLoop(ctx, o.renewCheck)
 	slog.Info("serving HTTPS", "https", httpsAddr, "acme", o.directory, "renew_before", o.renewBefore)
 	return m, nil
+}
+
+// appByID finds an app by its id (certificates name apps by id).
+func appByID(ctx context.Context, store conductor.Store, id int64) (*conductor.App, error) {
+	apps, err := store.ListApps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		if a.ID == id {
+			return a, nil
+		}
+	}
+	return nil, conductor.Errorf(conductor.ENOTFOUND, "no app has id %d", id)
 }
 
 // acmeHTTPClient trusts the system roots and, with caFile, the roots in it.

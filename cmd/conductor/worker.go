@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +48,7 @@ func workerCommand() *cobra.Command {
 	f.StringVar(&o.natsURL, "nats-url", "", "the conductor's NATS: one URL or several comma-separated")
 	f.StringVar(&o.natsCAFile, "nats-ca-file", "", "PEM certificates of the CA that signed the NATS servers' TLS certificates (default: the system's)")
 	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (the conductor's <data>/nats.token)")
+	f.StringVar(&o.httpsAddr, "https-addr", "", "address this host's nginx serves its apps' custom domains over HTTPS on, e.g. 0.0.0.0:443 (\"\": no HTTPS); the conductor gets and renews the certificates")
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database kind assumed when an app names none")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -61,6 +63,11 @@ func runWorker(ctx context.Context, o workerOptions) error {
 	}
 	if err := o.hostOptions.validate(); err != nil {
 		return err
+	}
+	if o.httpsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.httpsAddr); err != nil {
+			return fmt.Errorf("--https-addr: %w", err)
+		}
 	}
 	data, err := filepath.Abs(o.data)
 	if err != nil {
