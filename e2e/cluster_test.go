@@ -470,6 +470,11 @@ func TestWorkerOnEmbeddedNATS(t *testing.T) {
 	if _, body := w.Get("remote", "/"); !strings.Contains(body, "Hello from Conductor v1<") {
 		t.Fatalf("remote on w1: %q", body)
 	}
+	// A backup on the conductor's host says that w1's app files are not in it.
+	r := runCmd(t, "", nil, nil, conductorBin, "backup", "--data", in.Data, "--out", filepath.Join(in.Dir, "backup.tar.gz"))
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Not included: the files of remote (host w1)") {
+		t.Errorf("backup with an app on a worker: %s", r)
+	}
 
 	in.Stop()
 	in.Start()

@@ -97,6 +97,14 @@ then conductor-backup-<UTC time>.tar.gz in it.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Backed up %s (%d apps) to %s\n", data, len(m.Apps), out)
+			// Say plainly what is not in it: a deployed app's files live on
+			// its host, which may be another machine.
+			for _, app := range m.Apps {
+				if !app.Data && app.Rev != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Not included: the files of %s (host %s): %s is not on this machine; back it up there\n",
+						app.Name, app.Host, layout.DataDir(app.Name))
+				}
+			}
 			return nil
 		},
 	}
