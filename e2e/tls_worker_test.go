@@ -40,6 +40,9 @@ func TestTLSOnWorker(t *testing.T) {
 	w.Extra = []string{"--https-addr", workerHTTPS}
 	w.Start()
 	in.waitHosts(t, "local", "w1") // its entry went when it stopped
+	if r := in.SSH(in.AdminKey, "hosts"); !strings.Contains(r.Stdout, workerHTTPS) {
+		t.Errorf("hosts does not show w1's HTTPS address %s: %s", workerHTTPS, r)
+	}
 	if r := in.SSH(in.AdminKey, "domains:add tlsremote "+domain+" --tls"); r.Code != 0 || !strings.Contains(r.Stdout, "Certificate for "+domain+" valid until") {
 		t.Fatalf("domains:add --tls: %s", r)
 	}

@@ -36,6 +36,7 @@ func (s *Server) hostsCommand() *cobra.Command {
 				Capacity int        `json:"capacity,omitempty"`
 				Version  string     `json:"version,omitempty"`
 				Address  string     `json:"address,omitempty"`
+				HTTPS    string     `json:"https,omitempty"` // where it serves custom domains over TLS
 				Apps     int        `json:"apps"`
 				Started  *time.Time `json:"started,omitempty"`
 				Seen     *time.Time `json:"seen,omitempty"`
@@ -44,7 +45,7 @@ func (s *Server) hostsCommand() *cobra.Command {
 			live := map[string]bool{}
 			for _, h := range hosts {
 				live[h.Name] = true
-				rows = append(rows, row{h.Name, "up", h.Capacity, h.Version, h.Address, count[h.Name], &h.StartedAt, &h.SeenAt})
+				rows = append(rows, row{h.Name, "up", h.Capacity, h.Version, h.Address, h.HTTPS, count[h.Name], &h.StartedAt, &h.SeenAt})
 			}
 			for name, n := range count {
 				if !live[name] {
@@ -60,13 +61,17 @@ func (s *Server) hostsCommand() *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "HOST\tSTATE\tJOBS\tAPPS\tVERSION\tADDRESS\tUP SINCE")
+			fmt.Fprintln(w, "HOST\tSTATE\tJOBS\tAPPS\tVERSION\tADDRESS\tHTTPS\tUP SINCE")
 			for _, r := range rows {
 				if r.State == "down" {
-					fmt.Fprintf(w, "%s\tdown\t-\t%d\t-\t-\t-\n", r.Name, r.Apps)
+					fmt.Fprintf(w, "%s\tdown\t-\t%d\t-\t-\t-\t-\n", r.Name, r.Apps)
 					continue
 				}
-				fmt.Fprintf(w, "%s\tup\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Capacity, r.Apps, r.Version, r.Address, r.Started.Format(time.RFC3339))
+				https := r.HTTPS
+				if https == "" {
+					https = "-"
+				}
+				fmt.Fprintf(w, "%s\tup\t%d\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Capacity, r.Apps, r.Version, r.Address, https, r.Started.Format(time.RFC3339))
 			}
 			return w.Flush()
 		},

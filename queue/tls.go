@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 )
 
@@ -140,6 +141,19 @@ func serverCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []string) (
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// nameRE is a DNS name as a certificate may hold it: letters, digits and
+// hyphens in dot-separated labels.
+var nameRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// CheckServerName says why name cannot go into the server's certificate
+// (--nats-tls-name), or nil.
+func CheckServerName(name string) error {
+	if net.ParseIP(name) != nil || (len(name) <= 253 && nameRE.MatchString(name)) {
+		return nil
+	}
+	return fmt.Errorf("%q is neither a DNS name nor an IP address", name)
 }
 
 // ServerNames are the names the embedded server's certificate is made for:

@@ -88,3 +88,16 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestCheckServerName(t *testing.T) {
+	for _, ok := range []string{"conductor", "conductor.example.org", "10.0.0.5", "::1", "a-b.c9"} {
+		if err := CheckServerName(ok); err != nil {
+			t.Errorf("CheckServerName(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "-x.org", "x..org", "x.org/", "*.example.org", "a\nb", strings.Repeat("a", 64)} {
+		if err := CheckServerName(bad); err == nil {
+			t.Errorf("CheckServerName(%q) accepted", bad)
+		}
+	}
+}

@@ -136,6 +136,11 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	if natsConn.URLs == "" {
+		for _, n := range o.natsTLSNames {
+			if err := queue.CheckServerName(n); err != nil {
+				return fmt.Errorf("--nats-tls-name: %w", err)
+			}
+		}
 		// Always TLS: the token must not cross a network in the clear, and
 		// workers on other hosts verify the server with the CA's ca.pem.
 		tlsConf, caFile, err := queue.ServerTLS(filepath.Join(data, queue.TLSDir), queue.ServerNames(o.natsAddr, o.natsTLSNames))
