@@ -3,7 +3,7 @@
 # OpenSSH's sshd, command latency under 200 concurrent sessions, and the
 # memory footprint and start-up time of `conductor serve`.
 #
-#   bench/ssh.sh [transport|latency|footprint|all]   # default: all
+#   bench/ssh.sh [transport|latency|client|footprint|all]   # default: all
 #
 # From the repo root, after `make build`, as root. Each part prints its
 # results on stderr as it goes and a summary at the end; BENCH_LOGS=DIR keeps
@@ -29,6 +29,10 @@
 #   `config <app>`: a new connection per command, then one connection per
 #   worker. Then serve restarted with the default limits (100, 10 per key)
 #   and the same load from 1 key and from 20 admin keys, counting refusals.
+# client: what one person typing `ssh conductor …` sees: OpenSSH's own
+#   client, one command at a time, BENCH_CLIENT_N (default 100) × `whoami`
+#   then × `apps`, each a new ssh process and connection; wall time per
+#   command (p50 / p90 / p99 / max).
 # footprint: BENCH_RUNS times, a fresh `conductor init` + `serve` (embedded
 #   NATS): time from exec to the SSH port accepting, and VmRSS of serve and
 #   of each of its descendants 2 s after that. On the last one: 100 ×
@@ -52,12 +56,13 @@ BIG_MB=${BENCH_BIG_MB:-16}
 SESSIONS=${BENCH_SESSIONS:-200}
 ROUNDS=${BENCH_ROUNDS:-5}
 NAPPS=${BENCH_APPS:-100}
+CLIENT_N=${BENCH_CLIENT_N:-100}
 BIN=${BENCH_BIN:-$ROOT/bin/conductor}
 
 die() { echo "ssh-bench: $*" >&2; exit 1; }
 say() { printf 'ssh-bench: %s\n' "$*" >&2; }
 
-case $WHAT in transport | latency | footprint | all) ;; *) die "usage: $0 [transport|latency|footprint|all]" ;; esac
+case $WHAT in transport | latency | client | footprint | all) ;; *) die "usage: $0 [transport|latency|client|footprint|all]" ;; esac
 [ "$(id -u)" = 0 ] || die "run as root"
 [ -x "$BIN" ] || die "$BIN is missing: run make build"
 for t in go git ssh ssh-keygen ss pgrep /usr/sbin/nginx /usr/bin/python3 /opt/conductor/circus/bin/circusd; do
@@ -360,6 +365,24 @@ EOF
   rm -rf "$data"
 }
 
+# --- client -------------------------------------------------------------------
+bench_client() {
+  local cmd i t0 f
+  start_serve "$DIR/data-client" "$DIR/logs/serve-client.log"
+  out "## client: OpenSSH $(ssh -V 2>&1 | cut -d, -f1), $CLIENT_N commands each, one at a time ($(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+  for cmd in whoami apps; do
+    f=$DIR/logs/client-$cmd.txt
+    : >"$f"
+    for i in $(seq 1 "$CLIENT_N"); do
+      t0=$EPOCHREALTIME
+      cssh "$cmd" >/dev/null </dev/null || die "ssh $cmd failed"
+      echo "$(ms_since "$t0")" >>"$f"
+    done
+    out "$cmd: $(sort -g "$f" | awk '{ a[NR] = $1 } END { printf "p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms", a[int(NR * 0.5) + 1], a[int(NR * 0.9) + 1], a[int(NR * 0.99) + 1], a[NR] }')"
+  done
+  stop_serve
+}
+
 # --- footprint ----------------------------------------------------------------
 # rss_tree PID: "name pid rss_kB" for PID and each of its descendants.
 rss_tree() {
@@ -408,8 +431,9 @@ say "temp dir $DIR; $("$BIN" version 2>/dev/null); $(git --version); load $(cut 
 case $WHAT in
   transport) bench_transport ;;
   latency) bench_latency ;;
+  client) bench_client ;;
   footprint) bench_footprint ;;
-  all) bench_transport; bench_latency; bench_footprint ;;
+  all) bench_transport; bench_latency; bench_client; bench_footprint ;;
 esac
 echo "----- summary" >&2
 cat "$SUMMARY"

@@ -103,9 +103,11 @@ func (s *Server) limit(next ssh.Handler) ssh.Handler {
 type handshakeKey struct{}
 
 // handshakeTimer closes a connection that has not authenticated within
-// the handshake timeout.
+// the handshake timeout (timer nil: no timeout); quickAck (nil unless TCP)
+// is told when it has.
 type handshakeTimer struct {
-	timer *time.Timer
+	timer    *time.Timer
+	quickAck *quickAckConn
 }
 
 // timedConn disarms the handshake timer when gliderlabs closes the
@@ -124,15 +126,19 @@ func (c *timedConn) Close() error {
 // closes the connection from a timer rather than with SetDeadline, because
 // gliderlabs moves the deadline on every read and write.
 func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
+	ht := &handshakeTimer{quickAck: newQuickAckConn(conn)} // quickack.go
+	if ht.quickAck != nil {
+		conn = ht.quickAck
+	}
+	ctx.SetValue(handshakeKey{}, ht)
 	if s.limits.HandshakeTimeout <= 0 {
 		return conn
 	}
 	remote := conn.RemoteAddr().String()
-	ht := &handshakeTimer{timer: time.AfterFunc(s.limits.HandshakeTimeout, func() {
+	ht.timer = time.AfterFunc(s.limits.HandshakeTimeout, func() {
 		slog.Info("ssh handshake timed out", "remote", remote, "timeout", s.limits.HandshakeTimeout)
 		_ = conn.Close()
-	})}
-	ctx.SetValue(handshakeKey{}, ht)
+	})
 	return &timedConn{Conn: conn, timer: ht.timer}
 }
 
@@ -144,7 +150,12 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	if ht != nil {
 		cfg.AuthLogCallback = func(_ gossh.ConnMetadata, _ string, err error) {
 			if err == nil {
-				ht.timer.Stop()
+				if ht.timer != nil {
+					ht.timer.Stop()
+				}
+				if ht.quickAck != nil {
+					ht.quickAck.authenticated()
+				}
 			}
 		}
 	}
