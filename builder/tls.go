@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/certs"
 	"github.com/hasadna/conductor/nginx"
 )
 
@@ -23,12 +24,12 @@ func (d *deployment) tlsHosts(ctx context.Context) ([]nginx.TLSHost, error) {
 	if d.b.Nginx == nil || d.b.Nginx.HTTPSListen == "" {
 		return nil, nil
 	}
-	certs, err := d.b.Store.Certificates(ctx, d.app.ID)
+	recorded, err := d.b.Store.Certificates(ctx, d.app.ID)
 	if err != nil {
 		return nil, err
 	}
 	var hosts []nginx.TLSHost
-	for _, c := range certs {
+	for _, c := range recorded {
 		if !slices.Contains(d.domains, c.Domain) {
 			continue
 		}
@@ -59,13 +60,8 @@ func (b *Builder) certFile(c *conductor.Certificate) (string, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, c.PEM) {
 		return path, nil
 	}
-	if err := os.MkdirAll(b.CertsDir, 0o700); err != nil {
-		return "", err
-	}
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	if err := os.WriteFile(tmp, c.PEM, 0o600); err != nil {
+	if err := certs.WritePrivate(path, c.PEM); err != nil {
 		return "", fmt.Errorf("write certificate of %s: %w", c.Domain, err)
 	}
-	return path, os.Rename(tmp, path)
+	return path, nil
 }

@@ -77,7 +77,7 @@ func (m *Manager) accountKey() (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writePrivate(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if err := WritePrivate(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 		return nil, fmt.Errorf("write ACME account key: %w", err)
 	}
 	return k, nil

@@ -150,7 +150,7 @@ func (m *Manager) save(ctx context.Context, appID int64, domain, source string, 
 		return nil, err
 	}
 	path := m.Path(domain)
-	if err := writePrivate(path, data); err != nil {
+	if err := WritePrivate(path, data); err != nil {
 		return nil, fmt.Errorf("write certificate of %s: %w", domain, err)
 	}
 	c := &conductor.Certificate{AppID: appID, Domain: domain, Source: source, Path: path,
@@ -179,9 +179,9 @@ func (m *Manager) Forget(domain string) error {
 	return nil
 }
 
-// writePrivate writes data to path with mode 0600, replacing the file in
+// WritePrivate writes data to path with mode 0600, replacing the file in
 // one rename so a reader (nginx) sees the old pair or the new one.
-func writePrivate(path string, data []byte) error {
+func WritePrivate(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
