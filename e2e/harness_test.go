@@ -71,6 +71,7 @@ type Instance struct {
 
 	mu        sync.Mutex
 	cmd       *exec.Cmd
+	exited    chan error // gets cmd's Wait result
 	logs      *lockedBuffer
 	serveArgs []string
 }
@@ -128,13 +129,34 @@ func StartInstance(t *testing.T, serveArgs ...string) *Instance {
 	return in
 }
 
+// Servers' addresses (SSH, HTTP, NATS, pebble…) come from 10000-19999:
+// below the apps' ranges and the kernel's ephemeral range. A port the
+// kernel handed out for ":0" is free only until someone binds it, and any
+// outgoing connection of a test running in parallel may get it as its
+// source port (CI once saw "bind: address already in use" for serve's SSH
+// port that way, while another process answered on it).
+var (
+	addrMu   sync.Mutex
+	addrNext = 10000 + (os.Getpid()%40)*250
+)
+
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Helper()
+	addrMu.Lock()
+	defer addrMu.Unlock()
+	for range 10000 {
+		addrNext++
+		if addrNext >= 20000 {
+			addrNext = 10000
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", addrNext)
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port in 10000-19999")
+	return ""
 }
 
 func (in *Instance) run(args ...string) string {
@@ -158,24 +180,29 @@ func (in *Instance) Start() {
 		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug"}
 	in.cmd = exec.Command(conductorBin, append(args, in.serveArgs...)...)
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
+	readyBefore := strings.Count(in.logs.String(), readyLine)
 	if err := in.cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for _, addr := range []string{in.SSHAddr, in.HTTPAddr} {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				in.t.Fatalf("conductor did not listen on %s:\n%s", addr, in.logs.String())
-			}
-			time.Sleep(100 * time.Millisecond)
+	in.exited = make(chan error, 1)
+	go func(cmd *exec.Cmd, exited chan<- error) { exited <- cmd.Wait() }(in.cmd, in.exited)
+	// Ready is what serve says once it listens, not a port that answers:
+	// another process could hold the port.
+	deadline := time.After(60 * time.Second)
+	for strings.Count(in.logs.String(), readyLine) == readyBefore {
+		select {
+		case err := <-in.exited:
+			in.cmd = nil
+			in.t.Fatalf("conductor serve exited before it was ready (%v):\n%s", err, in.logs.String())
+		case <-deadline:
+			in.t.Fatalf("conductor serve was not ready within 60 s:\n%s", in.logs.String())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
+
+// readyLine is what conductor serve prints once SSH and HTTP listen.
+const readyLine = "Conductor is ready."
 
 // Stop sends SIGTERM and waits for a clean exit.
 func (in *Instance) Stop() {
@@ -185,17 +212,15 @@ func (in *Instance) Stop() {
 		return
 	}
 	_ = in.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- in.cmd.Wait() }()
 	select {
-	case err := <-done:
+	case err := <-in.exited:
 		if err != nil {
 			in.t.Errorf("conductor serve exited with %v", err)
 		}
 	case <-time.After(60 * time.Second):
 		_ = in.cmd.Process.Kill()
 		in.t.Errorf("conductor serve did not stop within 60s of SIGTERM")
-		<-done
+		<-in.exited
 	}
 	in.cmd = nil
 }
@@ -205,7 +230,7 @@ func (in *Instance) Kill() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	_ = in.cmd.Process.Kill()
-	_ = in.cmd.Wait()
+	<-in.exited
 	in.cmd = nil
 }
 
