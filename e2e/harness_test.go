@@ -199,6 +199,16 @@ func (in *Instance) Start() {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	// nginx, a child of serve, may still be binding its port.
+	for _, addr := range []string{in.SSHAddr, in.HTTPAddr} {
+		waitFor(in.t, "conductor to answer on "+addr, func() bool {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	}
 }
 
 // readyLine is what conductor serve prints once SSH and HTTP listen.
