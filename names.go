@@ -36,6 +36,18 @@ func ValidateAppName(name string) error {
 	if reservedNames[name] {
 		return Errorf(EINVALID, "invalid app name %q: the name is reserved", name)
 	}
+	return nil
+}
+
+// ValidateNewAppName is ValidateAppName plus what only matters when an app
+// is created: no unix user Conductor did not make may have the name, since
+// the app's processes would run as that user. It reads the user database,
+// which costs far more than the checks above, so commands on existing apps
+// use ValidateAppName (provisioning checks the user again on its host).
+func ValidateNewAppName(name string) error {
+	if err := ValidateAppName(name); err != nil {
+		return err
+	}
 	if u, err := user.Lookup(name); err == nil && u.Name != AppUserComment {
 		return Errorf(EINVALID, "invalid app name %q: a system user has that name", name)
 	}

@@ -81,9 +81,11 @@ func TestValidateAppName(t *testing.T) {
 	}
 }
 
-// TestValidateAppNameSystemUsers checks that names of existing unix users
-// that Conductor did not create are refused, reserved or not.
-func TestValidateAppNameSystemUsers(t *testing.T) {
+// TestValidateNewAppNameSystemUsers checks that a new app may not take the
+// name of an existing unix user that Conductor did not create, reserved or
+// not, while ValidateAppName (every command on an existing app) does not
+// read the user database.
+func TestValidateNewAppNameSystemUsers(t *testing.T) {
 	for _, name := range []string{"bin", "sys", "daemon", "www-data"} {
 		u, err := user.Lookup(name)
 		if err != nil {
@@ -92,16 +94,24 @@ func TestValidateAppNameSystemUsers(t *testing.T) {
 		if u.Name == conductor.AppUserComment {
 			t.Fatalf("system user %q unexpectedly has the conductor comment", name)
 		}
-		err = conductor.ValidateAppName(name)
-		wantInvalid(t, fmt.Sprintf("ValidateAppName(%q)", name), err)
+		err = conductor.ValidateNewAppName(name)
+		wantInvalid(t, fmt.Sprintf("ValidateNewAppName(%q)", name), err)
 		msg := conductor.ErrorMessage(err)
 		if !strings.Contains(msg, "system user") && !strings.Contains(msg, "reserved") {
-			t.Errorf("ValidateAppName(%q) message %q mentions neither a system user nor a reserved name", name, msg)
+			t.Errorf("ValidateNewAppName(%q) message %q mentions neither a system user nor a reserved name", name, msg)
 		}
 	}
 	// "bin" is not in the reserved list: only the user lookup refuses it.
-	if msg := conductor.ErrorMessage(conductor.ValidateAppName("bin")); !strings.Contains(msg, "a system user has that name") {
-		t.Errorf(`ValidateAppName("bin") message = %q, want the system-user message`, msg)
+	if msg := conductor.ErrorMessage(conductor.ValidateNewAppName("bin")); !strings.Contains(msg, "a system user has that name") {
+		t.Errorf(`ValidateNewAppName("bin") message = %q, want the system-user message`, msg)
+	}
+	if err := conductor.ValidateAppName("bin"); err != nil {
+		t.Errorf(`ValidateAppName("bin") = %v, want nil: only a new app's name is checked against unix users`, err)
+	}
+	// The syntax rules still come first.
+	wantInvalid(t, `ValidateNewAppName("Bin")`, conductor.ValidateNewAppName("Bin"))
+	if err := conductor.ValidateNewAppName("no-such-user-xq"); err != nil {
+		t.Errorf(`ValidateNewAppName("no-such-user-xq") = %v, want nil`, err)
 	}
 }
 

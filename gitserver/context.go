@@ -13,6 +13,7 @@ var (
 	fingerprintKey = &contextKey{"fingerprint"}
 	appKey         = &contextKey{"app"}
 	auditKey       = &contextKey{"audit"}
+	authKey        = &contextKey{"auth"}
 )
 
 // WithUser returns a context carrying the authenticated user.

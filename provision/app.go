@@ -20,7 +20,7 @@ type PortRange struct{ From, To int }
 // happens on its first deploy. Whether a server of that kind is configured
 // is Databases.CheckKind's question.
 func NewApp(ctx context.Context, store conductor.Store, name, dbKind, host string, ports PortRange) (*conductor.App, error) {
-	if err := conductor.ValidateAppName(name); err != nil {
+	if err := conductor.ValidateNewAppName(name); err != nil {
 		return nil, err
 	}
 	switch dbKind {

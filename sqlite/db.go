@@ -39,6 +39,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	q.Set("_txlock", "immediate")
 	q.Set("_foreign_keys", "on")
 	q.Set("_synchronous", "NORMAL")
+	// Every SSH command runs the same few queries (the key's user, the app):
+	// keeping them prepared saves SQLite's parse and plan each time.
+	q.Set("_stmt_cache_size", "64")
 	sqldb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
