@@ -29,6 +29,9 @@
 #   `config <app>`: a new connection per command, then one connection per
 #   worker. Then serve restarted with the default limits (100, 10 per key)
 #   and the same load from 1 key and from 20 admin keys, counting refusals.
+#   Then the same load (a new connection per command) on OpenSSH's sshd
+#   running `true`. BENCH_SERVE_ARGS adds serve flags (e.g.
+#   --ssh-max-handshakes 0 to compare without the handshake gate).
 # client: what one person typing `ssh conductor …` sees: OpenSSH's own
 #   client, one command at a time, BENCH_CLIENT_N (default 100) × `whoami`
 #   then × `apps`, each a new ssh process and connection; wall time per
@@ -148,6 +151,49 @@ cssh() { ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" git@127.0.0.1 "$@"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 secs_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
 
+# start_sshd EXTRA_CONFIG: OpenSSH's sshd as a child of this script, with
+# its own config, host key and AuthorizedKeysFile (our key) in $DIR/sshd, on
+# a free loopback port; sets SSHD_PID and SSHD_PORT. Installs
+# openssh-server if missing, without starting the system's sshd.
+start_sshd() {
+  if [ ! -x /usr/sbin/sshd ]; then
+    say "installing openssh-server (the system sshd is not started)"
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q openssh-server >"$DIR/logs/apt.log" 2>&1 ||
+      { tail "$DIR/logs/apt.log" >&2; die "apt-get install openssh-server failed"; }
+  fi
+  [ -d /run/sshd ] || { mkdir -m 755 /run/sshd && MADE_RUN_SSHD=1; }
+  mkdir -p "$DIR/sshd"
+  [ -f "$DIR/sshd/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$DIR/sshd/host_key"
+  cp "$DIR/key.pub" "$DIR/sshd/authorized_keys"
+  SSHD_PORT=$(free_port)
+  cat >"$DIR/sshd/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $SSHD_PORT
+HostKey $DIR/sshd/host_key
+PidFile $DIR/sshd/sshd.pid
+AuthorizedKeysFile $DIR/sshd/authorized_keys
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+AllowUsers root
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AcceptEnv GIT_PROTOCOL
+$1
+LogLevel ERROR
+# bash sources ~/.bashrc for a command run by sshd unless SHLVL >= 2 after
+# its own increment: this skips root's (here: pyenv init, ~120 ms), which a
+# dedicated git user would not have.
+SetEnv SHLVL=1
+# The key exchange Conductor (x/crypto) negotiates with the same client:
+# OpenSSH 9.2's default sntrup761x25519 costs ~100 ms more per connection.
+KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org
+EOF
+  /usr/sbin/sshd -D -e -f "$DIR/sshd/sshd_config" 2>"$DIR/logs/sshd.log" &
+  SSHD_PID=$!
+  wait_tcp 127.0.0.1 "$SSHD_PORT" 10 "$SSHD_PID" || { cat "$DIR/logs/sshd.log" >&2; die "sshd did not start"; }
+}
+
 # --- transport ----------------------------------------------------------------
 bench_transport() {
   local src=$DIR/src pack bytes mb i t0 s kind url
@@ -181,43 +227,7 @@ EOF
   start_serve "$DIR/data-transport" "$DIR/logs/serve-transport.log"
   say "transport: conductor serve pid $SERVE_PID on 127.0.0.1:$SSH_PORT"
 
-  # OpenSSH's sshd, as a child of this script.
-  if [ ! -x /usr/sbin/sshd ]; then
-    say "transport: installing openssh-server (the system sshd is not started)"
-    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q openssh-server >"$DIR/logs/apt.log" 2>&1 ||
-      { tail "$DIR/logs/apt.log" >&2; die "apt-get install openssh-server failed"; }
-  fi
-  [ -d /run/sshd ] || { mkdir -m 755 /run/sshd && MADE_RUN_SSHD=1; }
-  mkdir -p "$DIR/sshd" "$DIR/openssh"
-  ssh-keygen -q -t ed25519 -N '' -f "$DIR/sshd/host_key"
-  cp "$DIR/key.pub" "$DIR/sshd/authorized_keys"
-  SSHD_PORT=$(free_port)
-  cat >"$DIR/sshd/sshd_config" <<EOF
-ListenAddress 127.0.0.1
-Port $SSHD_PORT
-HostKey $DIR/sshd/host_key
-PidFile $DIR/sshd/sshd.pid
-AuthorizedKeysFile $DIR/sshd/authorized_keys
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-AllowUsers root
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AcceptEnv GIT_PROTOCOL
-MaxStartups 100
-LogLevel ERROR
-# bash sources ~/.bashrc for a command run by sshd unless SHLVL >= 2 after
-# its own increment: this skips root's (here: pyenv init, ~120 ms), which a
-# dedicated git user would not have.
-SetEnv SHLVL=1
-# The key exchange Conductor (x/crypto) negotiates with the same client:
-# OpenSSH 9.2's default sntrup761x25519 costs ~100 ms more per connection.
-KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org
-EOF
-  /usr/sbin/sshd -D -e -f "$DIR/sshd/sshd_config" 2>"$DIR/logs/sshd.log" &
-  SSHD_PID=$!
-  wait_tcp 127.0.0.1 "$SSHD_PORT" 10 "$SSHD_PID" || { cat "$DIR/logs/sshd.log" >&2; die "sshd did not start"; }
+  start_sshd "MaxStartups 100"
   say "transport: $(/usr/sbin/sshd -V 2>&1 | head -n 1) pid $SSHD_PID on 127.0.0.1:$SSHD_PORT"
   for kind in conductor openssh; do
     if [ $kind = conductor ]; then p=$SSH_PORT; cmd="help"; else p=$SSHD_PORT; cmd="true"; fi
@@ -301,12 +311,15 @@ EOF
 }
 
 # --- latency ------------------------------------------------------------------
-# cpu_ticks PID: user + system CPU of PID (not its children), in clock ticks.
-cpu_ticks() { local s; s=$(cat "/proc/$1/stat"); s=${s##*) }; echo "$s" | awk '{ print $12 + $13 }'; }
+# cpu_ticks PID: user + system CPU of PID, and of its children that it has
+# waited for (sshd's per-connection processes; serve has none in a run), in
+# clock ticks.
+cpu_ticks() { local s; s=$(cat "/proc/$1/stat"); s=${s##*) }; echo "$s" | awk '{ print $12 + $13 + $14 + $15 }'; }
 bench_latency() {
   local data=$DIR/data-latency load=$DIR/sshload keys k i
   go build -o "$load" ./bench/sshload || die "go build bench/sshload failed"
-  start_serve "$data" "$DIR/logs/serve-latency.log" --ssh-max-sessions 1000 --ssh-max-sessions-per-key 1000
+  # shellcheck disable=SC2086 # BENCH_SERVE_ARGS: extra serve flags, split on spaces
+  start_serve "$data" "$DIR/logs/serve-latency.log" --ssh-max-sessions 1000 --ssh-max-sessions-per-key 1000 ${BENCH_SERVE_ARGS:-}
   say "latency: conductor serve pid $SERVE_PID on 127.0.0.1:$SSH_PORT (limits 1000 / 1000 per key)"
   cssh apps:create lat-app >/dev/null
   cssh config:set lat-app A=1 B=2 >/dev/null 2>&1 || true
@@ -317,13 +330,17 @@ bench_latency() {
     keys="$keys,$DIR/key$k"
   done
   "$load" -addr "127.0.0.1:$SSH_PORT" -key "$DIR/key" -sessions 20 -rounds 2 -commands 'apps;config lat-app' >/dev/null # warm-up
-  run_load() { # NAME ARGS...
-    local name=$1 c0 c1
+  run_load() { # NAME ARGS...: against conductor serve, or sshd with SERVER=sshd
+    local name=$1 c0 c1 pid=$SERVE_PID
     shift
-    c0=$(cpu_ticks "$SERVE_PID")
-    "$load" -addr "127.0.0.1:$SSH_PORT" -rounds "$ROUNDS" -commands 'apps;config lat-app' "$@" >"$DIR/logs/sshload-$name.json" ||
-      die "sshload $name failed"
-    c1=$(cpu_ticks "$SERVE_PID")
+    [ "${SERVER:-}" = sshd ] && pid=$SSHD_PID
+    c0=$(cpu_ticks "$pid")
+    if [ "${SERVER:-}" = sshd ]; then
+      "$load" -addr "127.0.0.1:$SSHD_PORT" -user root -rounds "$ROUNDS" -commands 'true' "$@" >"$DIR/logs/sshload-$name.json"
+    else
+      "$load" -addr "127.0.0.1:$SSH_PORT" -rounds "$ROUNDS" -commands 'apps;config lat-app' "$@" >"$DIR/logs/sshload-$name.json"
+    fi || die "sshload $name failed"
+    c1=$(cpu_ticks "$pid")
     /usr/bin/python3 - "$DIR/logs/sshload-$name.json" "$name" "$((c1 - c0))" "$(getconf CLK_TCK)" <<'EOF' | tee -a "$SUMMARY" >&2
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -355,13 +372,24 @@ EOF
   run_load "raised-reuse" -sessions "$SESSIONS" -key "$DIR/key" -mode reuse
   run_load "raised-conn-20keys" -sessions "$SESSIONS" -key "$keys" -mode conn
   stop_serve
-  start_serve "$data" "$DIR/logs/serve-latency-defaults.log"
+  # shellcheck disable=SC2086
+  start_serve "$data" "$DIR/logs/serve-latency-defaults.log" ${BENCH_SERVE_ARGS:-}
   say "latency: conductor serve pid $SERVE_PID on 127.0.0.1:$SSH_PORT (default limits)"
   run_load "default-conn-1key" -sessions "$SESSIONS" -key "$DIR/key" -mode conn
   run_load "default-conn-20keys" -sessions "$SESSIONS" -key "$keys" -mode conn
   run_load "default-reuse-20keys" -sessions "$SESSIONS" -key "$keys" -mode reuse
   out "server log: $(grep -c 'ssh session refused' "$DIR/logs/serve-latency-defaults.log") 'ssh session refused' lines with default limits; $(cat "$DIR/logs/serve-latency.log" "$DIR/logs/serve-latency-defaults.log" | grep -c 'level=ERROR') level=ERROR lines in both runs"
   stop_serve
+  # The same load on OpenSSH's sshd running `true`: the floor for any tool
+  # whose commands run behind sshd (Dokku, piku, gitolite). MaxStartups is
+  # raised so that sshd does not drop connections beyond its default 10
+  # unauthenticated ones; its server CPU includes its per-connection
+  # processes.
+  start_sshd "MaxStartups 1000"
+  say "latency: $(/usr/sbin/sshd -V 2>&1 | head -n 1) pid $SSHD_PID on 127.0.0.1:$SSHD_PORT, command \`true\`"
+  SERVER=sshd run_load "sshd-true-conn" -sessions "$SESSIONS" -key "$DIR/key" -mode conn
+  stop_pid "$SSHD_PID" 10
+  SSHD_PID=""
   rm -rf "$data"
 }
 

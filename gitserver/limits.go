@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type Limits struct {
 	IdleTimeout, MaxTimeout time.Duration
 	// MaxPushSize is git's receive.maxInputSize for pushes, in bytes.
 	MaxPushSize int64
+	// MaxHandshakes is how many connections work on their handshake at
+	// once; the others wait their turn, in order (handshakes.go).
+	MaxHandshakes int
 }
 
 // DefaultLimits are the limits `conductor serve` starts with.
@@ -41,6 +45,7 @@ func DefaultLimits() Limits {
 		IdleTimeout:       15 * time.Minute, // a build streams output; a silent pip can take a while
 		MaxTimeout:        2 * time.Hour,
 		MaxPushSize:       1 << 30,
+		MaxHandshakes:     8 * runtime.GOMAXPROCS(0), // enough to keep every CPU busy while some wait on the network
 	}
 }
 
@@ -103,26 +108,43 @@ func (s *Server) limit(next ssh.Handler) ssh.Handler {
 type handshakeKey struct{}
 
 // handshakeTimer closes a connection that has not authenticated within
-// the handshake timeout (timer nil: no timeout); quickAck (nil unless TCP)
-// is told when it has.
+// the handshake timeout (timer nil: no timeout), ends its turn at the
+// handshake gate, and tells quickAck (nil unless TCP) when it has.
 type handshakeTimer struct {
 	timer    *time.Timer
+	endTurn  func()
 	quickAck *quickAckConn
 }
 
-// timedConn disarms the handshake timer when gliderlabs closes the
-// connection (a failed handshake, or the end of the connection).
-type timedConn struct {
-	net.Conn
-	timer *time.Timer
+// authenticated is called once the client has proved its key.
+func (ht *handshakeTimer) authenticated() {
+	if ht.timer != nil {
+		ht.timer.Stop()
+	}
+	ht.endTurn()
+	if ht.quickAck != nil {
+		ht.quickAck.authenticated()
+	}
 }
 
-func (c *timedConn) Close() error {
-	c.timer.Stop()
+// handshakeConn disarms the handshake timer and ends the gate turn when
+// gliderlabs closes the connection (a failed handshake, or the end of the
+// connection).
+type handshakeConn struct {
+	net.Conn
+	ht *handshakeTimer
+}
+
+func (c *handshakeConn) Close() error {
+	if c.ht.timer != nil {
+		c.ht.timer.Stop()
+	}
+	c.ht.endTurn()
 	return c.Conn.Close()
 }
 
-// connCallback arms the handshake deadline when a connection arrives. It
+// connCallback arms the handshake deadline when a connection arrives, then
+// waits for the connection's turn at the handshake gate (handshakes.go). It
 // closes the connection from a timer rather than with SetDeadline, because
 // gliderlabs moves the deadline on every read and write.
 func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
@@ -131,15 +153,15 @@ func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
 		conn = ht.quickAck
 	}
 	ctx.SetValue(handshakeKey{}, ht)
-	if s.limits.HandshakeTimeout <= 0 {
-		return conn
+	if s.limits.HandshakeTimeout > 0 {
+		remote := conn.RemoteAddr().String()
+		ht.timer = time.AfterFunc(s.limits.HandshakeTimeout, func() {
+			slog.Info("ssh handshake timed out", "remote", remote, "timeout", s.limits.HandshakeTimeout)
+			_ = conn.Close()
+		})
 	}
-	remote := conn.RemoteAddr().String()
-	ht.timer = time.AfterFunc(s.limits.HandshakeTimeout, func() {
-		slog.Info("ssh handshake timed out", "remote", remote, "timeout", s.limits.HandshakeTimeout)
-		_ = conn.Close()
-	})
-	return &timedConn{Conn: conn, timer: ht.timer}
+	ht.endTurn = s.handshakes.wait()
+	return &handshakeConn{Conn: conn, ht: ht}
 }
 
 // serverConfig disarms the handshake deadline once the client has
@@ -150,12 +172,7 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	if ht != nil {
 		cfg.AuthLogCallback = func(_ gossh.ConnMetadata, _ string, err error) {
 			if err == nil {
-				if ht.timer != nil {
-					ht.timer.Stop()
-				}
-				if ht.quickAck != nil {
-					ht.quickAck.authenticated()
-				}
+				ht.authenticated()
 			}
 		}
 	}

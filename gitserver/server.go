@@ -56,20 +56,22 @@ type Config struct {
 
 // Server is the SSH endpoint.
 type Server struct {
-	cfg      Config
-	store    conductor.Store
-	queue    *queue.Queue
-	ssh      *ssh.Server
-	pushes   pushLocks
-	limits   Limits
-	sessions *sessionLimiter
+	cfg        Config
+	store      conductor.Store
+	queue      *queue.Queue
+	ssh        *ssh.Server
+	pushes     pushLocks
+	limits     Limits
+	sessions   *sessionLimiter
+	handshakes *handshakeGate
 }
 
 // New builds the SSH server: a middleware chain (recover → authenticate →
 // limit → log → dispatch) in front of git and the commands.
 func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
 	s := &Server{cfg: cfg, store: store, queue: q, limits: cfg.Limits,
-		sessions: newSessionLimiter(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerKey)}
+		sessions:   newSessionLimiter(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerKey),
+		handshakes: newHandshakeGate(cfg.Limits.MaxHandshakes)}
 	s.ssh = &ssh.Server{
 		Addr:             cfg.Addr,
 		HostSigners:      []ssh.Signer{cfg.HostKey},

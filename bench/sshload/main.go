@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -105,7 +106,19 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "limit for one command, connection included")
 	flag.DurationVar(&o.maxDuration, "max-duration", 120*time.Second, "stop starting commands after this long")
 	flag.IntVar(&o.keepErrors, "keep-errors", 10, "error messages kept in the summary")
+	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile to the file (go tool pprof)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sshload:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, k := range strings.Split(keys, ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			o.keys = append(o.keys, k)
@@ -117,6 +130,7 @@ func main() {
 		}
 	}
 	if err := run(o); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "sshload:", err)
 		os.Exit(2)
 	}

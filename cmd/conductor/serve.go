@@ -71,6 +71,7 @@ func serveCommand() *cobra.Command {
 	f.IntVar(&o.limits.MaxSessions, "ssh-max-sessions", d.MaxSessions, "SSH sessions running at once on this server (0: no limit)")
 	f.IntVar(&o.limits.MaxSessionsPerKey, "ssh-max-sessions-per-key", d.MaxSessionsPerKey, "SSH sessions running at once per client key (0: no limit)")
 	f.DurationVar(&o.limits.HandshakeTimeout, "ssh-handshake-timeout", d.HandshakeTimeout, "time a client has from connecting to authenticating (0: none)")
+	f.IntVar(&o.limits.MaxHandshakes, "ssh-max-handshakes", d.MaxHandshakes, "SSH handshakes worked on at once (default 8 per CPU); later connections wait their turn in arrival order, at most 1 s (0: no limit)")
 	f.DurationVar(&o.limits.IdleTimeout, "ssh-idle-timeout", d.IdleTimeout, "drop an SSH connection silent for this long (0: never)")
 	f.DurationVar(&o.limits.MaxTimeout, "ssh-max-timeout", d.MaxTimeout, "drop any SSH connection this old (0: never)")
 	f.Int64Var(&o.limits.MaxPushSize, "max-push-size", d.MaxPushSize, "largest pack a push may send, in bytes (git's receive.maxInputSize; 0: no limit)")
