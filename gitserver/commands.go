@@ -41,7 +41,7 @@ func (s *Server) runCommand(ctx context.Context, sess session, args []string) in
 	}
 	u := UserFromContext(ctx)
 	rec := &conductor.AuditEntry{At: time.Now(), User: u.Name, Fingerprint: FingerprintFromContext(ctx)}
-	root := s.commands(sess)
+	root := s.commands(sess, args...)
 	root.SetArgs(args)
 	root.SetIn(sess)
 	root.SetOut(sess)
@@ -125,8 +125,11 @@ func minArgs(n int, usage string) cobra.PositionalArgs {
 
 // commands builds the command tree for one session. Every command's name
 // must be in conductor.Permissions: the root's PersistentPreRunE checks it
-// there before any command runs.
-func (s *Server) commands(sess session) *cobra.Command {
+// there before any command runs. When args names a command, only that one
+// is built (most sessions run one known command, and the whole tree is
+// ~290 allocations); anything else (help, an unknown name, a flag) gets the
+// whole tree, for help and suggestions.
+func (s *Server) commands(sess session, args ...string) *cobra.Command {
 	root := &cobra.Command{
 		Use:               "conductor",
 		Short:             "Conductor: git push deploys for Django apps",
@@ -136,40 +139,63 @@ func (s *Server) commands(sess session) *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(
-		s.whoamiCommand(),
-		s.appsCommand(),
-		s.appsCreateCommand(),
-		s.appsInfoCommand(),
-		s.appsDestroyCommand(),
-		s.deploysCommand(),
-		s.releasesCommand(),
-		s.rollbackCommand(),
-		s.deployCommand(),
-		s.deploysCancelCommand(),
-		s.configCommand(),
-		s.configGetCommand(),
-		s.configSetCommand(),
-		s.configUnsetCommand(),
-		s.logsCommand(),
-		s.psCommand(),
-		s.psScaleCommand(),
-		s.psRestartCommand(),
-		s.runCmd(sess),
-		s.domainsCommand(),
-		s.domainsAddCommand(),
-		s.domainsRemoveCommand(),
-		s.domainsCertCommand(),
-		s.keysCommand(),
-		s.keysAddCommand(),
-		s.keysRemoveCommand(),
-		s.accessCommand(),
-		s.accessGrantCommand(),
-		s.accessRevokeCommand(),
-		s.auditCommand(),
-		s.hostsCommand(),
-	)
+	builders := s.commandBuilders(sess)
+	if len(args) > 0 {
+		for _, b := range builders {
+			if b.name == args[0] {
+				root.AddCommand(b.build())
+				return root
+			}
+		}
+	}
+	for _, b := range builders {
+		root.AddCommand(b.build())
+	}
 	return root
+}
+
+// commandBuilder makes one command; name is its cobra Name (the first word
+// of its Use line), checked by TestCommandBuilderNames.
+type commandBuilder struct {
+	name  string
+	build func() *cobra.Command
+}
+
+// commandBuilders lists every command, in the order help shows them.
+func (s *Server) commandBuilders(sess session) []commandBuilder {
+	return []commandBuilder{
+		{"whoami", s.whoamiCommand},
+		{"apps", s.appsCommand},
+		{"apps:create", s.appsCreateCommand},
+		{"apps:info", s.appsInfoCommand},
+		{"apps:destroy", s.appsDestroyCommand},
+		{"deploys", s.deploysCommand},
+		{"releases", s.releasesCommand},
+		{"rollback", s.rollbackCommand},
+		{"deploy", s.deployCommand},
+		{"deploys:cancel", s.deploysCancelCommand},
+		{"config", s.configCommand},
+		{"config:get", s.configGetCommand},
+		{"config:set", s.configSetCommand},
+		{"config:unset", s.configUnsetCommand},
+		{"logs", s.logsCommand},
+		{"ps", s.psCommand},
+		{"ps:scale", s.psScaleCommand},
+		{"ps:restart", s.psRestartCommand},
+		{"run", func() *cobra.Command { return s.runCmd(sess) }},
+		{"domains", s.domainsCommand},
+		{"domains:add", s.domainsAddCommand},
+		{"domains:remove", s.domainsRemoveCommand},
+		{"domains:cert", s.domainsCertCommand},
+		{"keys", s.keysCommand},
+		{"keys:add", s.keysAddCommand},
+		{"keys:remove", s.keysRemoveCommand},
+		{"access", s.accessCommand},
+		{"access:grant", s.accessGrantCommand},
+		{"access:revoke", s.accessRevokeCommand},
+		{"audit", s.auditCommand},
+		{"hosts", s.hostsCommand},
+	}
 }
 
 // authorize runs before every command: it resolves the app the command

@@ -171,6 +171,41 @@ func TestEveryCommandHasAPermission(t *testing.T) {
 	}
 }
 
+// TestCommandBuilderNames: each builder's name is its command's name, so
+// a session that names a command gets exactly that one (and its help).
+func TestCommandBuilderNames(t *testing.T) {
+	ts := newTestServer(t, filepath.Join(t.TempDir(), "c.db"))
+	seen := map[string]bool{}
+	for _, b := range ts.commandBuilders(&fakeSession{}) {
+		if got := b.build().Name(); got != b.name {
+			t.Errorf("builder %q makes command %q", b.name, got)
+		}
+		if seen[b.name] {
+			t.Errorf("two builders for %q", b.name)
+		}
+		seen[b.name] = true
+		root := ts.commands(&fakeSession{}, b.name, "--flag")
+		if cs := root.Commands(); len(cs) != 1 || cs[0].Name() != b.name {
+			t.Errorf("commands(%q) built %d commands", b.name, len(cs))
+		}
+	}
+	for _, args := range [][]string{nil, {"help"}, {"--help"}, {"nosuch"}, {"aps"}} {
+		if n := len(ts.commands(&fakeSession{}, args...).Commands()); n != len(seen) {
+			t.Errorf("commands(%q) built %d commands, want all %d", args, n, len(seen))
+		}
+	}
+	// Help and suggestions still see every command.
+	if code, out, _ := ts.run(ts.admin, "help", ""); code != 0 || !strings.Contains(out, "domains:cert") || !strings.Contains(out, "whoami") {
+		t.Errorf("help: exit %d, output %q", code, out)
+	}
+	if code, _, errOut := ts.run(ts.admin, "aps", ""); code == 0 || !strings.Contains(errOut, "apps") {
+		t.Errorf("aps: exit %d, stderr %q, want a suggestion of apps", code, errOut)
+	}
+	if code, out, _ := ts.run(ts.admin, "config:set --help", ""); code != 0 || !strings.Contains(out, "config:set") {
+		t.Errorf("config:set --help: exit %d, output %q", code, out)
+	}
+}
+
 func TestCommandsAccessAndAudit(t *testing.T) {
 	ts := newTestServer(t, filepath.Join(t.TempDir(), "c.db"))
 	ctx := context.Background()
