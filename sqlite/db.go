@@ -25,7 +25,8 @@ var migrations embed.FS
 // and its hooks) may open it at once: WAL and a busy timeout make that safe,
 // and immediate transactions avoid upgrade deadlocks between writers.
 type DB struct {
-	db *sql.DB
+	db   *sql.DB
+	keys *keyCache // keycache.go
 }
 
 // Open opens (creating if needed) the database at path and migrates it.
@@ -48,7 +49,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	// One connection: a single writer, and no surprises with per-connection pragmas.
 	sqldb.SetMaxOpenConns(1)
-	db := &DB{db: sqldb}
+	db := &DB{db: sqldb, keys: newKeyCache()}
 	if err := db.migrate(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)

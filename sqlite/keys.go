@@ -13,6 +13,7 @@ import (
 // and making it an admin when admin is set, all in one transaction, so a
 // refused key leaves no user behind.
 func (db *DB) AddUserKey(ctx context.Context, name string, admin bool, fingerprint, publicKey string) (*conductor.User, *conductor.Key, error) {
+	defer db.keys.invalidate()
 	if err := conductor.ValidateUserName(name); err != nil {
 		return nil, nil, err
 	}
@@ -55,6 +56,7 @@ func (db *DB) AddUserKey(ctx context.Context, name string, admin bool, fingerpri
 
 // RemoveKey deletes one key and returns it.
 func (db *DB) RemoveKey(ctx context.Context, fingerprint string) (*conductor.Key, error) {
+	defer db.keys.invalidate()
 	var k conductor.Key
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var created string
@@ -77,6 +79,7 @@ func (db *DB) RemoveKey(ctx context.Context, fingerprint string) (*conductor.Key
 
 // RemoveUser deletes a user with their keys and grants.
 func (db *DB) RemoveUser(ctx context.Context, name string) error {
+	defer db.keys.invalidate()
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
 		if err != nil {

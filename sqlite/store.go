@@ -16,6 +16,7 @@ var _ conductor.Store = (*DB)(nil)
 
 // CreateUser adds a user; the name must be unused.
 func (db *DB) CreateUser(ctx context.Context, name string, admin bool) (*conductor.User, error) {
+	defer db.keys.invalidate()
 	if err := conductor.ValidateUserName(name); err != nil {
 		return nil, err
 	}
@@ -70,6 +71,7 @@ func (db *DB) ListUsers(ctx context.Context) ([]*conductor.User, error) {
 
 // AddKey attaches a public key to a user. A key belongs to one user only.
 func (db *DB) AddKey(ctx context.Context, userID int64, fingerprint, publicKey string) (*conductor.Key, error) {
+	defer db.keys.invalidate()
 	res, err := db.db.ExecContext(ctx, `INSERT INTO keys (user_id, fingerprint, public_key) VALUES (?, ?, ?)`, userID, fingerprint, publicKey)
 	if isUnique(err) {
 		return nil, conductor.Errorf(conductor.ECONFLICT, "key %s is already registered", fingerprint)
@@ -82,11 +84,16 @@ func (db *DB) AddKey(ctx context.Context, userID int64, fingerprint, publicKey s
 
 // FindUserByFingerprint returns the owner of the key with that fingerprint.
 func (db *DB) FindUserByFingerprint(ctx context.Context, fingerprint string) (*conductor.User, error) {
+	cached, gen := db.keys.get(fingerprint)
+	if cached != nil {
+		return cached, nil
+	}
 	u, err := scanUser(db.db.QueryRowContext(ctx,
 		`SELECT `+userCols+` FROM users u JOIN keys k ON k.user_id = u.id WHERE k.fingerprint = ?`, fingerprint))
 	if err != nil {
 		return nil, notFound(err, "no user has key %s", fingerprint)
 	}
+	db.keys.put(fingerprint, u, gen)
 	return u, nil
 }
 
