@@ -15,10 +15,10 @@ import (
 	"github.com/hasadna/conductor/sqlite"
 )
 
-// TestRemovedKeyOpensNoNewSession: the first session of a connection uses
-// the user found while authenticating; a later session on the same
-// connection asks the store again, so a key removed in between is refused
-// there, and a session of a key that was never found is refused too.
+// TestRemovedKeyOpensNoNewSession: every session looks its key up again
+// (through the store's key cache, which a removal empties), so a key
+// removed while a connection is open opens no new session on it, and no new
+// connection.
 func TestRemovedKeyOpensNoNewSession(t *testing.T) {
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))

@@ -13,7 +13,6 @@ var (
 	fingerprintKey = &contextKey{"fingerprint"}
 	appKey         = &contextKey{"app"}
 	auditKey       = &contextKey{"audit"}
-	authKey        = &contextKey{"auth"}
 )
 
 // WithUser returns a context carrying the authenticated user.

@@ -11,7 +11,6 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -121,36 +120,10 @@ func chain(h ssh.Handler, mws ...middleware) ssh.Handler {
 	return h
 }
 
-// publicKeyHandler admits only keys registered in the store. What it found
-// is kept on the connection for the first session (see authenticate).
+// publicKeyHandler admits only keys registered in the store.
 func (s *Server) publicKeyHandler(ctx ssh.Context, key ssh.PublicKey) bool {
-	fp := gossh.FingerprintSHA256(key)
-	u, err := s.store.FindUserByFingerprint(ctx, fp)
-	if err != nil {
-		return false
-	}
-	ctx.SetValue(authKey, &authLookup{fingerprint: fp, user: u})
-	return true
-}
-
-// authLookup is the user publicKeyHandler found for a key. The connection's
-// first session uses it instead of asking the store again a few
-// milliseconds later (most connections carry one command, and the lookup
-// was a noticeable part of each); every later session on the connection
-// looks the key up afresh, so a removed key opens no new session.
-type authLookup struct {
-	fingerprint string
-	user        *conductor.User
-	used        atomic.Bool
-}
-
-// take returns the looked-up user if fp is the key it was found for and no
-// session has taken it yet.
-func (a *authLookup) take(fp string) (*conductor.User, bool) {
-	if a == nil || a.fingerprint != fp || !a.used.CompareAndSwap(false, true) {
-		return nil, false
-	}
-	return a.user, true
+	_, err := s.store.FindUserByFingerprint(ctx, gossh.FingerprintSHA256(key))
+	return err == nil
 }
 
 // recoverer turns a panic in a handler into an error exit, not a crash.
@@ -179,15 +152,11 @@ func (s *Server) authenticate(next ssh.Handler) ssh.Handler {
 			return
 		}
 		fp := gossh.FingerprintSHA256(key)
-		lookup, _ := sess.Context().Value(authKey).(*authLookup)
-		u, ok := lookup.take(fp)
-		if !ok {
-			var err error
-			if u, err = s.store.FindUserByFingerprint(sess.Context(), fp); err != nil {
-				fmt.Fprintln(sess.Stderr(), "error: unknown key")
-				_ = sess.Exit(1)
-				return
-			}
+		u, err := s.store.FindUserByFingerprint(sess.Context(), fp)
+		if err != nil {
+			fmt.Fprintln(sess.Stderr(), "error: unknown key")
+			_ = sess.Exit(1)
+			return
 		}
 		sess.Context().SetValue(userKey, u)
 		sess.Context().SetValue(fingerprintKey, fp)
