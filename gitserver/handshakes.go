@@ -39,12 +39,16 @@ func (g *handshakeGate) wait() (end func()) {
 	if g == nil {
 		return func() {}
 	}
-	t := time.NewTimer(g.maxWait)
-	defer t.Stop()
 	select {
-	case g.turns <- struct{}{}:
-	case <-t.C:
-		return func() {}
+	case g.turns <- struct{}{}: // a free turn, and nobody waiting for it
+	default:
+		t := time.NewTimer(g.maxWait)
+		defer t.Stop()
+		select {
+		case g.turns <- struct{}{}:
+		case <-t.C:
+			return func() {}
+		}
 	}
 	release := sync.OnceFunc(func() { <-g.turns })
 	hold := time.AfterFunc(g.maxHold, release)
