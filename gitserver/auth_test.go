@@ -2,17 +2,10 @@ package gitserver
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
-
-	"github.com/hasadna/conductor/provision"
-	"github.com/hasadna/conductor/sqlite"
 )
 
 // TestRemovedKeyOpensNoNewSession: every session looks its key up again
@@ -21,37 +14,10 @@ import (
 // connection.
 func TestRemovedKeyOpensNoNewSession(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	hostKey, _ := gossh.NewSignerFromKey(hostPriv)
-	signer := func(name string, admin bool) gossh.Signer {
-		_, priv, _ := ed25519.GenerateKey(rand.Reader)
-		k, _ := gossh.NewSignerFromKey(priv)
-		if _, _, err := db.AddUserKey(ctx, name, admin, gossh.FingerprintSHA256(k.PublicKey()),
-			string(gossh.MarshalAuthorizedKey(k.PublicKey()))); err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	boss, dev := signer("boss", true), signer("dev", false)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{
-		Addr: l.Addr().String(), HostKey: hostKey, ReposDir: filepath.Join(t.TempDir(), "repos"), Domain: "localhost",
-		HTTPAddr: "127.0.0.1:8080", Host: "local", Ports: provision.PortRange{From: 41000, To: 41999},
-	}, db, testQueue(t))
-	go func() { _ = s.Serve(l) }()
-	defer s.Shutdown(ctx)
-
+	ts := startSSHTestServer(t)
+	boss, dev := ts.addKey("boss", true), ts.addKey("dev", false)
 	dial := func(k gossh.Signer) *gossh.Client {
-		c, err := gossh.Dial("tcp", l.Addr().String(), &gossh.ClientConfig{User: "git",
-			Auth: []gossh.AuthMethod{gossh.PublicKeys(k)}, HostKeyCallback: gossh.FixedHostKey(hostKey.PublicKey())})
+		c, err := gossh.Dial("tcp", ts.addr, ts.clientConfig(k))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,15 +47,14 @@ func TestRemovedKeyOpensNoNewSession(t *testing.T) {
 			t.Fatalf("boss's session %d: %v %q", i+1, err, out)
 		}
 	}
-	if _, err := db.RemoveKey(ctx, gossh.FingerprintSHA256(dev.PublicKey())); err != nil {
+	if _, err := ts.db.RemoveKey(ctx, gossh.FingerprintSHA256(dev.PublicKey())); err != nil {
 		t.Fatal(err)
 	}
 	out, err := run(devConn, "whoami")
 	if err == nil || !strings.Contains(out, "unknown key") {
 		t.Fatalf("a new session after the key was removed: err = %v, output %q; want refused with \"unknown key\"", err, out)
 	}
-	if _, err := gossh.Dial("tcp", l.Addr().String(), &gossh.ClientConfig{User: "git",
-		Auth: []gossh.AuthMethod{gossh.PublicKeys(dev)}, HostKeyCallback: gossh.FixedHostKey(hostKey.PublicKey())}); err == nil {
+	if _, err := gossh.Dial("tcp", ts.addr, ts.clientConfig(dev)); err == nil {
 		t.Fatal("a new connection with the removed key was accepted")
 	}
 }
