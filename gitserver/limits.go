@@ -12,6 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/readbuf"
 )
 
 // Limits bound what one client, or all of them, can hold on the SSH
@@ -152,6 +153,7 @@ func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
 	if ht.quickAck != nil {
 		conn = ht.quickAck
 	}
+	conn = readbuf.New(conn) // x/crypto reads the client's version a byte at a time
 	ctx.SetValue(handshakeKey{}, ht)
 	if s.limits.HandshakeTimeout > 0 {
 		remote := conn.RemoteAddr().String()

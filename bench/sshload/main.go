@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/hasadna/conductor/internal/readbuf"
 )
 
 type options struct {
@@ -212,7 +214,7 @@ func run(o options) error {
 			var client *ssh.Client
 			var dialErr error
 			if o.mode == "reuse" {
-				client, dialErr = ssh.Dial("tcp", o.addr, cfg)
+				client, dialErr = dial(o, cfg, time.Time{})
 				if client != nil {
 					defer client.Close()
 				}
@@ -223,7 +225,7 @@ func run(o options) error {
 			for r := 0; r < o.rounds && ctx.Err() == nil; r++ {
 				command := o.commands[(w+r)%len(o.commands)]
 				if dialErr != nil {
-					mine = append(mine, result{kind: "error", err: "dial: " + dialErr.Error()})
+					mine = append(mine, result{kind: "error", err: dialErr.Error()})
 					break
 				}
 				track(1)
@@ -293,17 +295,11 @@ func runOne(o options, cfg *ssh.ClientConfig, client *ssh.Client, command string
 	t0 := time.Now()
 	deadline := t0.Add(o.timeout)
 	if client == nil {
-		conn, err := net.DialTimeout("tcp", o.addr, o.timeout)
+		var err error
+		client, err = dial(o, cfg, deadline)
 		if err != nil {
-			return result{kind: "error", total: time.Since(t0), err: "dial: " + err.Error()}
+			return result{kind: "error", total: time.Since(t0), err: err.Error()}
 		}
-		_ = conn.SetDeadline(deadline)
-		c, chans, reqs, err := ssh.NewClientConn(conn, o.addr, cfg)
-		if err != nil {
-			conn.Close()
-			return result{kind: "error", total: time.Since(t0), err: "handshake: " + err.Error()}
-		}
-		client = ssh.NewClient(c, chans, reqs)
 		defer client.Close()
 		res.handshake = time.Since(t0)
 	}
@@ -366,4 +362,25 @@ func pct(ds []time.Duration) percentiles {
 		N: len(ds), Min: ms(ds[0]), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: ms(ds[len(ds)-1]),
 		Mean: ms(sum / time.Duration(len(ds))),
 	}
+}
+
+// dial connects and does the key exchange and authentication, under
+// deadline unless it is zero. Like the server, it reads the other side's
+// version line through a buffer: x/crypto/ssh reads it a byte at a time,
+// a read(2) each, and the load generator's CPU is on the same cores as
+// the server's.
+func dial(o options, cfg *ssh.ClientConfig, deadline time.Time) (*ssh.Client, error) {
+	conn, err := net.DialTimeout("tcp", o.addr, o.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	if !deadline.IsZero() {
+		_ = conn.SetDeadline(deadline)
+	}
+	c, chans, reqs, err := ssh.NewClientConn(readbuf.New(conn), o.addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	return ssh.NewClient(c, chans, reqs), nil
 }
