@@ -26,7 +26,9 @@
 # latency: `conductor serve --ssh-max-sessions 1000 --ssh-max-sessions-per-key
 #   1000`, one app, then bench/sshload with BENCH_SESSIONS (default 200)
 #   workers × BENCH_ROUNDS (default 5) commands alternating `apps` and
-#   `config <app>`: a new connection per command, then one connection per
+#   `config <app>`: a new connection per command (each run twice: with
+#   x/crypto's client defaults, then offering only the key exchange and
+#   cipher Debian 12's OpenSSH client settles on), then one connection per
 #   worker. Then serve restarted with the default limits (100, 10 per key)
 #   and the same load from 1 key and from 20 admin keys, counting refusals.
 #   Then the same load (a new connection per command) on OpenSSH's sshd
@@ -350,6 +352,8 @@ ok, h = s["latency_ok"], s.get("latency_ok_handshake")
 line = (f"{sys.argv[2]:<24} mode={s['mode']:<5} sessions={s['sessions']} keys={s['keys']} cmds={s['attempted']} "
         f"ok={s['ok']} refused={s['refused']} errors={s['errors']} peak={s['peak_in_flight']} "
         f"{s['commands_per_s']:.0f}/s | ok p50 {ok['p50_ms']:.1f} p90 {ok['p90_ms']:.1f} p99 {ok['p99_ms']:.1f} max {ok['max_ms']:.1f} ms")
+if s.get("kex"):
+    line += f" | kex {','.join(s['kex'])} ciphers {','.join(s.get('ciphers') or ['default'])}"
 if h:
     line += f" | handshake p50 {h['p50_ms']:.1f} p99 {h['p99_ms']:.1f}"
 se = s["latency_ok_session"]
@@ -366,8 +370,14 @@ print(line)
 EOF
   }
   out "## latency ($(date -u '+%Y-%m-%d %H:%M UTC'), $SESSIONS sessions × $ROUNDS commands, load $(cut -d' ' -f1-3 /proc/loadavg))"
+  # Each run twice: with x/crypto's client defaults (it picks the hybrid
+  # mlkem768x25519-sha256 exchange), then offering only what Debian 12's
+  # own ssh (OpenSSH 9.2, no ML-KEM) negotiates with Conductor, as `ssh -v`
+  # shows: curve25519-sha256 and chacha20-poly1305.
   for i in $(seq 1 "$RUNS"); do
     run_load "raised-conn-$i" -sessions "$SESSIONS" -key "$DIR/key" -mode conn
+    run_load "raised-conn-openssh92-$i" -sessions "$SESSIONS" -key "$DIR/key" -mode conn \
+      -kex curve25519-sha256 -ciphers chacha20-poly1305@openssh.com
   done
   run_load "raised-reuse" -sessions "$SESSIONS" -key "$DIR/key" -mode reuse
   run_load "raised-conn-20keys" -sessions "$SESSIONS" -key "$keys" -mode conn

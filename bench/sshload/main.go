@@ -50,6 +50,8 @@ type options struct {
 	timeout     time.Duration
 	maxDuration time.Duration
 	keepErrors  int
+	kex         []string // key exchanges offered, in order; nil: x/crypto's defaults
+	ciphers     []string // ciphers offered, in order; nil: x/crypto's defaults
 }
 
 // result is one command's outcome.
@@ -78,6 +80,8 @@ type summary struct {
 	Keys           int          `json:"keys"`
 	Rounds         int          `json:"rounds"`
 	Commands       []string     `json:"commands"`
+	Kex            []string     `json:"kex,omitempty"`
+	Ciphers        []string     `json:"ciphers,omitempty"`
 	Attempted      int          `json:"attempted"`
 	OK             int          `json:"ok"`
 	Refused        int          `json:"refused"`
@@ -97,7 +101,7 @@ type summary struct {
 
 func main() {
 	var o options
-	var keys, cmds string
+	var keys, cmds, kex, ciphers string
 	flag.StringVar(&o.addr, "addr", "", "Conductor's SSH address (loopback only), e.g. 127.0.0.1:2222")
 	flag.StringVar(&o.user, "user", "git", "SSH user")
 	flag.StringVar(&keys, "key", "", "private key file(s), comma-separated; workers take them in turn")
@@ -107,6 +111,8 @@ func main() {
 	flag.StringVar(&o.mode, "mode", "conn", "conn: a new connection per command; reuse: one connection per worker")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "limit for one command, connection included")
 	flag.DurationVar(&o.maxDuration, "max-duration", 120*time.Second, "stop starting commands after this long")
+	flag.StringVar(&kex, "kex", "", "key exchanges to offer, comma-separated (default: x/crypto's, which picks mlkem768x25519-sha256 first)")
+	flag.StringVar(&ciphers, "ciphers", "", "ciphers to offer, comma-separated (default: x/crypto's)")
 	flag.IntVar(&o.keepErrors, "keep-errors", 10, "error messages kept in the summary")
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile to the file (go tool pprof)")
 	flag.Parse()
@@ -121,11 +127,7 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	for _, k := range strings.Split(keys, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			o.keys = append(o.keys, k)
-		}
-	}
+	o.keys, o.kex, o.ciphers = splitList(keys), splitList(kex), splitList(ciphers)
 	for _, c := range strings.Split(cmds, ";") {
 		if c = strings.TrimSpace(c); c != "" {
 			o.commands = append(o.commands, c)
@@ -136,6 +138,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sshload:", err)
 		os.Exit(2)
 	}
+}
+
+// splitList splits a comma-separated flag; empty gives nil.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func checkLoopback(addr string) error {
@@ -182,6 +195,8 @@ func run(o options) error {
 			HostKeyCallback: ssh.InsecureIgnoreHostKey(),
 			Timeout:         o.timeout,
 		}
+		configs[i].KeyExchanges = o.kex
+		configs[i].Ciphers = o.ciphers
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), o.maxDuration)
@@ -248,7 +263,7 @@ func run(o options) error {
 
 	s := summary{
 		Addr: o.addr, Mode: o.mode, Sessions: o.sessions, Keys: len(o.keys), Rounds: o.rounds,
-		Commands: o.commands, Attempted: len(results), PeakInFlight: peak.Load(),
+		Commands: o.commands, Kex: o.kex, Ciphers: o.ciphers, Attempted: len(results), PeakInFlight: peak.Load(),
 		WallSeconds: wall.Seconds(), StoppedBy: "rounds", ClientCPU: cpu,
 		ErrorSamples: []string{}, RefusedSamples: []string{},
 	}
