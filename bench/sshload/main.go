@@ -188,15 +188,14 @@ func run(o options) error {
 	configs := make([]*ssh.ClientConfig, len(signers))
 	for i, s := range signers {
 		configs[i] = &ssh.ClientConfig{
-			User: o.user,
-			Auth: []ssh.AuthMethod{ssh.PublicKeys(s)},
+			Config: ssh.Config{KeyExchanges: o.kex, Ciphers: o.ciphers}, // nil: x/crypto's defaults
+			User:   o.user,
+			Auth:   []ssh.AuthMethod{ssh.PublicKeys(s)},
 			// Loopback only (checked above), against a server started by the
 			// benchmark with a fresh host key.
 			HostKeyCallback: ssh.InsecureIgnoreHostKey(),
 			Timeout:         o.timeout,
 		}
-		configs[i].KeyExchanges = o.kex
-		configs[i].Ciphers = o.ciphers
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), o.maxDuration)
