@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"github.com/hasadna/conductor"
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" driver
 )
+
+// busyTimeout is how long a statement waits for another process's lock.
+const busyTimeout = 10 * time.Second
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -36,7 +39,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
-	q.Set("_busy_timeout", "10000")
+	q.Set("_busy_timeout", strconv.Itoa(int(busyTimeout/time.Millisecond)))
 	q.Set("_txlock", "immediate")
 	q.Set("_foreign_keys", "on")
 	q.Set("_synchronous", "NORMAL")
@@ -50,11 +53,37 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// One connection: a single writer, and no surprises with per-connection pragmas.
 	sqldb.SetMaxOpenConns(1)
 	db := &DB{db: sqldb, keys: newKeyCache()}
+	if err := connect(ctx, sqldb); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	if err := db.migrate(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// connect opens the first connection, which switches a new file to WAL.
+// That switch takes an exclusive lock, and when two processes race for it
+// SQLite answers SQLITE_BUSY at once instead of waiting out the busy
+// timeout (waiting could deadlock), so the loser retries here.
+func connect(ctx context.Context, sqldb *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	delay := 5 * time.Millisecond
+	for {
+		err := sqldb.PingContext(ctx)
+		var serr sqlite3.Error
+		if err == nil || !errors.As(err, &serr) || serr.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
 }
 
 // Close closes the database.

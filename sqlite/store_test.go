@@ -678,3 +678,36 @@ func TestTwoHandlesWrite(t *testing.T) {
 		t.Errorf("second handle cannot see the app created by the first: %v", err)
 	}
 }
+
+// TestConcurrentOpenFreshFile is several processes starting on a new data
+// directory at once: each Open must wait for the others' switch to WAL and
+// migrations instead of failing with "database is locked".
+func TestConcurrentOpenFreshFile(t *testing.T) {
+	ctx := context.Background()
+	for round := 0; round < 40; round++ {
+		path := filepath.Join(t.TempDir(), "conductor.db")
+		const openers = 8
+		var wg sync.WaitGroup
+		errs := make([]error, openers)
+		dbs := make([]*DB, openers)
+		for i := range openers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dbs[i], errs[i] = Open(ctx, path)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: Open %d of %d: %v", round, i, openers, err)
+			}
+		}
+		if got := appliedMigrations(t, dbs[openers-1]); len(got) != len(migrationNames(t)) {
+			t.Fatalf("round %d: schema_migrations = %v", round, got)
+		}
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+}
