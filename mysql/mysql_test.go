@@ -38,7 +38,45 @@ func setup(t *testing.T) (*Server, *sql.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close() })
+	reset(t, admin)
 	return s, admin
+}
+
+// reset drops what earlier tests created on the shared server (its
+// databases and users other than MariaDB's own and the administrator), so
+// each test starts from an empty server, also under go test -count=N.
+func reset(t *testing.T, admin *sql.DB) {
+	t.Helper()
+	drop := func(list, format string) {
+		t.Helper()
+		rows, err := admin.Query(list)
+		if err != nil {
+			t.Fatalf("reset: %v", err)
+		}
+		var stmts []string
+		for rows.Next() {
+			var a, b string
+			if err := rows.Scan(&a, &b); err != nil {
+				t.Fatalf("reset: %v", err)
+			}
+			stmts = append(stmts, fmt.Sprintf(format, quoteIdent(a), quoteString(a), quoteString(b)))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("reset: %v", err)
+		}
+		rows.Close()
+		for _, stmt := range stmts {
+			if _, err := admin.Exec(stmt); err != nil {
+				t.Fatalf("reset: %s: %v", stmt, err)
+			}
+		}
+	}
+	drop(`SELECT SCHEMA_NAME, '' FROM information_schema.SCHEMATA
+		WHERE SCHEMA_NAME NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')`,
+		"DROP DATABASE %[1]s")
+	drop(`SELECT User, Host FROM mysql.user
+		WHERE User NOT IN ('', 'root', 'admin', 'mysql', 'mariadb.sys', 'PUBLIC')`,
+		"DROP USER %[2]s@%[3]s")
 }
 
 func newDB(name string) *conductor.AppDatabase {

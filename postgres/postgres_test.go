@@ -40,7 +40,37 @@ func setup(t *testing.T) (*Server, *pgx.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close(context.Background()) })
+	reset(t, admin)
 	return s, admin
+}
+
+// reset drops what earlier tests created on the shared cluster (databases
+// other than the templates and postgres, and roles other than the built-in
+// ones), so each test starts from an empty cluster, also under
+// go test -count=N.
+func reset(t *testing.T, admin *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	drop := func(list, format string) {
+		t.Helper()
+		rows, err := admin.Query(ctx, list)
+		if err != nil {
+			t.Fatalf("reset: %v", err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("reset: %v", err)
+		}
+		for _, name := range names {
+			stmt := fmt.Sprintf(format, pgx.Identifier{name}.Sanitize())
+			if _, err := admin.Exec(ctx, stmt); err != nil {
+				t.Fatalf("reset: %s: %v", stmt, err)
+			}
+		}
+	}
+	drop(`SELECT datname FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')`,
+		"DROP DATABASE %s WITH (FORCE)")
+	drop(`SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND NOT rolsuper`, "DROP ROLE %s")
 }
 
 func newDB(name string) *conductor.AppDatabase {
