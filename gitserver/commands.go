@@ -39,6 +39,13 @@ func (s *Server) runCommand(ctx context.Context, sess session, args []string) in
 	if len(args) == 0 {
 		args = []string{"help"}
 	}
+	if _, _, isPty := sess.Pty(); !isPty {
+		// A person at a terminal sees each keystroke's echo at once; the
+		// rest gathers lines into fewer packets (coalesce.go).
+		cs := coalesce(sess)
+		defer cs.out.Flush() // before the caller sends the exit status
+		sess = cs
+	}
 	u := UserFromContext(ctx)
 	rec := &conductor.AuditEntry{At: time.Now(), User: u.Name, Fingerprint: FingerprintFromContext(ctx)}
 	root := s.commands(sess, args...)
