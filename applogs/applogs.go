@@ -14,8 +14,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/hasadna/conductor/internal/safefs"
 	"github.com/hasadna/conductor/process"
 )
 
@@ -85,12 +87,44 @@ func (f *processLog) format(line string) (ts, out string) {
 	return ts, ts + " " + name + ": " + text
 }
 
+// openLog opens a log file the way root may in an app's project dir: the
+// logs dir and the file are reached without symlinks, and the file must be
+// a regular file written by circusd, which runs as this process's user; a
+// link or file the app planted (when the dir was once its own) is skipped.
+func openLog(path string) (*os.File, error) {
+	dir := filepath.Dir(path)
+	f, err := safefs.Open(filepath.Dir(dir), filepath.Base(dir)+"/"+filepath.Base(path))
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+			err = fmt.Errorf("%s is not circusd's", path)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func readLog(path string) ([]byte, error) {
+	f, err := openLog(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
 // Recent returns the last n lines of all the files, interleaved by time.
 func (l *Reader) Recent(n int) []string {
 	type line struct{ ts, text string }
 	var all []line
 	for _, f := range l.sorted() {
-		data, err := os.ReadFile(f.path)
+		data, err := readLog(f.path)
 		if err != nil {
 			continue
 		}
@@ -106,7 +140,7 @@ func (l *Reader) Recent(n int) []string {
 		// last n are in the rotated ones (<type>.log.1, .2…, newest first).
 		raws := strings.Split(string(data), "\n")
 		for k := 1; len(raws) <= n; k++ {
-			older, err := os.ReadFile(fmt.Sprintf("%s.%d", f.path, k))
+			older, err := readLog(fmt.Sprintf("%s.%d", f.path, k))
 			if err != nil {
 				break
 			}
@@ -168,18 +202,18 @@ func (l *Reader) Follow(ctx context.Context, out io.Writer, every time.Duration)
 
 // copyNew writes the complete lines added since the last read.
 func (f *processLog) copyNew(out io.Writer) error {
-	fi, err := os.Stat(f.path)
+	fh, err := openLog(f.path)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
 	if err != nil || fi.Size() == f.offset {
 		return nil
 	}
 	if fi.Size() < f.offset {
 		f.offset = 0
 	}
-	fh, err := os.Open(f.path)
-	if err != nil {
-		return nil
-	}
-	defer fh.Close()
 	if _, err := fh.Seek(f.offset, io.SeekStart); err != nil {
 		return nil
 	}

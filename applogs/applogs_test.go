@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -91,5 +92,51 @@ func TestRecentAcrossRotation(t *testing.T) {
 		if got := strings.Join(texts, " "); got != want {
 			t.Errorf("Recent(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestPlantedLinksAreNotRead: the logs dir was once the app user's, and
+// root reads it: a link or FIFO named like a log is skipped, never
+// followed or blocked on, in Recent and in Follow.
+func TestPlantedLinksAreNotRead(t *testing.T) {
+	dir, outside := filepath.Join(t.TempDir(), "logs"), t.TempDir()
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("2026-01-01T00:00:00 [1] | SECRET-CONTENT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web.log"), []byte("2026-01-01T00:00:01 [2 web.1] | fine\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"zz.log", "web.log.1", "worker.log"} {
+		if err := os.Symlink(secret, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.log"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, process := range []string{"", "zz", "fifo", "worker"} {
+		got := strings.Join(Open(dir, process).Recent(100), "\n")
+		if strings.Contains(got, "SECRET") {
+			t.Errorf("Recent(%q) read through a link: %q", process, got)
+		}
+		if process == "" && !strings.Contains(got, "fine") {
+			t.Errorf("Recent() = %q, want the real log's line", got)
+		}
+	}
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	r := Open(dir, "")
+	for _, f := range r.files {
+		f.offset = -1 // read everything again
+		_ = f.copyNew(&out)
+	}
+	cancel()
+	r.Follow(ctx, &out, time.Millisecond)
+	if strings.Contains(out.String(), "SECRET") {
+		t.Errorf("Follow read through a link: %q", out.String())
 	}
 }

@@ -7,16 +7,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
 	"sync"
+
+	"github.com/hasadna/conductor/internal/safefs"
 )
 
-// extractTarGz unpacks a `git archive --format=tar.gz` stream into dir.
-// os.Root confines every path and symlink to dir: an entry that escapes it
-// fails the deploy instead of writing outside.
-func extractTarGz(r io.Reader, dir string) error {
+// extractTarGz unpacks a `git archive --format=tar.gz` stream into dir and
+// gives every entry to uid:gid (safefs.Keep leaves them to the caller).
+// os.Root confines every path to dir, and a symlink whose target leaves
+// the release (absolute, or climbing above it) fails the deploy with its
+// name: root never follows a repository's links, and the app's own
+// processes see only links within their code. Files are 0640 or 0750 and
+// directories 0750, so other apps' users cannot read the code; dir itself
+// is the caller's (0711: nginx's workers pass through to staticfiles).
+//
+// Ownership is given as the last step, bottom up: until then every
+// directory is root's, so the app user cannot swap an entry for a link
+// under root's feet.
+func extractTarGz(r io.Reader, dir string, uid, gid int) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return err
@@ -27,11 +39,28 @@ func extractTarGz(r io.Reader, dir string) error {
 		return err
 	}
 	defer root.Close()
+	var created []string // directories and links, in creation order
+	links := map[string]bool{}
+	mkdirs := func(name string) error {
+		var p string
+		for _, c := range strings.Split(name, "/") {
+			p = path.Join(p, c)
+			if links[p] {
+				return fmt.Errorf("archive entry %q is inside the symlink %q", name, p)
+			}
+			if err := root.Mkdir(p, 0o750); err == nil {
+				created = append(created, p)
+			} else if !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+		}
+		return nil
+	}
 	tr := tar.NewReader(gz)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			break
 		} else if err != nil {
 			return err
 		}
@@ -42,24 +71,32 @@ func extractTarGz(r io.Reader, dir string) error {
 		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
 			return fmt.Errorf("archive entry %q escapes the release dir", h.Name)
 		}
+		if dirName := path.Dir(name); dirName != "." {
+			if err := mkdirs(dirName); err != nil {
+				return err
+			}
+		}
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := root.MkdirAll(name, 0o755); err != nil {
+			if err := mkdirs(name); err != nil {
 				return err
 			}
 		case tar.TypeReg:
-			if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
-				return err
-			}
-			mode := os.FileMode(0o644)
+			mode := os.FileMode(0o640)
 			if h.Mode&0o111 != 0 {
-				mode = 0o755
+				mode = 0o750
 			}
 			f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 			if err != nil {
 				return err
 			}
 			_, err = io.Copy(f, tr)
+			if err == nil && uid != safefs.Keep && os.Geteuid() == 0 {
+				err = f.Chown(uid, gid)
+			}
+			if err == nil {
+				err = f.Chmod(mode) // chown clears the setgid bit; umask narrowed it
+			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -67,17 +104,32 @@ func extractTarGz(r io.Reader, dir string) error {
 				return err
 			}
 		case tar.TypeSymlink:
-			if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+			target := h.Linkname
+			if path.IsAbs(target) {
+				return fmt.Errorf("the repository's symlink %s points outside the release (%s): only relative links inside the repository are allowed", name, target)
+			}
+			if t := path.Join(path.Dir(name), target); t == ".." || strings.HasPrefix(t, "../") {
+				return fmt.Errorf("the repository's symlink %s points outside the release (%s): only relative links inside the repository are allowed", name, target)
+			}
+			if err := root.Symlink(target, name); err != nil {
 				return err
 			}
-			if err := root.Symlink(h.Linkname, name); err != nil {
-				return err
-			}
+			links[name] = true
+			created = append(created, name)
 		case tar.TypeXGlobalHeader:
 		default:
 			return fmt.Errorf("archive entry %q has unsupported type %c", h.Name, h.Typeflag)
 		}
 	}
+	if uid == safefs.Keep || os.Geteuid() != 0 {
+		return nil
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := root.Lchown(created[i], uid, gid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // indentWriter indents command output under a step header, as Heroku does.
@@ -112,19 +164,6 @@ func (i *indentWriter) Flush() {
 		fmt.Fprintf(i.w, "       %s\n", i.buf)
 	}
 	i.buf = nil
-}
-
-// tail returns the last n lines of a file ("" if it cannot be read).
-func tail(file string, n int) string {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func indent(s string) string {

@@ -8,7 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/hasadna/conductor/internal/safefs"
 )
 
 type tarEntry struct {
@@ -76,7 +79,7 @@ func TestExtractTarGz(t *testing.T) {
 		tarFile("manage.py", `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hello.settings")`),
 		tarFile("empty", ""),
 	)
-	if err := extractTarGz(archive, dst); err != nil {
+	if err := extractTarGz(archive, dst, safefs.Keep, safefs.Keep); err != nil {
 		t.Fatalf("extractTarGz: %v", err)
 	}
 
@@ -161,7 +164,7 @@ func TestExtractTarGzRealGitArchive(t *testing.T) {
 	archive := git("archive", "--format=tar.gz", "HEAD")
 
 	dst := t.TempDir()
-	if err := extractTarGz(bytes.NewReader(archive), dst); err != nil {
+	if err := extractTarGz(bytes.NewReader(archive), dst, safefs.Keep, safefs.Keep); err != nil {
 		t.Fatalf("extractTarGz(git archive): %v", err)
 	}
 	if data, err := os.ReadFile(filepath.Join(dst, "alias.py")); err != nil || string(data) != "X = 1\n" {
@@ -204,6 +207,12 @@ func TestExtractTarGzRefusesEscapes(t *testing.T) {
 		{"overwrite through dangling symlink", func(outside string) []tarEntry {
 			return []tarEntry{tarSymlink("link", filepath.Join(outside, "target")), tarFile("link", "x")}
 		}},
+		{"symlink to an absolute path", func(string) []tarEntry {
+			return []tarEntry{tarSymlink("Procfile", "/etc/passwd")}
+		}},
+		{"symlink climbing out", func(string) []tarEntry {
+			return []tarEntry{tarDir("a/"), tarSymlink("a/settings", "../../outside/x")}
+		}},
 		{"hard link", func(string) []tarEntry {
 			return []tarEntry{{name: "hl", typ: tar.TypeLink, linkname: "/etc/passwd"}}
 		}},
@@ -227,7 +236,7 @@ func TestExtractTarGzRefusesEscapes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := extractTarGz(tarGz(t, tt.entries(outside)...), dst)
+			err := extractTarGz(tarGz(t, tt.entries(outside)...), dst, safefs.Keep, safefs.Keep)
 			if err == nil {
 				t.Errorf("extractTarGz succeeded, want an error")
 			}
@@ -254,16 +263,39 @@ func TestExtractTarGzRefusesEscapes(t *testing.T) {
 	}
 }
 
+// TestExtractTarGzOwnerAndModes: code is the app's and private to it (0640,
+// 0750 for executables and directories), links included.
+func TestExtractTarGzOwnerAndModes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files to another user needs root")
+	}
+	dst := t.TempDir()
+	const uid, gid = 23456, 23457
+	if err := extractTarGz(tarGz(t, tarFile("deep/a.py", "x"), tarExe("run.sh", "#!/bin/sh"), tarSymlink("deep/l", "a.py")), dst, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"deep": 0o750 | os.ModeDir, "deep/a.py": 0o640, "run.sh": 0o750, "deep/l": 0o777 | os.ModeSymlink} {
+		fi, err := os.Lstat(filepath.Join(dst, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode() != mode || st.Uid != uid || st.Gid != gid {
+			t.Errorf("%s: %v %d:%d, want %v %d:%d", name, fi.Mode(), st.Uid, st.Gid, mode, uid, gid)
+		}
+	}
+}
+
 func TestExtractTarGzBadInput(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"not gzip":  []byte("plain text, not an archive"),
 		"truncated": tarGz(t, tarFile("a", strings.Repeat("x", 10000))).Bytes()[:40],
 	} {
-		if err := extractTarGz(bytes.NewReader(data), t.TempDir()); err == nil {
+		if err := extractTarGz(bytes.NewReader(data), t.TempDir(), safefs.Keep, safefs.Keep); err == nil {
 			t.Errorf("%s: extractTarGz succeeded", name)
 		}
 	}
-	if err := extractTarGz(tarGz(t, tarFile("a", "x")), filepath.Join(t.TempDir(), "missing")); err == nil {
+	if err := extractTarGz(tarGz(t, tarFile("a", "x")), filepath.Join(t.TempDir(), "missing"), safefs.Keep, safefs.Keep); err == nil {
 		t.Error("extractTarGz into a missing dir succeeded")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/circus"
+	"github.com/hasadna/conductor/internal/safefs"
 	"github.com/hasadna/conductor/nginx"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/provision"
@@ -181,7 +183,13 @@ func (d *deployment) unpack(ctx context.Context) error {
 	if err := os.RemoveAll(d.dir); err != nil { // a redelivered job's leftovers
 		return err
 	}
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+	// root's until everything in it is unpacked and given to the app
+	// (extractTarGz), then the app's: 0711 lets nginx's workers through to
+	// staticfiles while other apps' users cannot list it.
+	if err := os.Mkdir(d.dir, 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(d.dir, 0o711); err != nil {
 		return err
 	}
 	r, err := d.b.Queue.GetArchive(ctx, d.job.ID)
@@ -189,10 +197,10 @@ func (d *deployment) unpack(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
-	if err := extractTarGz(r, d.dir); err != nil {
-		return fmt.Errorf("unpack %s: %w", d.job.Rev, err)
+	if err := extractTarGz(r, d.dir, d.user.UID, d.user.GID); err != nil {
+		return failf("unpack %s: %v", shortRev(d.job.Rev), err)
 	}
-	if err := d.user.ChownTree(ctx, d.dir); err != nil {
+	if err := d.user.Chown(d.dir); err != nil {
 		return err
 	}
 	d.project, err = provision.ProjectModule(d.dir)
@@ -210,8 +218,11 @@ func (d *deployment) unpack(ctx context.Context) error {
 		d.procfile["web"] = "gunicorn " + d.project + ".wsgi --log-file -"
 		d.log.Printf("       No web process in Procfile: using %q", d.procfile["web"])
 	}
-	if _, err := os.Stat(filepath.Join(d.dir, "requirements.txt")); err != nil {
-		return failf("no requirements.txt at the top of the repository")
+	if _, err := safefs.ReadFileConfined(d.dir, "requirements.txt", maxRequirements); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return failf("no requirements.txt at the top of the repository")
+		}
+		return failf("requirements.txt: %v", err)
 	}
 	d.log.Printf("       %s (%s), Django project %q", d.job.Ref, d.job.Rev, d.project)
 	return nil
@@ -220,9 +231,9 @@ func (d *deployment) unpack(ctx context.Context) error {
 // virtualenv reuses the app's virtualenv for these exact requirements, or
 // builds it. A code-only deploy runs no pip at all.
 func (d *deployment) virtualenv(ctx context.Context) error {
-	reqs, err := os.ReadFile(filepath.Join(d.dir, "requirements.txt"))
+	reqs, err := safefs.ReadFileConfined(d.dir, "requirements.txt", maxRequirements)
 	if err != nil {
-		return err
+		return failf("requirements.txt: %v", err)
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00", d.b.Python)
@@ -232,28 +243,28 @@ func (d *deployment) virtualenv(ctx context.Context) error {
 	h.Write(reqs)
 	envDir := d.b.Layout.EnvironmentsDir(d.app.Name)
 	d.venv = filepath.Join(envDir, hex.EncodeToString(h.Sum(nil))[:16])
-	marker := filepath.Join(d.venv, ".conductor-complete")
+	// The marker is root's, beside the virtualenv in root's environments
+	// dir: the app's code (a setup.py) can write the virtualenv itself.
+	marker := d.b.Layout.VenvMarker(d.venv)
 	d.env = d.baseEnv()
-	if _, err := os.Stat(marker); err == nil {
+	if venvComplete(d.b.Layout, d.venv, false) {
 		d.log.Printf("       Requirements unchanged: reusing %s", filepath.Base(d.venv))
 		return nil
 	}
 	// A half-built venv (a crash mid-pip) is rebuilt from scratch. Scripts
 	// in a venv hold its absolute path, so it is built in place, not moved.
+	// RemoveAll unlinks a symlink planted there; it never follows one.
 	if err := os.RemoveAll(d.venv); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(d.venv, 0o755); err != nil {
-		return err
-	}
-	if err := d.user.Chown(d.venv); err != nil {
+	if err := safefs.EnsureDir(envDir, filepath.Base(d.venv), 0o750, d.user.UID, d.user.GID); err != nil {
 		return err
 	}
 	cache := filepath.Join(envDir, ".cache")
-	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return err
+	if fi, err := os.Lstat(cache); err == nil && !fi.IsDir() {
+		_ = os.Remove(cache) // left when the dir was the app's
 	}
-	if err := d.user.Chown(cache); err != nil {
+	if err := safefs.EnsureDir(envDir, ".cache", 0o700, d.user.UID, d.user.GID); err != nil {
 		return err
 	}
 	if err := d.cmd(ctx, d.dir, d.b.Python, "-m", "venv", d.venv); err != nil {
@@ -264,10 +275,36 @@ func (d *deployment) virtualenv(ctx context.Context) error {
 		"-r", "requirements.txt"); err != nil {
 		return failf("pip install failed: %v", err)
 	}
-	if err := os.WriteFile(marker, nil, 0o644); err != nil {
-		return err
+	owner := 0
+	if os.Geteuid() != 0 {
+		owner = safefs.Keep
 	}
-	return nil
+	return safefs.WriteFile(filepath.Dir(marker), filepath.Base(marker), nil, 0o640, owner, owner)
+}
+
+// maxRequirements bounds what root reads of a requirements file.
+const maxRequirements = 16 << 20
+
+// venvComplete tells whether a virtualenv was built to the end: its marker
+// in root's environments dir exists and is root's. legacy also accepts the
+// marker inside the virtualenv that releases built before the marker moved
+// have (only its existence is read), so they can be restarted and rolled
+// back to.
+func venvComplete(l provision.Layout, venv string, legacy bool) bool {
+	if venv == "" {
+		return false
+	}
+	if fi, err := os.Lstat(l.VenvMarker(venv)); err == nil && fi.Mode().IsRegular() {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == os.Geteuid() {
+			return true
+		}
+	}
+	if legacy {
+		if fi, err := os.Lstat(filepath.Join(venv, ".conductor-complete")); err == nil && fi.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
 }
 
 // baseEnv is the environment of build commands and app processes: the
@@ -280,7 +317,7 @@ func (d *deployment) baseEnv() map[string]string {
 	for k, v := range map[string]string{
 		"PATH":                    filepath.Join(d.venv, "bin") + ":/usr/local/bin:/usr/bin:/bin",
 		"VIRTUAL_ENV":             d.venv,
-		"HOME":                    d.b.Layout.ProjectDir(d.app.Name),
+		"HOME":                    d.b.Layout.HomeDir(d.app.Name),
 		"LANG":                    "C.UTF-8",
 		"PYTHONUNBUFFERED":        "1",
 		"PYTHONDONTWRITEBYTECODE": "",
@@ -482,7 +519,7 @@ func (d *deployment) check(ctx context.Context) error {
 		}
 	}
 	d.log.Printf("       The new release did not become healthy; last lines of its log:")
-	d.log.Printf("%s", indent(tail(filepath.Join(d.b.Layout.LogDir(d.app.Name), "web.log"), 20)))
+	d.log.Printf("%s", indent(safefs.Tail(d.b.Layout.ProjectsDir(), d.app.Name+"/logs/web.log", 20)))
 	return failf("health check of the new release failed (last answer: %s)", last)
 }
 
@@ -597,8 +634,10 @@ func (d *deployment) prune(ctx context.Context) error {
 		if i < d.b.Keep || r.Current {
 			keep[r.Dir] = true
 			keepVenv[r.Venv] = true
+			keepVenv[d.b.Layout.VenvMarker(r.Venv)] = true
 		}
 	}
+	keepVenv[d.b.Layout.VenvMarker(d.venv)] = true
 	keep[d.dir] = true
 	if err := removeAllBut(d.b.Layout.ReleasesDir(d.app.Name), keep); err != nil {
 		return err
@@ -642,10 +681,10 @@ func (d *deployment) restore(ctx context.Context) (err error) {
 			return failf("release v%d is already serving", rel.Number)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(rel.Venv, ".conductor-complete")); err != nil || rel.Venv == "" {
+	if !venvComplete(d.b.Layout, rel.Venv, true) {
 		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
 	}
-	if _, err := os.Stat(rel.Dir); err != nil {
+	if _, err := os.Lstat(rel.Dir); err != nil {
 		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
 	}
 	d.reused, d.dir, d.venv = rel, rel.Dir, rel.Venv

@@ -3,9 +3,11 @@ package circus
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,5 +96,53 @@ func TestLineFileStream(t *testing.T) {
 	}
 	if err := c.Remove(ctx, "emit-web"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLineFileStreamRefusesLinks: circusd runs as root and a log file's
+// name is in the app's project dir, so the stream never writes through a
+// symlink or to a FIFO planted there, and the files it makes are 0640.
+func TestLineFileStreamRefusesLinks(t *testing.T) {
+	py := "/opt/conductor/circus/bin/python"
+	if _, err := os.Stat(py); err != nil {
+		t.Fatalf("circus's python not installed (make setup installs it): %v", err)
+	}
+	dir, outside := t.TempDir(), t.TempDir()
+	target := filepath.Join(outside, "target")
+	if err := os.WriteFile(target, []byte("root's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "link.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.log"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import sys
+from conductor_circus import LineFileStream
+for name in sys.argv[1:]:
+    try:
+        s = LineFileStream(filename=name, max_bytes=1000, backup_count=1)
+        s({'pid': 1, 'data': b'planted\n'})
+        print('wrote', name)
+    except OSError as e:
+        print('refused', name)
+`
+	cmd := exec.Command(py, "-c", script, filepath.Join(dir, "link.log"), filepath.Join(dir, "fifo.log"), filepath.Join(dir, "ok.log"))
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join("stream"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := "refused " + filepath.Join(dir, "link.log") + "\nrefused " + filepath.Join(dir, "fifo.log") + "\nwrote " + filepath.Join(dir, "ok.log") + "\n"
+	if string(out) != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "root's\n" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "ok.log")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("ok.log: %v %v, want mode 0640", fi, err)
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/safefs"
 )
 
 // Procfile maps process types to their command lines.
@@ -20,9 +22,13 @@ type Procfile map[string]string
 // ReadProcfile parses the Procfile in dir. A missing Procfile is not an
 // error: it returns nil, and the caller applies the Django default.
 func ReadProcfile(path string) (Procfile, error) {
-	src, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	// The release dir is the app user's and the Procfile came from a
+	// repository: a symlink there is refused, never followed.
+	src, err := safefs.ReadFile(filepath.Dir(path), filepath.Base(path), 1<<20)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	} else if errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular) {
+		return nil, conductor.Errorf(conductor.EINVALID, "Procfile %v: it must be a regular file", errors.Unwrap(err))
 	} else if err != nil {
 		return nil, err
 	}

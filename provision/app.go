@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/safefs"
 )
 
 // PortRange is where app port pairs are allocated.
@@ -90,32 +91,55 @@ func RandomString(n int) string {
 	return string(b)
 }
 
-// Dirs creates the app's directories, owned by its user. The project dir is
-// 0755 so nginx's workers can reach static files; data, logs and run are
-// private to the app.
+// Dirs creates the app's directories and (re)sets who owns them. What root
+// must trust lives in root's directories: the project dir itself,
+// releases/, logs/ (circusd, as root, appends to the files there) and run/
+// (process specs); the app's group may read logs and run. The app owns its
+// data, its HOME and, later, each release's code and each virtualenv. The
+// project and releases dirs are 0711 so nginx's workers reach static files
+// while another app's user cannot list them; data, home and the
+// environments dir are private to the app.
+//
+// Every directory is reached with safefs (no symlink followed), since an
+// app user may have planted links before this runs; entries it may have
+// left in logs/ and run/ when they were its own go.
 func Dirs(ctx context.Context, l Layout, app string, u *AppUser) error {
+	root, appUID, appGID := safefs.Keep, u.UID, u.GID
+	if os.Geteuid() == 0 {
+		root = 0
+	}
+	for _, top := range []string{l.ProjectsDir(), l.EnvironmentsRoot()} {
+		if err := os.MkdirAll(top, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", top, err)
+		}
+	}
 	dirs := []struct {
-		path string
-		mode os.FileMode
+		base, rel string
+		mode      os.FileMode
+		uid, gid  int
 	}{
-		{l.ProjectDir(app), 0o755},
-		{l.ReleasesDir(app), 0o755},
-		{l.DataDir(app), 0o711},
-		{l.MediaDir(app), 0o755},
-		{l.LogDir(app), 0o750},
-		{l.RunDir(app), 0o700},
-		{l.EnvironmentsDir(app), 0o755},
+		{l.ProjectsDir(), app, 0o711, root, root},
+		{l.ProjectsDir(), app + "/releases", 0o711, root, root},
+		{l.ProjectsDir(), app + "/data", 0o700, appUID, appGID},
+		{l.ProjectsDir(), app + "/data/media", 0o755, appUID, appGID},
+		{l.ProjectsDir(), app + "/home", 0o700, appUID, appGID},
+		{l.ProjectsDir(), app + "/logs", 0o750, root, appGID},
+		{l.ProjectsDir(), app + "/run", 0o750, root, appGID},
+		{l.EnvironmentsRoot(), app, 0o750, root, appGID},
 	}
 	for _, d := range dirs {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return fmt.Errorf("create %s: %w", d.path, err)
+		if err := safefs.EnsureDir(d.base, d.rel, d.mode, d.uid, d.gid); err != nil {
+			return fmt.Errorf("directory of %s: %w", app, err)
 		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
-			return err
-		}
-		if err := u.Chown(d.path); err != nil {
-			return fmt.Errorf("chown %s: %w", d.path, err)
-		}
+	}
+	self := os.Geteuid()
+	// circusd writes the logs as root; run-process trusts the specs. Specs
+	// the app user once owned are rewritten by the builder (AdoptSpecs).
+	if err := safefs.RemoveForeign(l.ProjectsDir(), app+"/logs", self); err != nil {
+		return fmt.Errorf("clean the logs of %s: %w", app, err)
+	}
+	if err := safefs.RemoveForeign(l.ProjectsDir(), app+"/run", self, appUID); err != nil {
+		return fmt.Errorf("clean the run dir of %s: %w", app, err)
 	}
 	return nil
 }

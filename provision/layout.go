@@ -38,7 +38,22 @@ func (l Layout) MediaDir(app string) string { return filepath.Join(l.DataDir(app
 func (l Layout) LogDir(app string) string { return filepath.Join(l.ProjectDir(app), "logs") }
 
 // RunDir holds the process specs circus starts the app's processes from.
+// It is root's (the app's group may read): root trusts what is in it.
 func (l Layout) RunDir(app string) string { return filepath.Join(l.ProjectDir(app), "run") }
+
+// HomeDir is HOME for the app's processes: the one place under the project
+// dir, besides data, that the app may write.
+func (l Layout) HomeDir(app string) string { return filepath.Join(l.ProjectDir(app), "home") }
+
+// ProjectsDir and EnvironmentsRoot hold every app's project dir and
+// environments dir; only root writes them.
+func (l Layout) ProjectsDir() string      { return filepath.Join(l.Srv, "projects") }
+func (l Layout) EnvironmentsRoot() string { return filepath.Join(l.Srv, "environments") }
+
+// VenvMarker says a virtualenv was built completely. It lives beside the
+// virtualenvs, in root's directory, not in the virtualenv the app's code
+// (a setup.py) can write.
+func (l Layout) VenvMarker(venv string) string { return venv + ".complete" }
 
 // EnvironmentsDir holds the app's virtualenvs, one per requirements hash.
 func (l Layout) EnvironmentsDir(app string) string { return filepath.Join(l.Srv, "environments", app) }

@@ -3,8 +3,8 @@ package provision
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/safefs"
 )
 
 //go:embed templates/*.tmpl
@@ -64,11 +65,13 @@ func WriteSettings(s Settings, releaseDir string, u *AppUser) error {
 	if err := templates.ExecuteTemplate(&buf, "local_settings.py.tmpl", s); err != nil {
 		return err
 	}
-	path := filepath.Join(releaseDir, "local_settings.py")
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	// The release dir is the app user's and the repository may hold a
+	// local_settings.py symlink: the file is replaced, never written
+	// through.
+	if err := safefs.WriteFile(releaseDir, "local_settings.py", buf.Bytes(), 0o600, u.UID, u.GID); err != nil {
+		return fmt.Errorf("write local_settings.py: %w", err)
 	}
-	return u.Chown(path)
+	return nil
 }
 
 var settingsModuleRE = regexp.MustCompile(`DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][A-Za-z0-9_]*)\.settings["']`)
@@ -76,8 +79,10 @@ var settingsModuleRE = regexp.MustCompile(`DJANGO_SETTINGS_MODULE["']\s*,\s*["']
 // ProjectModule finds the Django project package from manage.py's
 // `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "<project>.settings")`.
 func ProjectModule(releaseDir string) (string, error) {
-	src, err := os.ReadFile(filepath.Join(releaseDir, "manage.py"))
-	if err != nil {
+	src, err := safefs.ReadFile(releaseDir, "manage.py", 1<<20)
+	if errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular) {
+		return "", conductor.Errorf(conductor.EINVALID, "manage.py %v: it must be a regular file", errors.Unwrap(err))
+	} else if err != nil {
 		return "", conductor.Errorf(conductor.EINVALID, "no manage.py at the top of the repository: is this a Django project?")
 	}
 	m := settingsModuleRE.FindSubmatch(src)

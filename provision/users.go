@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -43,6 +44,13 @@ func EnsureUser(ctx context.Context, app, home string) (*AppUser, error) {
 		}
 	} else if u.Name != conductor.AppUserComment {
 		return nil, conductor.Errorf(conductor.EINVALID, "unix user %q exists and was not created by conductor", app)
+	} else if filepath.Clean(u.HomeDir) != filepath.Clean(home) {
+		// Its home is its project dir, which names the instance: another
+		// Conductor's app of that name (another --data dir on this host)
+		// is not ours to run code as.
+		return nil, conductor.Errorf(conductor.EINVALID,
+			"unix user %q belongs to another Conductor instance (its home is %s, not %s): choose another app name or remove that user",
+			app, u.HomeDir, home)
 	}
 	return toAppUser(u, home)
 }

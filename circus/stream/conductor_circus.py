@@ -18,7 +18,9 @@ from then on the stream writes "[1234 web.1]" where FileStream writes
 start line still says which process wrote it.
 """
 
+import os
 import re
+import stat
 import time
 
 from tornado import ioloop
@@ -33,6 +35,29 @@ class LineFileStream(FileStream):
     MAX_PENDING = 64 * 1024
     STALE = 1.0
     MAX_NAMES = 1000  # pids remembered; a pid restarted by circus is new
+
+    def _open(self):
+        # circusd runs as root and the log file's name is in the app's
+        # project dir: never follow a link planted there (O_NOFOLLOW), never
+        # block on a FIFO (O_NONBLOCK), write only a regular file. The file
+        # takes the directory's group (the app's), so the app reads its logs
+        # and no other app does.
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(self._filename, flags, 0o640)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError('%s is not a regular file' % self._filename)
+            os.set_blocking(fd, True)
+            if os.geteuid() == 0 and st.st_uid == 0:
+                dir_gid = os.stat(os.path.dirname(self._filename) or '.').st_gid
+                if st.st_gid != dir_gid:
+                    os.fchown(fd, -1, dir_gid)
+                os.fchmod(fd, 0o640)
+            return os.fdopen(fd, 'a+')
+        except BaseException:
+            os.close(fd)
+            raise
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
