@@ -146,6 +146,9 @@ type Store interface {
 	AddDomain(ctx context.Context, appID int64, host string) error
 	RemoveDomain(ctx context.Context, appID int64, host string) error
 	SetProcessScale(ctx context.Context, appID int64, scale map[string]int) error
+	// SetProcessLimits records a process type's limits (ps:limit); zero
+	// limits forget the type's row.
+	SetProcessLimits(ctx context.Context, appID int64, typ string, l ProcessLimits) error
 
 	// The audit trail (sqlite/audit.go), newest first; app "" lists all.
 	AddAudit(ctx context.Context, e *AuditEntry) error
@@ -173,6 +176,9 @@ type BuilderStore interface {
 	// ProcessScale is the number of processes per process type, for the
 	// types that were scaled; the others run one.
 	ProcessScale(ctx context.Context, appID int64) (map[string]int, error)
+	// ProcessLimits are the kernel limits per process type (ps:limit), for
+	// the types that have any.
+	ProcessLimits(ctx context.Context, appID int64) (map[string]ProcessLimits, error)
 
 	CreateDeploy(ctx context.Context, d *Deploy) error
 	FinishDeploy(ctx context.Context, id, status, errMsg string) error

@@ -39,6 +39,7 @@ func methods(s Backend) map[string]handler {
 		"ReplaceConfig":         exec2(s.ReplaceConfig),
 		"Domains":               call1(s.Domains),
 		"ProcessScale":          call1(s.ProcessScale),
+		"ProcessLimits":         call1(s.ProcessLimits),
 		"CreateDeploy":          update(s.CreateDeploy),
 		"FinishDeploy":          exec3(s.FinishDeploy),
 		"FailUnfinishedDeploys": call2(s.FailUnfinishedDeploys),
@@ -260,6 +261,11 @@ func (c *Client) Domains(ctx context.Context, appID int64) ([]string, error) {
 func (c *Client) ProcessScale(ctx context.Context, appID int64) (map[string]int, error) {
 	var r map[string]int
 	return r, c.do(ctx, "ProcessScale", &r, appID)
+}
+
+func (c *Client) ProcessLimits(ctx context.Context, appID int64) (map[string]conductor.ProcessLimits, error) {
+	var r map[string]conductor.ProcessLimits
+	return r, c.do(ctx, "ProcessLimits", &r, appID)
 }
 
 func (c *Client) CreateDeploy(ctx context.Context, d *conductor.Deploy) error {

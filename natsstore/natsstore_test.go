@@ -107,6 +107,15 @@ func TestClientAgainstSQLite(t *testing.T) {
 		t.Errorf("Certificates over NATS = %+v, %v; want the one recorded, PEM included", certs, err)
 	}
 
+	// ps:limit's limits reach a worker's builder.
+	lim := conductor.ProcessLimits{MemoryBytes: 512 << 20, CPUMillis: 1500, Pids: 256}
+	if err := db.SetProcessLimits(ctx, app.ID, "worker", lim); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.ProcessLimits(ctx, app.ID); err != nil || !reflect.DeepEqual(got, map[string]conductor.ProcessLimits{"worker": lim}) {
+		t.Errorf("ProcessLimits over NATS = %v, %v", got, err)
+	}
+
 	// With nobody serving, a call waits (a restarting conductor) until the
 	// caller gives up.
 	stop()

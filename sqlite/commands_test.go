@@ -139,6 +139,27 @@ func TestDomainsScaleAndDeleteApp(t *testing.T) {
 	if err := db.AddAudit(ctx, &conductor.AuditEntry{User: "u", Fingerprint: fp('a'), App: "one", Op: "apps:create", Outcome: conductor.OutcomeOK}); err != nil {
 		t.Fatal(err)
 	}
+	// ps:limit: set, changed, one type cleared; the other app's untouched.
+	web := conductor.ProcessLimits{MemoryBytes: 512 << 20, CPUMillis: 1000, Pids: 256}
+	for _, step := range []struct {
+		app  int64
+		typ  string
+		l    conductor.ProcessLimits
+		want map[string]conductor.ProcessLimits
+	}{
+		{one.ID, "web", conductor.ProcessLimits{MemoryBytes: 1 << 30}, map[string]conductor.ProcessLimits{"web": {MemoryBytes: 1 << 30}}},
+		{one.ID, "web", web, map[string]conductor.ProcessLimits{"web": web}},
+		{one.ID, "worker", conductor.ProcessLimits{Pids: 64}, map[string]conductor.ProcessLimits{"web": web, "worker": {Pids: 64}}},
+		{two.ID, "web", conductor.ProcessLimits{Pids: 9}, map[string]conductor.ProcessLimits{"web": web, "worker": {Pids: 64}}},
+		{one.ID, "worker", conductor.ProcessLimits{}, map[string]conductor.ProcessLimits{"web": web}},
+	} {
+		if err := db.SetProcessLimits(ctx, step.app, step.typ, step.l); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.ProcessLimits(ctx, one.ID); err != nil || !reflect.DeepEqual(got, step.want) {
+			t.Errorf("after %s=%v: ProcessLimits = %v, %v; want %v", step.typ, step.l, got, err, step.want)
+		}
+	}
 	if err := db.DeleteApp(ctx, one.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +169,9 @@ func TestDomainsScaleAndDeleteApp(t *testing.T) {
 	}
 	if got, _ := db.ProcessScale(ctx, one.ID); len(got) != 0 {
 		t.Errorf("scale outlived the app: %v", got)
+	}
+	if got, _ := db.ProcessLimits(ctx, one.ID); len(got) != 0 {
+		t.Errorf("limits outlived the app: %v", got)
 	}
 	// www.one.org is free again.
 	if err := db.AddDomain(ctx, two.ID, "www.one.org"); err != nil {
