@@ -13,6 +13,7 @@ import (
 	"github.com/google/shlex"
 	"golang.org/x/sys/unix"
 
+	"github.com/hasadna/conductor/cgroup"
 	"github.com/hasadna/conductor/internal/safefs"
 )
 
@@ -26,6 +27,17 @@ type Spec struct {
 	Argv []string          `json:"argv"`
 	Env  map[string]string `json:"env"`
 	Dir  string            `json:"dir"`
+
+	// Set when Conductor runs as root. Circus then starts run-process as
+	// root, which joins Cgroup and becomes UID/GID (enter.go) before it
+	// reads or runs anything of the app.
+	UID int `json:"uid,omitempty"`
+	GID int `json:"gid,omitempty"`
+	// Cgroup is the watcher's group (cgroup.WatcherPath), below the cgroup
+	// run-process starts in (circusd's); each process gets its own group
+	// <Cgroup>/<wid> with Limits. "" for none.
+	Cgroup string        `json:"cgroup,omitempty"`
+	Limits cgroup.Limits `json:"limits,omitzero"`
 }
 
 // SplitCommand splits a Procfile command into words the way a shell would
@@ -88,16 +100,17 @@ const StartLinePrefix = "conductor: starting "
 // signals reach it directly. wid is circus's slot number for the process
 // (1..numprocesses); stderr is joined to stdout so the log is one stream.
 func Exec(specPath, wid string) error {
-	data, err := os.ReadFile(specPath)
+	sf, err := readSpec(specPath)
 	if err != nil {
 		return err
 	}
-	var s Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("parse %s: %w", specPath, err)
-	}
+	s := sf.Spec
 	if len(s.Argv) == 0 {
 		return fmt.Errorf("%s: empty command", specPath)
+	}
+	warnings, err := sf.enter(wid) // as root: cgroup, limits, then the app user
+	if err != nil {
+		return err
 	}
 	if err := os.Chdir(s.Dir); err != nil {
 		return err
@@ -107,6 +120,9 @@ func Exec(specPath, wid string) error {
 	}
 	if wid != "" {
 		fmt.Printf("%s%s.%s (pid %d): %s\n", StartLinePrefix, s.Type, wid, os.Getpid(), strings.Join(s.Argv, " "))
+	}
+	for _, w := range warnings {
+		fmt.Printf("conductor: warning: %s\n", w)
 	}
 	bin := s.Argv[0]
 	if !strings.Contains(bin, "/") {
