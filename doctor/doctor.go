@@ -106,6 +106,7 @@ func Run(ctx context.Context, c Config) []Result {
 		Port("http port", c.HTTPAddr, "--http-addr", owners),
 		StateDB(ctx, c.Data, c.initCommand()),
 		DataDir(c.Data, c.initCommand()),
+		ProtectedLinks(),
 	)
 	return rs
 }

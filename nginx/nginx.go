@@ -169,10 +169,8 @@ func (n *Nginx) Start(ctx context.Context) error {
 	if err := checkPath(n.Dir); err != nil {
 		return err
 	}
-	for _, d := range []string{n.sitesDir(), filepath.Join(n.Dir, "tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	if err := n.private(); err != nil {
+		return err
 	}
 	mime := "/etc/nginx/mime.types"
 	if _, err := os.Stat(mime); err != nil {
@@ -185,7 +183,7 @@ func (n *Nginx) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := os.WriteFile(n.confPath(), buf.Bytes(), 0o644); err != nil {
+	if err := writeAtomic(n.confPath(), buf.Bytes()); err != nil {
 		return err
 	}
 	if err := n.test(ctx); err != nil {
@@ -454,10 +452,47 @@ func (n *Nginx) RemoveSite(ctx context.Context, app string) error {
 	return n.reload()
 }
 
+// writeAtomic writes a file only root reads (nginx's master reads its
+// configuration as root): server blocks name every app's domains and ports,
+// which are no other app's business.
 func writeAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// private sets the modes of nginx's own directory: its workers (nobody)
+// pass through it to their temp dirs and challenge files, but no app user
+// lists it, reads a server block (sites/ is root's alone) or reads the
+// access log, which holds every app's requests. nginx creates a missing
+// log 0644, so the logs are made 0640 before it starts.
+func (n *Nginx) private() error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{n.Dir, 0o711}, {n.sitesDir(), 0o700}, {filepath.Join(n.Dir, "tmp"), 0o711}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"access.log", "error.log"} {
+		f, err := os.OpenFile(filepath.Join(n.Dir, name), os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
+		if err != nil {
+			return err
+		}
+		err = f.Chmod(0o640)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -7,10 +7,12 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/internal/safefs"
+	"golang.org/x/sys/unix"
 )
 
 // PortRange is where app port pairs are allocated.
@@ -128,6 +130,17 @@ func Dirs(ctx context.Context, l Layout, app string, u *AppUser) error {
 		{l.EnvironmentsRoot(), app, 0o750, root, appGID},
 	}
 	for _, d := range dirs {
+		// A symlink where a directory goes: the app's own directories are
+		// its business (data/media may point elsewhere in its data) and
+		// are left alone; one of root's goes, and a real one is made.
+		if st, err := safefs.Lstat(d.base, d.rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			if d.uid == appUID && appUID != root {
+				continue
+			}
+			if err := os.Remove(filepath.Join(d.base, d.rel)); err != nil {
+				return fmt.Errorf("directory of %s: %w", app, err)
+			}
+		}
 		if err := safefs.EnsureDir(d.base, d.rel, d.mode, d.uid, d.gid); err != nil {
 			return fmt.Errorf("directory of %s: %w", app, err)
 		}

@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -47,10 +49,17 @@ func EnsureUser(ctx context.Context, app, home string) (*AppUser, error) {
 	} else if filepath.Clean(u.HomeDir) != filepath.Clean(home) {
 		// Its home is its project dir, which names the instance: another
 		// Conductor's app of that name (another --data dir on this host)
-		// is not ours to run code as.
-		return nil, conductor.Errorf(conductor.EINVALID,
-			"unix user %q belongs to another Conductor instance (its home is %s, not %s): choose another app name or remove that user",
-			app, u.HomeDir, home)
+		// is not ours to run code as. A user whose instance is gone (its
+		// home no longer exists: the data dir was deleted) is taken over.
+		if _, err := os.Lstat(u.HomeDir); !errors.Is(err, fs.ErrNotExist) {
+			return nil, conductor.Errorf(conductor.EINVALID,
+				"unix user %q belongs to another Conductor instance (its home is %s, not %s): choose another app name or remove that user",
+				app, u.HomeDir, home)
+		}
+		out, err := exec.CommandContext(ctx, "usermod", "--home", home, app).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("usermod %s: %w: %s", app, err, strings.TrimSpace(string(out)))
+		}
 	}
 	return toAppUser(u, home)
 }
