@@ -148,4 +148,8 @@ func LookPath(name, path string) (string, error) {
 // Confine sets what in a spec decides whom the process runs as to the app
 // user's ids, for a spec whose content root does not trust (one the app
 // user once owned): whatever else it says runs as that user anyway.
-func (s *Spec) Confine(uid, gid int) {}
+// Its cgroup and limits go too: the next deploy or restart sets them.
+func (s *Spec) Confine(uid, gid int) {
+	s.UID, s.GID = uid, gid
+	s.Cgroup, s.Limits = "", cgroup.Limits{}
+}
