@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/safefs"
 )
 
 // Databases provisions each app's database: a file in its data dir for
@@ -84,26 +85,27 @@ func (p *Databases) Ensure(ctx context.Context, app *conductor.App, u *AppUser) 
 // SQLite's own files next to a database.
 var sqliteSuffixes = []string{"", "-wal", "-shm", "-journal"}
 
-// ensureSQLite creates the app's database file, private to its user: the
-// data dir is traversable (0711) and SQLite gives its journal files the
-// database's mode, so a file Django created (0644) would be readable by
-// every other app.
+// ensureSQLite creates the app's database file, private to its user (0600):
+// SQLite gives its journal files the database's mode, so a file Django
+// created (0644) would be readable by whoever reaches the data dir.
+//
+// The data dir is the app user's: each file is reached and changed through
+// a descriptor (safefs), never through a link the app planted. A database
+// the app made a symlink is the app's choice and is left alone.
 func (p *Databases) ensureSQLite(app *conductor.App, u *AppUser) (Database, error) {
 	db := SQLiteDatabase(p.Layout, app.Name)
-	f, err := os.OpenFile(db.Name, os.O_CREATE|os.O_RDONLY, 0o600)
-	if err != nil {
-		return Database{}, fmt.Errorf("create %s: %w", db.Name, err)
-	}
-	f.Close()
+	base, rel := p.Layout.ProjectsDir(), app.Name+"/data/db.sqlite3"
 	for _, suffix := range sqliteSuffixes {
-		path := db.Name + suffix
-		if err := os.Chmod(path, 0o600); errors.Is(err, os.ErrNotExist) {
+		var err error
+		if suffix == "" {
+			err = safefs.EnsureFile(base, rel, 0o600, u.UID, u.GID)
+		} else {
+			err = safefs.SetOwnerIfExists(base, rel+suffix, 0o600, u.UID, u.GID)
+		}
+		if errors.Is(err, safefs.ErrSymlink) {
 			continue
 		} else if err != nil {
-			return Database{}, err
-		}
-		if err := u.Chown(path); err != nil {
-			return Database{}, fmt.Errorf("chown %s: %w", path, err)
+			return Database{}, fmt.Errorf("the SQLite database of %s: %w", app.Name, err)
 		}
 	}
 	return db, nil

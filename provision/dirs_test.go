@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/hasadna/conductor"
 )
 
 // TestDirsOwnersAndPlantedLinks: Dirs gives root what root must trust and
@@ -100,5 +102,53 @@ func TestDirsOwnersAndPlantedLinks(t *testing.T) {
 		if left, _ := os.ReadDir(dir); len(left) != 0 {
 			t.Errorf("%s still holds %v", dir, left)
 		}
+	}
+}
+
+// TestEnsureSQLiteThroughLinks: the app's database files are made private
+// through descriptors; a link the app planted at the database or its
+// journal is left alone and its target keeps its owner and mode.
+func TestEnsureSQLiteThroughLinks(t *testing.T) {
+	l := Layout{Srv: t.TempDir()}
+	me := &AppUser{Name: "me", UID: os.Geteuid(), GID: os.Getegid()}
+	if err := Dirs(context.Background(), l, "app", me); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(l.DataDir("app"), "db.sqlite3")
+	if err := os.Symlink(secret, db+"-wal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db+"-shm", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &Databases{Layout: l}
+	if _, err := p.ensureSQLite(&conductor.App{Name: "app"}, me); err != nil {
+		t.Fatalf("ensureSQLite: %v", err)
+	}
+	for path, mode := range map[string]os.FileMode{db: 0o600, db + "-shm": 0o600} {
+		if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v, %v; want a regular %v file", path, fi, err, mode)
+		}
+	}
+	if fi, _ := os.Stat(secret); fi.Mode().Perm() != 0o644 {
+		t.Errorf("the -wal link's target became %v", fi.Mode())
+	}
+	// A database that is itself a link: left as it is, not an error.
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ensureSQLite(&conductor.App{Name: "app"}, me); err != nil {
+		t.Fatalf("ensureSQLite with a linked database: %v", err)
+	}
+	if fi, _ := os.Stat(secret); fi.Mode().Perm() != 0o644 {
+		t.Errorf("the database link's target became %v", fi.Mode())
 	}
 }
