@@ -22,10 +22,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/safefs"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/sqlite"
 )
@@ -63,6 +65,12 @@ type AppInfo struct {
 	Rev  string `json:"rev,omitempty"`  // commit of the release it was serving
 	Data bool   `json:"data"`           // its data dir is in the archive (it was on this host)
 	Dump string `json:"dump,omitempty"` // path of its database dump in the archive
+
+	// Notes say what of its data dir was left out of the archive, and
+	// why (a link to its database, a file it could not read itself).
+	// They are learnt while the archive is written, after the manifest
+	// in it: Write returns them, the archive does not hold them.
+	Notes []string `json:"-"`
 }
 
 // Backup takes backups of one Conductor.
@@ -71,6 +79,8 @@ type Backup struct {
 	Layout  provision.Layout                    // where the apps' data dirs are
 	Servers map[string]conductor.DatabaseServer // by kind: where the apps' databases are
 	Version string                              // written into the manifest
+
+	appUser func(app string) (appUser, error) // tests: who the app's code runs as (lookupAppUser)
 }
 
 // Write writes a backup archive (tar, gzip) to w and returns its manifest.
@@ -82,6 +92,17 @@ func (b *Backup) Write(ctx context.Context, w io.Writer) (*Manifest, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	// The apps' users write their database snapshots, each into a
+	// directory of its own under this one (root's, 0711), never next to
+	// the state's snapshot, which they must not reach.
+	snaps, err := os.MkdirTemp("", "conductor-snapshots-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(snaps)
+	if err := os.Chmod(snaps, 0o711); err != nil {
+		return nil, err
+	}
 	state := filepath.Join(tmp, stateName)
 	if err := sqlite.Snapshot(ctx, filepath.Join(b.Data, stateName), state); err != nil {
 		return nil, err
@@ -107,26 +128,27 @@ func (b *Backup) Write(ctx context.Context, w io.Writer) (*Manifest, error) {
 	if err := aw.file(hostKeyName, filepath.Join(b.Data, hostKeyName)); err != nil {
 		return nil, err
 	}
-	if err := aw.file(natsToken, filepath.Join(b.Data, natsToken)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := aw.fileIn(natsToken, b.Data, natsToken, true); err != nil {
 		return nil, err
 	}
-	if err := aw.tree(certsDir, filepath.Join(b.Data, certsDir), nil); err != nil {
+	if err := aw.treeIn(certsDir, filepath.Join(b.Data, certsDir), &source{}); err != nil {
 		return nil, err
 	}
-	if err := aw.tree(natsTLSDir, filepath.Join(b.Data, natsTLSDir), nil); err != nil {
+	if err := aw.treeIn(natsTLSDir, filepath.Join(b.Data, natsTLSDir), &source{}); err != nil {
 		return nil, err
 	}
-	for _, app := range m.Apps {
+	for i := range m.Apps {
+		app := &m.Apps[i]
 		if err := aw.repo(reposDir+"/"+app.Name+".git", filepath.Join(b.Data, reposDir, app.Name+".git")); err != nil {
 			return nil, err
 		}
 		if app.Data {
-			if err := b.appData(ctx, aw, tmp, app); err != nil {
+			if err := b.appData(ctx, aw, snaps, app); err != nil {
 				return nil, err
 			}
 		}
 		if app.Dump != "" {
-			if err := b.dump(ctx, aw, tmp, app, dbs[app.Name]); err != nil {
+			if err := b.dump(ctx, aw, tmp, *app, dbs[app.Name]); err != nil {
 				return nil, err
 			}
 		}
@@ -161,8 +183,13 @@ func (b *Backup) manifest(ctx context.Context, path string) (*Manifest, map[stri
 		} else if conductor.ErrorCode(err) != conductor.ENOTFOUND {
 			return nil, nil, err
 		}
-		if _, err := os.Stat(b.Layout.DataDir(app.Name)); err == nil {
+		// Reached without a link: the data dir is the app's, and its
+		// project dir was too in earlier layouts.
+		if d, err := safefs.OpenDir(b.Layout.ProjectsDir(), app.Name+"/data"); err == nil {
+			d.Close()
 			info.Data = true
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			info.Notes = append(info.Notes, "data dir not backed up: "+printable(err.Error()))
 		}
 		if app.DBKind != conductor.DBSQLite {
 			db, err := store.FindAppDatabase(ctx, app.ID)
@@ -182,29 +209,87 @@ func (b *Backup) manifest(ctx context.Context, path string) (*Manifest, map[stri
 	return m, dbs, nil
 }
 
-// appData archives an app's data dir; its SQLite database is snapshotted,
-// not copied, since the app may be writing to it.
-func (b *Backup) appData(ctx context.Context, aw *archiveWriter, tmp string, app AppInfo) error {
+// appData archives an app's data dir (see walk.go); its SQLite database is
+// snapshotted by the app's user (see appdb.go), not copied, since the app
+// may be writing to it. What is left out is noted in app.Notes.
+func (b *Backup) appData(ctx context.Context, aw *archiveWriter, snaps string, app *AppInfo) error {
+	lookup := b.appUser
+	if lookup == nil {
+		lookup = lookupAppUser
+	}
+	u, err := lookup(app.Name)
+	if err != nil {
+		app.Notes = append(app.Notes, "data dir not backed up: "+printable(err.Error()))
+		return nil
+	}
+	d, err := safefs.OpenDir(b.Layout.ProjectsDir(), app.Name+"/data")
+	if err != nil {
+		app.Notes = append(app.Notes, "data dir not backed up: "+printable(err.Error()))
+		return nil
+	}
+	defer d.Close()
 	dir := b.Layout.DataDir(app.Name)
 	rel, err := filepath.Rel(b.Layout.Srv, dir)
 	if err != nil {
 		return err
 	}
-	prefix := srvDir + "/" + filepath.ToSlash(rel)
-	dbFile := provision.SQLiteDatabase(b.Layout, app.Name).Name
-	return aw.tree(prefix, dir, func(path string) (replacement string, skip bool, err error) {
-		if app.DB != conductor.DBSQLite || !strings.HasPrefix(path, dbFile) {
-			return "", false, nil
+	src := &source{app: app.Name, uid: u.uid, gid: u.gid, check: os.Geteuid() == 0}
+	if app.DB == conductor.DBSQLite {
+		db, err := filepath.Abs(provision.SQLiteDatabase(b.Layout, app.Name).Name)
+		if err != nil {
+			return err
 		}
-		if path != dbFile {
-			return "", true, nil // -wal, -shm, -journal: part of the snapshot
+		if filepath.Dir(db) != dir {
+			return fmt.Errorf("app %s: its database %s is not in its data dir", app.Name, db)
 		}
-		snap := filepath.Join(tmp, app.Name+".sqlite3")
-		if err := sqlite.Snapshot(ctx, dbFile, snap); err != nil {
-			return "", false, fmt.Errorf("app %s: %w", app.Name, err)
+		src.special = func(a *archiveWriter, dirfd int, base, name, rel string) (bool, error) {
+			return b.sqliteEntry(ctx, a, src, u, snaps, db, dirfd, base, name, rel)
 		}
-		return snap, false, nil
-	})
+	}
+	err = aw.walkOpen(d, srvDir+"/"+filepath.ToSlash(rel), ".", src, 0)
+	app.Notes = append(app.Notes, src.notes...)
+	return err
+}
+
+// sqliteEntry archives the app's database (at db) and its companion files
+// when rel is one of them, and reports whether it was.
+func (b *Backup) sqliteEntry(ctx context.Context, a *archiveWriter, src *source, u appUser, snaps, db string, dirfd int, base, name, rel string) (bool, error) {
+	dbName := filepath.Base(db)
+	switch rel {
+	case dbName + "-wal", dbName + "-shm", dbName + "-journal":
+		return true, nil // part of the snapshot
+	case dbName:
+	default:
+		return false, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+		return true, nil
+	} else if err != nil {
+		src.note(rel, "database not backed up: "+err.Error())
+		return true, nil
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFLNK:
+		src.note(rel, "database not backed up: it is a symbolic link (kept as a link, its target not read)")
+		return false, nil // archived as the link it is
+	default:
+		src.note(rel, "database not backed up: it is not a regular file")
+		return true, nil
+	}
+	f, err := snapshotAsApp(ctx, src.app, u, db, snaps)
+	if err != nil {
+		src.note(rel, "database not backed up: "+err.Error())
+		return true, nil
+	}
+	defer f.Close()
+	var snap unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &snap); err != nil {
+		return true, err
+	}
+	snap.Mode = unix.S_IFREG | 0o600
+	return true, a.content(name, &snap, f)
 }
 
 // dump archives an app's server database as SQL.
@@ -240,137 +325,46 @@ func (a *archiveWriter) bytes(name string, data []byte) error {
 	return err
 }
 
-// file adds the regular file at path as name.
+// file adds the file at path (in a directory only root can write) as name.
 func (a *archiveWriter) file(name, path string) error {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return err
-	}
-	return a.entry(name, path, fi)
-}
-
-// entry adds one file, directory or symlink.
-func (a *archiveWriter) entry(name, path string, fi fs.FileInfo) error {
-	link := ""
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(path); err != nil {
-			return err
-		}
-	} else if !fi.Mode().IsRegular() && !fi.IsDir() {
-		return nil // sockets, fifos: nothing to keep
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return fmt.Errorf("archive %s: %w", path, err)
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	if err := a.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("archive %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("archive %s: %w", path, err)
-	}
-	defer f.Close()
-	// A file that shrinks while it is read (a log rotated) is padded to
-	// the size the header promised; one that grows is cut there.
-	n, err := io.CopyN(a.tw, f, hdr.Size)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("archive %s: %w", path, err)
-	}
-	if n < hdr.Size {
-		if _, err := io.CopyN(a.tw, zeros{}, hdr.Size-n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
-// tree adds the directory dir as prefix, in name order. replace may give
-// another file to store in place of one (a snapshot), or skip it. Files
-// that vanish while the tree is walked (git's temporary files) are left
-// out.
-func (a *archiveWriter) tree(prefix, dir string, replace func(path string) (string, bool, error)) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		name := prefix
-		if rel != "." {
-			name += "/" + filepath.ToSlash(rel)
-		}
-		src := path
-		if replace != nil && d.Type().IsRegular() {
-			r, skip, err := replace(path)
-			if err != nil {
-				return err
-			}
-			if skip {
-				return nil
-			}
-			if r != "" {
-				src = r
-			}
-		}
-		fi, err := os.Lstat(src)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		return a.entry(name, src, fi)
-	})
+	return a.fileIn(name, filepath.Dir(path), filepath.Base(path), false)
 }
 
 // repo adds a bare repository with its refs before its objects: a push
 // that lands while the backup runs adds objects before it moves a ref, so
 // every ref archived points at objects archived after it.
 func (a *archiveWriter) repo(prefix, dir string) error {
-	entries, err := os.ReadDir(dir)
+	d, err := openDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // never pushed to
 	} else if err != nil {
 		return err
 	}
-	fi, err := os.Lstat(dir)
+	defer d.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
+		return err
+	}
+	if err := a.tw.WriteHeader(header(prefix, &st, tar.TypeDir, "")); err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return err
 	}
-	if err := a.entry(prefix, dir, fi); err != nil {
-		return err
-	}
-	sort.Slice(entries, func(i, j int) bool {
-		oi, oj := entries[i].Name() == "objects", entries[j].Name() == "objects"
+	sort.Slice(names, func(i, j int) bool {
+		oi, oj := names[i] == "objects", names[j] == "objects"
 		if oi != oj {
 			return oj
 		}
-		return entries[i].Name() < entries[j].Name()
+		return names[i] < names[j]
 	})
-	for _, e := range entries {
-		if e.Name() == "hooks" {
+	src := &source{}
+	for _, n := range names {
+		if n == "hooks" {
 			continue // conductor serve uses its own hooks dir
 		}
-		if err := a.tree(prefix+"/"+e.Name(), filepath.Join(dir, e.Name()), nil); err != nil {
+		if err := a.at(int(d.Fd()), n, prefix+"/"+n, n, src, 1); err != nil {
 			return err
 		}
 	}

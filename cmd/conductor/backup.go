@@ -100,6 +100,14 @@ then conductor-backup-<UTC time>.tar.gz in it.`,
 			// Say plainly what is not in it: a deployed app's files live on
 			// its host, which may be another machine.
 			for _, app := range m.Apps {
+				// What of an app's data dir was left out, and why: a
+				// file the app could not read itself, a database that
+				// is a link or not a regular file, or that the app's
+				// user could not snapshot. The rest of the backup is
+				// whole: one app's files never fail everyone's backup.
+				for _, note := range app.Notes {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Warning: app %s: %s\n", app.Name, note)
+				}
 				if !app.Data && app.Rev != "" {
 					fmt.Fprintf(cmd.ErrOrStderr(), "Not included: the files of %s (host %s): %s is not on this machine; back it up there\n",
 						app.Name, app.Host, layout.DataDir(app.Name))
