@@ -49,6 +49,7 @@ var Permissions = map[string]Permission{
 	"ps":         {Level: ReadWrite, PerApp: true},
 	"ps:scale":   {Level: ReadWrite, PerApp: true, Changes: true},
 	"ps:restart": {Level: ReadWrite, PerApp: true, Changes: true},
+	"ps:limit":   {Level: Admin, PerApp: true, Changes: true}, // limits guard the host from the app: the admin's
 	"run":        {Level: ReadWrite, PerApp: true, Changes: true},
 
 	"domains":        {Level: ReadWrite, PerApp: true},

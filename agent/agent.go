@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/cgroup"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/queue"
@@ -56,6 +57,12 @@ type Host struct {
 	// ("": the host does not serve HTTPS); CertsDir holds the certificate
 	// files the builder writes (certs.go).
 	ChallengeDir, CertsDir string
+	// Cgroups are this process's: each `run` command gets a group below
+	// them; AppCgroups are circusd's, where the app's processes are
+	// (builder.Builder's fields of the same names). Instance names this
+	// Conductor's groups. Nil or disabled: process groups only.
+	Cgroups, AppCgroups *cgroup.Manager
+	Instance            string
 }
 
 // Process is one watcher of an app: its process type, how many processes
@@ -233,6 +240,17 @@ func (h *Host) destroy(ctx context.Context, data []byte) (any, error) {
 	for _, n := range names {
 		if _, ok := WatcherType(app.Name, n); ok {
 			if err := h.Processes.Remove(ctx, n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// What the processes left (a worker's children) goes with them.
+	for _, m := range []*cgroup.Manager{h.AppCgroups, h.Cgroups} {
+		if !m.Enabled() || h.Instance == "" {
+			continue
+		}
+		if g, err := m.Group(cgroup.AppPath(h.Instance, app.Name)); err == nil {
+			if err := g.Destroy(); err != nil {
 				return nil, err
 			}
 		}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/cgroup"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/queue"
 )
@@ -82,7 +85,7 @@ func (h *Host) serveRun(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &runSession{nc: nc, inbox: req.Inbox, cancel: cancel, heard: time.Now()}
+	s := &runSession{nc: nc, inbox: req.Inbox, cancel: cancel, heard: time.Now(), group: h.runGroup(req.App)}
 	if err := s.subscribe(); err != nil {
 		respond(err)
 		return
@@ -142,9 +145,8 @@ func (h *Host) command(ctx context.Context, req RunRequest) (*exec.Cmd, error) {
 	c.Args = req.Argv
 	c.Dir = spec.Dir
 	c.Env = process.Environ(env)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	// The process group goes when the asker does, children included.
-	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	// It dies with a killed conductor (Reconcile then kills what it left).
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
 	c.WaitDelay = 5 * time.Second
 	return c, nil
 }
@@ -182,6 +184,11 @@ type runSession struct {
 	inbox  string
 	cancel context.CancelFunc
 	subs   []*nats.Subscription
+
+	// group is the command's cgroup (nil: its process group or session
+	// stands in): all of it is killed when the command ends or the asker
+	// leaves, so a backgrounded child does not outlive it.
+	group *cgroup.Group
 
 	mu    sync.Mutex
 	stdin io.WriteCloser // the pipe or the pty
@@ -279,7 +286,7 @@ func (s *runSession) run(ctx context.Context, c *exec.Cmd, req RunRequest, respo
 		setSize(ptmx, *req.Tty)
 		c.Stdin, c.Stdout, c.Stderr = tty, tty, tty
 		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
-		err = c.Start()
+		err = s.start(c)
 		tty.Close() // the child has its copy; EOF on ptmx once it is gone
 		if err != nil {
 			respond(conductor.Errorf(conductor.EINVALID, "start %s: %v", truncate(c.Args[0]), err))
@@ -301,7 +308,7 @@ func (s *runSession) run(ctx context.Context, c *exec.Cmd, req RunRequest, respo
 			respond(err)
 			return 0, nil
 		}
-		if err := c.Start(); err != nil {
+		if err := s.start(c); err != nil {
 			respond(conductor.Errorf(conductor.EINVALID, "start %s: %v", truncate(c.Args[0]), err))
 			return 0, nil
 		}
@@ -334,6 +341,7 @@ func (s *runSession) run(ctx context.Context, c *exec.Cmd, req RunRequest, respo
 		}
 	}()
 	err := c.Wait()
+	s.killAll(c) // what it started in the background goes with it
 	if copied != nil {
 		select {
 		case <-copied:
@@ -349,6 +357,51 @@ func (s *runSession) run(ctx context.Context, c *exec.Cmd, req RunRequest, respo
 		return code, nil
 	}
 	return 0, err
+}
+
+// runGroup makes a cgroup for one command of app (nil without cgroups).
+func (h *Host) runGroup(app string) *cgroup.Group {
+	if !h.Cgroups.Enabled() || h.Instance == "" || conductor.ValidateAppName(app) != nil {
+		return nil
+	}
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	g, err := h.Cgroups.Group(cgroup.RunPath(h.Instance, app, hex.EncodeToString(r[:])))
+	if err == nil {
+		err = g.Create()
+	}
+	if err != nil {
+		slog.Warn("one-off command without its cgroup", "app", app, "err", err)
+		return nil
+	}
+	return g
+}
+
+// start starts the command in the session's cgroup, and has a cancel (the
+// asker left) kill all of it.
+func (s *runSession) start(c *exec.Cmd) error {
+	c.Cancel = func() error { s.killAll(c); return nil }
+	if s.group != nil {
+		return s.group.Start(c)
+	}
+	return c.Start()
+}
+
+// killAll kills the command's process group (it leads its group or
+// session) and everything in its cgroup, and removes the cgroup once the
+// command has been waited for.
+func (s *runSession) killAll(c *exec.Cmd) {
+	if c.Process != nil {
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	}
+	if s.group != nil {
+		if err := s.group.Kill(); err != nil {
+			slog.Warn("kill a one-off command's cgroup", "err", err)
+		}
+		if c.ProcessState != nil {
+			_ = s.group.Remove()
+		}
+	}
 }
 
 func setSize(f *os.File, w Window) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/cgroup"
 	"github.com/hasadna/conductor/circus"
 	"github.com/hasadna/conductor/nginx"
 	"github.com/hasadna/conductor/provision"
@@ -36,6 +37,14 @@ type Builder struct {
 	// CertsDir is where this host's nginx reads the apps' TLS certificates
 	// (<domain>.pem), written from the state (tls.go).
 	CertsDir string
+	// Cgroups are this process's: build commands run in each app's build
+	// group. AppCgroups are circusd's, below which run-process puts app
+	// processes (cgroups.go). Nil or disabled: process groups and
+	// sessions stand in, and no limit is enforced.
+	Cgroups, AppCgroups *cgroup.Manager
+	// Instance is the data dir's id (<data>/instance-id): two Conductors
+	// on one host keep their groups apart by it.
+	Instance string
 
 	mu   sync.Mutex
 	apps map[string]*appJobs

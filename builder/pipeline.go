@@ -413,9 +413,10 @@ func (d *deployment) specPath(watcher string) string {
 	return filepath.Join(d.b.Layout.RunDir(d.app.Name), watcher+".json")
 }
 
-// removeWatcher stops a watcher and deletes its spec.
+// removeWatcher stops a watcher, kills what its processes left, and
+// deletes its spec.
 func (d *deployment) removeWatcher(ctx context.Context, name string) error {
-	if err := d.b.Circus.Remove(ctx, name); err != nil {
+	if err := d.b.stopWatcher(ctx, name, d.specPath(name), false); err != nil {
 		return err
 	}
 	if err := os.Remove(d.specPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -440,12 +441,15 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 		return failf("process %s: %v", typ, err)
 	}
 	spec := d.specPath(name)
-	if err := process.WriteSpec(spec, &process.Spec{Type: typ, Argv: argv, Env: env, Dir: d.dir}, d.user.UID, d.user.GID); err != nil {
+	limits, err := d.b.typeLimits(ctx, d.app, typ) // ps:limit
+	if err != nil {
 		return err
 	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = d.user.Name
+	// As root, circus starts run-process as root: it puts itself in the
+	// watcher's cgroup with the type's limits, then becomes the app user.
+	if err := process.WriteSpec(spec, &process.Spec{Type: typ, Argv: argv, Env: env, Dir: d.dir,
+		UID: d.user.UID, GID: d.user.GID, Cgroup: d.b.newWatcherCgroup(d.app.Name, name), Limits: limits}, d.user.UID, d.user.GID); err != nil {
+		return err
 	}
 	scale, err := d.b.Store.ProcessScale(ctx, d.app.ID) // ps:scale
 	if err != nil {
@@ -456,7 +460,7 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 		n = 1
 	}
 	if err := d.b.Circus.Add(ctx, circus.Watcher{
-		App: d.app.Name, Name: name, Cmd: d.b.Conductor, Spec: spec, WorkingDir: d.dir, User: user,
+		App: d.app.Name, Name: name, Cmd: d.b.Conductor, Spec: spec, WorkingDir: d.dir, // run-process changes user itself
 		LogFile:      filepath.Join(d.b.Layout.LogDir(d.app.Name), typ+".log"),
 		LogMaxBytes:  d.b.LogMaxBytes,
 		NumProcesses: n,
@@ -586,7 +590,7 @@ func (d *deployment) retire(ctx context.Context) error {
 		// requests (graceful_timeout) while the push returns: nothing
 		// routes to them any more.
 		name := webWatcher(d.app.Name, d.previous.Port)
-		if err := d.b.Circus.Retire(ctx, name); err != nil {
+		if err := d.b.stopWatcher(ctx, name, d.specPath(name), true); err != nil {
 			return err
 		}
 		if err := os.Remove(d.specPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -733,15 +737,16 @@ func (d *deployment) cmd(ctx context.Context, dir, name string, args ...string) 
 	cmd.Dir = dir
 	cmd.Env = process.Environ(d.env)
 	// A build step dies with a killed conductor instead of running on
-	// unsupervised; the restarted conductor marks its deploy failed.
+	// unsupervised; the restarted conductor marks its deploy failed and
+	// kills what the step left (Reconcile). Everything the step started
+	// is killed when it ends (runInGroup, cgroups.go).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(d.user.UID), Gid: uint32(d.user.GID)}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(d.user.UID), Gid: uint32(d.user.GID), Groups: []uint32{}}
 	}
 	w := &indentWriter{w: d.log}
-	cmd.Stdout, cmd.Stderr = w, w
 	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
+	err := d.b.runInGroup(cmd, d.app.Name, w)
 	w.Flush()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -454,3 +454,16 @@ func writeFile(path, value string) error {
 	}
 	return nil
 }
+
+// RemoveIfEmpty removes the group's own directory if nothing is in it or
+// below it, and leaves it otherwise: for parents other instances or apps
+// may share.
+func (g *Group) RemoveIfEmpty() error {
+	for _, d := range g.dirs() {
+		err := unix.Rmdir(d)
+		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+			return fmt.Errorf("cgroup: remove %s: %w", d, err)
+		}
+	}
+	return nil
+}

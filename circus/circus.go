@@ -338,3 +338,21 @@ func (c *Circus) Status(ctx context.Context) (map[string]string, error) {
 	}
 	return st, nil
 }
+
+// Pid is circusd's process id, from the pid file circus.ini names (in
+// system mode too): the app processes it starts are in its cgroups.
+func (c *Circus) Pid() (int, error) {
+	data, err := os.ReadFile(filepath.Join(c.Dir, "circusd.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("circusd.pid: bad pid %q", strings.TrimSpace(string(data)))
+	}
+	return pid, nil
+}
+
+// GracefulTimeout is how long circusd gives a stopping process before it
+// kills it (graceful_timeout in watcher.ini.tmpl).
+const GracefulTimeout = 10 * time.Second

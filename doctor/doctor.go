@@ -107,6 +107,7 @@ func Run(ctx context.Context, c Config) []Result {
 		StateDB(ctx, c.Data, c.initCommand()),
 		DataDir(c.Data, c.initCommand()),
 		ProtectedLinks(),
+		Cgroups(c.CircusDir, c.System),
 	)
 	return rs
 }

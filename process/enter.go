@@ -164,3 +164,14 @@ func dropPrivileges(uid, gid int) error {
 	}
 	return nil
 }
+
+// ReadSpec reads a process spec the way run-process does: not through a
+// symlink, a regular file only. The builder reads a watcher's spec to find
+// its cgroup before it removes the watcher.
+func ReadSpec(path string) (*Spec, error) {
+	sf, err := readSpec(path)
+	if err != nil {
+		return nil, err
+	}
+	return &sf.Spec, nil
+}

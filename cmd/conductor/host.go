@@ -19,6 +19,7 @@ import (
 	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/applogs"
 	"github.com/hasadna/conductor/builder"
+	"github.com/hasadna/conductor/cgroup"
 	"github.com/hasadna/conductor/circus"
 	"github.com/hasadna/conductor/nginx"
 	"github.com/hasadna/conductor/provision"
@@ -34,6 +35,7 @@ type hostOptions struct {
 	circusBin, nginxBin, python string
 	keep, jobs                  int
 	logMaxBytes                 int64
+	cgroups                     bool // app processes and build commands in cgroups (when root and writable)
 	databases                   databaseOptions
 	system                      systemOptions // --system and its settings (system.go)
 
@@ -52,6 +54,7 @@ func (o *hostOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
 	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
 	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
+	f.BoolVar(&o.cgroups, "cgroups", true, "run app processes, build steps and run commands in cgroups (ps:limit needs them); false: process groups and sessions only")
 	o.databases.addFlags(f)
 	o.system.addFlags(f)
 }
@@ -78,6 +81,7 @@ type host struct {
 	Builder   *builder.Builder
 
 	stopChildren context.CancelFunc
+	system       bool // circusd is the host's service, not our child
 	jobs         sync.WaitGroup
 }
 
@@ -121,15 +125,24 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 		h.Stop()
 		return nil, err
 	}
+	instance, err := instanceID(data)
+	if err != nil {
+		h.Stop()
+		return nil, err
+	}
+	own, apps := hostCgroups(o, h.Circus)
+	h.system = o.system.enabled
 	h.Builder = &builder.Builder{
 		Host: o.name, Store: store, Queue: q, Layout: h.Layout, Circus: h.Circus, Nginx: h.Nginx, Databases: h.Databases,
 		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
 		CertsDir: filepath.Join(data, "certs"),
+		Cgroups:  own, AppCgroups: apps, Instance: instance,
 	}
 	if err := h.Builder.Reconcile(ctx); err != nil {
 		h.Stop()
 		return nil, fmt.Errorf("reconcile after restart: %w", err)
 	}
+	h.Builder.ReconcileCgroups(ctx)
 	if err := h.serve(ctx, o, q, data, fatal); err != nil {
 		h.Stop()
 		return nil, err
@@ -151,7 +164,7 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	}
 	// ps, ps:scale, run and apps:destroy of the apps on this host.
 	ag := &agent.Host{Name: o.name, Processes: h.Circus, Sites: h.Nginx, Layout: h.Layout, DropDatabases: h.Databases.Drop,
-		CertsDir: h.Builder.CertsDir}
+		CertsDir: h.Builder.CertsDir, Cgroups: h.Builder.Cgroups, AppCgroups: h.Builder.AppCgroups, Instance: id}
 	if o.httpsAddr != "" {
 		ag.ChallengeDir = h.Nginx.ChallengeDir()
 	}
@@ -194,6 +207,28 @@ func (h *host) Stop() {
 	if h.Circus != nil {
 		h.Circus.Wait()
 	}
+	// Our own circusd has stopped its apps: what they left goes, with the
+	// groups. A system circusd goes on running them.
+	if h.Builder != nil && !h.system {
+		h.Builder.DestroyCgroups(context.Background())
+	}
+}
+
+// hostCgroups opens the cgroups build commands go in (this process's) and
+// those app processes go in (circusd's, which run-process starts in).
+func hostCgroups(o hostOptions, c *circus.Circus) (own, apps *cgroup.Manager) {
+	if !o.cgroups {
+		off := cgroup.Disabled("--cgroups=false")
+		return off, off
+	}
+	own, apps = cgroup.Open(0), cgroup.Open(0)
+	if pid, err := c.Pid(); err == nil {
+		apps = cgroup.Open(pid)
+	} else {
+		slog.Warn("circusd's pid is unknown: app cgroups are assumed to be below conductor's", "err", err)
+	}
+	slog.Info("cgroups", "mode", apps.Mode(), "apps", apps.Base(), "builds", own.Base())
+	return own, apps
 }
 
 // instanceID identifies this data dir, so a worker restarted on it takes
