@@ -189,6 +189,7 @@ func (s *Server) commandBuilders(sess session) []commandBuilder {
 		{"ps", s.psCommand},
 		{"ps:scale", s.psScaleCommand},
 		{"ps:restart", s.psRestartCommand},
+		{"ps:limit", s.psLimitCommand},
 		{"run", func() *cobra.Command { return s.runCmd(sess) }},
 		{"domains", s.domainsCommand},
 		{"domains:add", s.domainsAddCommand},
