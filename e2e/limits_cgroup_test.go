@@ -117,7 +117,7 @@ func TestCgroupLimits(t *testing.T) {
 	nap, stay, leave := base, base+1, base+2
 	t.Cleanup(func() {
 		os.Remove(hogTrigger(nap))
-		_ = exec.Command("pkill", "-x", "-f", fmt.Sprintf("sleep (%d|%d|%d)", nap, stay, leave)).Run()
+		_ = exec.Command("pkill", "-x", "-f", fmt.Sprintf("sleep (%d|%d|%d|%d|%d)", nap, stay, leave, base+3, base+4)).Run()
 	})
 
 	calm := in.WorkTree("hello")
@@ -242,6 +242,35 @@ func TestCgroupLimits(t *testing.T) {
 	if code, _, _ := in.Get("calm", "/"); code != 200 {
 		t.Errorf("calm answers %d after hog is gone", code)
 	}
+
+	// run: what the command backgrounds goes when it ends.
+	runNap := base + 3
+	r = in.SSH(in.AdminKey, fmt.Sprintf("run calm -- setsid sh -c 'sleep %d >/dev/null 2>&1 & echo started'", runNap))
+	if r.Code != 0 || !strings.Contains(r.Stdout, "started") {
+		t.Errorf("run: %s", r)
+	}
+	waitFor(t, "the run command's background sleep to be killed", func() bool { return len(pgrepExact(fmt.Sprintf("sleep %d", runNap))) == 0 })
+
+	// A conductor killed during a build step: the step's command dies with
+	// it (Pdeathsig), what it put in the background (out of its process
+	// group, too) is killed when the conductor starts again.
+	crashNap := base + 4
+	writeFile(t, filepath.Join(calm, "slow.sh"), fmt.Sprintf("#!/bin/sh\nsetsid sleep %d >/dev/null 2>&1 &\nexec sleep 120\n", crashNap))
+	writeFile(t, filepath.Join(calm, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: sh slow.sh\n")
+	in.Commit(calm, "a release that hangs")
+	pushed := make(chan Result, 1)
+	go func() { pushed <- in.Push(calm, "calm", "main") }()
+	waitFor(t, "the hanging release step", func() bool { return len(pgrepExact(fmt.Sprintf("sleep %d", crashNap))) == 1 })
+	in.Kill()
+	<-pushed
+	if pids := pgrepExact(fmt.Sprintf("sleep %d", crashNap)); len(pids) != 1 {
+		t.Fatalf("want the background sleep alive after the conductor's death, for the restart to kill: %v", pids)
+	}
+	in.Start()
+	if pids := pgrepExact(fmt.Sprintf("sleep %d", crashNap)); len(pids) != 0 {
+		t.Errorf("the build step's background sleep outlived the conductor's restart: %v", pids)
+	}
+	waitFor(t, "calm served again after the restart", func() bool { code, _, _ := in.Get("calm", "/"); return code == 200 })
 }
 
 // TestNoCgroupsWorkerChildren: without cgroups (--cgroups=false), the
