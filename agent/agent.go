@@ -72,6 +72,9 @@ type Process struct {
 	Watcher string `json:"watcher"`
 	Running int    `json:"running"`
 	State   string `json:"state"`
+	// Limits are those the watcher's processes run under (ps:limit, as
+	// its spec has them): "memory=512M cpu=1 pids=256", or "none".
+	Limits string `json:"limits,omitempty"`
 }
 
 func subject(host, op string) string { return "agent." + host + "." + op }
@@ -173,10 +176,19 @@ func (h *Host) ps(ctx context.Context, data []byte) (any, error) {
 		if state == "" {
 			state = "unknown"
 		}
-		out = append(out, Process{Type: typ, Watcher: n, Running: len(pids), State: state})
+		out = append(out, Process{Type: typ, Watcher: n, Running: len(pids), State: state, Limits: h.watcherLimits(req.App.Name, n)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Watcher < out[j].Watcher })
 	return out, nil
+}
+
+// watcherLimits reads the limits a watcher's spec gives its processes.
+func (h *Host) watcherLimits(app, watcher string) string {
+	s, err := process.ReadSpec(filepath.Join(h.Layout.RunDir(app), watcher+".json"))
+	if err != nil {
+		return ""
+	}
+	return conductor.ProcessLimits{MemoryBytes: s.Limits.MemoryBytes, CPUMillis: s.Limits.CPUMillis, Pids: s.Limits.Pids}.String()
 }
 
 // types lists the long-running process types of a release: its Procfile's,
