@@ -196,15 +196,18 @@ func TestHostile(t *testing.T) {
 				}
 			}
 		}
-		// collectstatic (as the app user) cannot read the target.
-		tryPush(t, "collectstatic failed", symlink("/etc/shadow", "static/evil"))
-		// The static root itself pointing out of the release: the builder
-		// removes it and collectstatic makes a real directory, so the deploy
-		// goes through and nginx serves the app's files, not /etc.
-		symlink("/etc", "staticfiles")()
-		in.Commit(work, "staticfiles -> /etc")
+		// A link out of the release fails the push at unpack, naming it.
+		tryPush(t, "symlink static/evil points outside the release (/etc/shadow)", symlink("/etc/shadow", "static/evil"))
+		tryPush(t, "symlink staticfiles points outside the release (/etc)", symlink("/etc", "staticfiles"))
+		tryPush(t, "symlink static/up points outside the release (../..)", symlink("../..", "static/up"))
+		// A link inside it is the repository's business; the static root
+		// itself as a link (here to the app's sources) is removed by the
+		// builder and collectstatic makes a real directory, so nginx serves
+		// the app's collected files.
+		symlink("static", "staticfiles")()
+		in.Commit(work, "staticfiles -> static")
 		if r := in.Push(work, "hostile", "main"); r.Code != 0 {
-			t.Fatalf("push with staticfiles -> /etc: %s", r)
+			t.Fatalf("push with staticfiles -> static: %s", r)
 		}
 		cur, err := os.Readlink(filepath.Join(in.Data, "srv", "projects", "hostile", "current"))
 		if err != nil {
