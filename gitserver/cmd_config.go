@@ -8,10 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/termtext"
 )
 
 func (s *Server) configCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, raw bool
 	cmd := &cobra.Command{
 		Use:   "config <app>",
 		Short: "Show an app's config vars",
@@ -26,12 +27,13 @@ func (s *Server) configCommand() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), vars)
 			}
 			for _, k := range sortedKeys(vars) {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s=%s\n", k, vars[k])
+				fmt.Fprintf(cmd.OutOrStdout(), "%s=%s\n", k, terminalText(vars[k], raw))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&raw, "raw", false, rawFlagUsage)
 	return cmd
 }
 
@@ -45,7 +47,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (s *Server) configGetCommand() *cobra.Command {
-	return &cobra.Command{
+	var raw bool
+	cmd := &cobra.Command{
 		Use:   "config:get <app> <KEY>",
 		Short: "Print one config var",
 		Args:  exactArgs(2, "config:get <app> <KEY>"),
@@ -63,10 +66,12 @@ func (s *Server) configGetCommand() *cobra.Command {
 			if !ok {
 				return conductor.Errorf(conductor.ENOTFOUND, "%s has no config var %s", app.Name, args[1])
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), v)
+			fmt.Fprintln(cmd.OutOrStdout(), terminalText(v, raw))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&raw, "raw", false, rawFlagUsage)
+	return cmd
 }
 
 func (s *Server) configSetCommand() *cobra.Command {
@@ -82,10 +87,12 @@ func (s *Server) configSetCommand() *cobra.Command {
 			ctx := cmd.Context()
 			app := appFromContext(ctx)
 			vars := map[string]string{}
-			for _, kv := range args[1:] {
+			for i, kv := range args[1:] {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok {
-					return conductor.Errorf(conductor.EINVALID, "%q is not KEY=VALUE", truncate(kv))
+					// Not quoted: it may be (part of) a value, and the
+					// message goes to the audit trail.
+					return conductor.Errorf(conductor.EINVALID, "argument %d is not KEY=VALUE (quote a value with spaces: 'KEY=a b')", i+2)
 				}
 				if err := conductor.ValidateConfigKey(k); err != nil {
 					return err
@@ -158,4 +165,16 @@ func truncate(s string) string {
 		return s[:40] + "…"
 	}
 	return s
+}
+
+const rawFlagUsage = "print as stored, terminal escape sequences and control characters included"
+
+// terminalText is app-controlled text (a config value, a log line) as a
+// command prints it: without terminal escapes and control characters
+// unless the user asked for it raw.
+func terminalText(s string, raw bool) string {
+	if raw {
+		return s
+	}
+	return termtext.Sanitize(s)
 }

@@ -1,6 +1,7 @@
 package gitserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gliderlabs/ssh"
 	"github.com/spf13/cobra"
@@ -64,7 +66,7 @@ func (s *Server) runCommand(ctx context.Context, sess session, args []string) in
 			fmt.Fprintf(sess.Stderr(), "error: %s\n", msg)
 		}
 		if msg == "internal error" {
-			slog.Error("command failed", "user", u.Name, "command", strings.Join(args, " "), "err", err)
+			slog.Error("command failed", "user", u.Name, "command", strings.Join(conductor.RedactCommand(args), " "), "err", err)
 		}
 	}
 	if cmd != nil && conductor.Permissions[cmd.Name()].Changes && !helpAsked(cmd) {
@@ -214,6 +216,12 @@ func (s *Server) authorize(cmd *cobra.Command, args []string) error {
 	op := cmd.Name()
 	rec := auditFromContext(ctx)
 	perm, ok := conductor.Permissions[op]
+	detail := args
+	if op == "config:set" {
+		// Recorded even when the command is denied or its arguments are
+		// wrong: no value may be in it.
+		detail = conductor.RedactConfigSetArgs(args)
+	}
 	var app *conductor.App
 	if ok && perm.PerApp {
 		if len(args) == 0 {
@@ -223,7 +231,7 @@ func (s *Server) authorize(cmd *cobra.Command, args []string) error {
 			return err
 		}
 		rec.App = args[0]
-		rec.Detail = strings.Join(args[1:], " ")
+		rec.Detail = strings.Join(detail[1:], " ")
 		a, err := s.store.FindApp(ctx, args[0])
 		if conductor.ErrorCode(err) == conductor.ENOTFOUND {
 			return conductor.AppNotFound(args[0])
@@ -232,7 +240,7 @@ func (s *Server) authorize(cmd *cobra.Command, args []string) error {
 		}
 		app = a
 	} else {
-		rec.Detail = strings.Join(args, " ")
+		rec.Detail = strings.Join(detail, " ")
 	}
 	if err := conductor.Authorize(ctx, s.store, UserFromContext(ctx), op, app); err != nil {
 		if c := conductor.ErrorCode(err); c == conductor.EUNAUTHORIZED || c == conductor.ENOTFOUND {
@@ -244,11 +252,37 @@ func (s *Server) authorize(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON. encoding/json escapes C0 control
+// characters but not DEL and C1 (U+0080–U+009F), which some terminals act
+// on: they are escaped too (they can only be in strings, so the JSON means
+// the same).
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeC1(buf.Bytes()))
+	return err
+}
+
+// escapeC1 replaces DEL and C1 characters in JSON text with \u escapes.
+func escapeC1(b []byte) []byte {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && r <= 0x9f }) {
+		return b
+	}
+	var out bytes.Buffer
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r >= 0x7f && r <= 0x9f {
+			fmt.Fprintf(&out, `\u%04x`, r)
+		} else {
+			out.Write(b[:size])
+		}
+		b = b[size:]
+	}
+	return out.Bytes()
 }
 
 // redeploy releases the app's current revision again through the normal

@@ -413,6 +413,15 @@ func TestLogCommandHidesConfigValues(t *testing.T) {
 		"config:set app 'TOKEN=s3cret value' B=2 --no-restart": "config:set app TOKEN=… B=… --no-restart",
 		"config:get app TOKEN":                                 "config:get app TOKEN",
 		"git-receive-pack '/app.git'":                          "git-receive-pack '/app.git'",
+		"logs app  -n 5 'x'":                                   "logs app  -n 5 'x'", // nothing to mask: as typed
+		"--foo config:set app K=s3cret":                        "--foo config:set app K=…",
+		"-- config:set app K=s3cret":                           "-- config:set app K=…",
+		`"config:set" app "K=s3cret value"`:                    "config:set app K=…",
+		`con'fig:set' app K=s3cret\ value`:                     "config:set app K=…",
+		"config:set app K=my s3cret":                           "config:set app K=… …",
+		"config:set app 'K=s3cret value":                       "config:set app K=… …", // unparseable
+		`config:set app "K=s3cret\`:                            "config:set app K=…",
+		"CONFIG:SET app K=s3cret":                              "CONFIG:SET app K=…",
 	} {
 		if got := logCommand(raw); got != want {
 			t.Errorf("logCommand(%q) = %q, want %q", raw, got, want)

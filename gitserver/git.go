@@ -95,7 +95,7 @@ func (s *Server) git(ctx ssh.Context, sess ssh.Session, args []string, rec *cond
 	u := UserFromContext(ctx)
 	fail := func(err error) int {
 		if conductor.ErrorCode(err) == conductor.EINTERNAL {
-			slog.Error("git", "user", u.Name, "command", sess.RawCommand(), "err", err)
+			slog.Error("git", "user", u.Name, "command", logCommand(sess.RawCommand()), "err", err)
 		}
 		rec.Error = conductor.ErrorMessage(err)
 		if c := conductor.ErrorCode(err); c == conductor.EUNAUTHORIZED || c == conductor.ENOTFOUND {

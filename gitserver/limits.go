@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -18,14 +19,25 @@ import (
 // Limits bound what one client, or all of them, can hold on the SSH
 // endpoint. A zero field means no limit.
 type Limits struct {
-	// MaxSessions caps the sessions (commands, pushes, fetches) running at
+	// MaxSessions caps the sessions (commands, pushes, fetches) open at
 	// once on the server; MaxSessionsPerKey caps them per client key. A
-	// session over either limit is refused at once, not queued.
+	// session counts from when it opens, whether or not it has started its
+	// command (channels.go). A session over either limit is refused at
+	// once, not queued.
 	MaxSessions, MaxSessionsPerKey int
+	// MaxSessionsPerConn caps the sessions open at once on one connection
+	// (OpenSSH's MaxSessions); one more is rejected when it opens.
+	MaxSessionsPerConn int
+	// MaxUnauthenticated caps the connections that have not authenticated
+	// yet, on the server and per source address (an IPv6 /64); a
+	// connection over a cap is refused before its key exchange
+	// (preauth.go).
+	MaxUnauthenticated, MaxUnauthenticatedPerSource int
 	// HandshakeTimeout is how long a connection may take from connect to
-	// authenticated. gliderlabs' IdleTimeout also runs during the handshake,
-	// but it is long (a build can be silent for minutes), so a client that
-	// connects and sends nothing would hold its socket for that long.
+	// authenticated, and a session from open to starting its command.
+	// gliderlabs' IdleTimeout also runs during the handshake, but it is
+	// long (a build can be silent for minutes), so a client that connects
+	// and sends nothing would hold its socket for that long.
 	HandshakeTimeout time.Duration
 	// IdleTimeout drops a connection with no traffic for that long;
 	// MaxTimeout drops any connection that old.
@@ -42,11 +54,20 @@ func DefaultLimits() Limits {
 	return Limits{
 		MaxSessions:       100,
 		MaxSessionsPerKey: 10,
-		HandshakeTimeout:  30 * time.Second,
-		IdleTimeout:       15 * time.Minute, // a build streams output; a silent pip can take a while
-		MaxTimeout:        2 * time.Hour,
-		MaxPushSize:       1 << 30,
-		MaxHandshakes:     8 * runtime.GOMAXPROCS(0), // enough to keep every CPU busy while some wait on the network
+		// OpenSSH's default; ssh opens one session per connection, or a few
+		// with ControlMaster.
+		MaxSessionsPerConn: 10,
+		// A handshake takes milliseconds, so these are far above what real
+		// clients hold, CI behind one NAT address and bench/sshload's 200
+		// concurrent new connections included, and still bound a flood to
+		// a few tens of MB; one source can take at most a quarter.
+		MaxUnauthenticated:          1024,
+		MaxUnauthenticatedPerSource: 256,
+		HandshakeTimeout:            30 * time.Second,
+		IdleTimeout:                 15 * time.Minute, // a build streams output; a silent pip can take a while
+		MaxTimeout:                  2 * time.Hour,
+		MaxPushSize:                 1 << 30,
+		MaxHandshakes:               8 * runtime.GOMAXPROCS(0), // enough to keep every CPU busy while some wait on the network
 	}
 }
 
@@ -89,19 +110,29 @@ func (l *sessionLimiter) acquire(fp string) (release func(), err error) {
 	}, nil
 }
 
-// limit refuses a session over the session limits. It runs after
-// authenticate, so the key is the one the session proved.
+// limit refuses the command of a session over the session limits. The
+// session took its slot, or failed to, when it opened (sessionChannel),
+// against the key it proved; the refusal waits for the command so that the
+// client sees why.
 func (s *Server) limit(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
-		fp := FingerprintFromContext(sess.Context())
-		release, err := s.sessions.acquire(fp)
+		st := channelStateFromContext(sess.Context())
+		var err error
+		switch {
+		case st == nil:
+			err = conductor.Errorf(conductor.EINTERNAL, "session without a channel state")
+		case st.limitErr != nil:
+			err = st.limitErr
+		case !st.slot.hold():
+			err = conductor.Errorf(conductor.EINVALID, "session closed before its command started")
+		}
 		if err != nil {
 			slog.Warn("ssh session refused", "user", UserFromContext(sess.Context()).Name, "remote", sess.RemoteAddr().String(), "err", err)
 			fmt.Fprintf(sess.Stderr(), "error: %s\n", conductor.ErrorMessage(err))
 			_ = sess.Exit(1)
 			return
 		}
-		defer release()
+		defer st.slot.drop()
 		next(sess)
 	}
 }
@@ -115,6 +146,8 @@ type handshakeTimer struct {
 	timer    *time.Timer
 	endTurn  func()
 	quickAck *quickAckConn
+	// endPreauth uncounts the connection from the unauthenticated ones.
+	endPreauth func()
 }
 
 // authenticated is called once the client has proved its key.
@@ -123,6 +156,7 @@ func (ht *handshakeTimer) authenticated() {
 		ht.timer.Stop()
 	}
 	ht.endTurn()
+	ht.endPreauth()
 	if ht.quickAck != nil {
 		ht.quickAck.authenticated()
 	}
@@ -141,15 +175,24 @@ func (c *handshakeConn) Close() error {
 		c.ht.timer.Stop()
 	}
 	c.ht.endTurn()
+	c.ht.endPreauth()
 	return c.Conn.Close()
 }
 
-// connCallback arms the handshake deadline when a connection arrives, then
-// waits for the connection's turn at the handshake gate (handshakes.go). It
-// closes the connection from a timer rather than with SetDeadline, because
-// gliderlabs moves the deadline on every read and write.
+// connCallback refuses a connection over the caps on unauthenticated
+// connections (preauth.go), arms the handshake deadline, then waits for the
+// connection's turn at the handshake gate (handshakes.go). It closes the
+// connection from a timer rather than with SetDeadline, because gliderlabs
+// moves the deadline on every read and write.
 func (s *Server) connCallback(ctx ssh.Context, conn net.Conn) net.Conn {
-	ht := &handshakeTimer{quickAck: newQuickAckConn(conn)} // quickack.go
+	endPreauth, err := s.preauth.acquire(conn.RemoteAddr())
+	if err != nil {
+		s.preauth.log.warn("ssh connection refused before authentication", "remote", conn.RemoteAddr().String(), "reason", conductor.ErrorMessage(err))
+		refuse(conn, "SSH-2.0-"+s.ssh.Version, conductor.ErrorMessage(err))
+		return nil // gliderlabs closes it
+	}
+	ctx.SetValue(connSessionsKey{}, new(atomic.Int32))                             // sessions open on this connection (channels.go)
+	ht := &handshakeTimer{quickAck: newQuickAckConn(conn), endPreauth: endPreauth} // quickack.go
 	if ht.quickAck != nil {
 		conn = ht.quickAck
 	}

@@ -17,6 +17,7 @@ func (s *Server) logsCommand() *cobra.Command {
 		follow  bool
 		process string
 		build   bool
+		raw     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "logs <app> [--build [<deploy>]]",
@@ -32,7 +33,7 @@ func (s *Server) logsCommand() *cobra.Command {
 				if len(args) == 2 {
 					deploy = args[1]
 				}
-				return s.buildLog(ctx, app, deploy, cmd.OutOrStdout())
+				return s.buildLog(ctx, app, deploy, raw, cmd.OutOrStdout())
 			}
 			if len(args) == 2 {
 				return conductor.Errorf(conductor.EINVALID, "a deploy id goes with --build")
@@ -49,7 +50,7 @@ func (s *Server) logsCommand() *cobra.Command {
 			out := cmd.OutOrStdout()
 			return s.queue.AppLogs(ctx, app.Host, queue.AppLogsRequest{App: app.Name, Process: process, Lines: lines, Follow: follow},
 				func(line string) error {
-					_, err := fmt.Fprintln(out, line)
+					_, err := fmt.Fprintln(out, terminalText(line, raw))
 					return err
 				})
 		},
@@ -58,12 +59,15 @@ func (s *Server) logsCommand() *cobra.Command {
 	cmd.Flags().BoolVarP(&follow, "tail", "f", false, "keep printing new lines until you disconnect")
 	cmd.Flags().StringVarP(&process, "process", "p", "", "only this process type")
 	cmd.Flags().BoolVar(&build, "build", false, "show the build log of the newest (or the given) deploy")
+	cmd.Flags().BoolVar(&raw, "raw", false, rawFlagUsage)
 	return cmd
 }
 
 // buildLog replays a deploy's build output from the job log stream: the
 // whole log of a finished deploy, and live to its end for a running one.
-func (s *Server) buildLog(ctx context.Context, app *conductor.App, id string, out io.Writer) error {
+// The output of the app's build steps is app-controlled text: unless raw,
+// it is printed without terminal escapes.
+func (s *Server) buildLog(ctx context.Context, app *conductor.App, id string, raw bool, out io.Writer) error {
 	deploys, err := s.store.ListDeploys(ctx, app.ID)
 	if err != nil {
 		return err
@@ -91,14 +95,14 @@ func (s *Server) buildLog(ctx context.Context, app *conductor.App, id string, ou
 		}
 	}
 	fmt.Fprintf(out, "Build log of deploy %s (%s, %s by %s)\n", d.ID, d.Ref, d.Status, d.Pusher)
-	res, err := s.queue.Follow(ctx, d.ID, func(line string) { fmt.Fprintln(out, line) })
+	res, err := s.queue.Follow(ctx, d.ID, func(line string) { fmt.Fprintln(out, terminalText(line, raw)) })
 	if err != nil {
 		return err
 	}
 	if res.OK {
 		fmt.Fprintln(out, "-----> Deploy succeeded")
 	} else {
-		fmt.Fprintf(out, " !     Deploy failed: %s\n", res.Message)
+		fmt.Fprintf(out, " !     Deploy failed: %s\n", terminalText(res.Message, raw))
 	}
 	return nil
 }

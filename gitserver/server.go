@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ type Server struct {
 	limits     Limits
 	sessions   *sessionLimiter
 	handshakes *handshakeGate
+	preauth    *preauthLimiter
+	// channelRefusals logs sessions rejected at open (channels.go).
+	channelRefusals refusalLog
 }
 
 // New builds the SSH server: a middleware chain (recover → authenticate →
@@ -70,7 +74,8 @@ type Server struct {
 func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
 	s := &Server{cfg: cfg, store: store, queue: q, limits: cfg.Limits,
 		sessions:   newSessionLimiter(cfg.Limits.MaxSessions, cfg.Limits.MaxSessionsPerKey),
-		handshakes: newHandshakeGate(cfg.Limits.MaxHandshakes)}
+		handshakes: newHandshakeGate(cfg.Limits.MaxHandshakes),
+		preauth:    newPreauthLimiter(cfg.Limits.MaxUnauthenticated, cfg.Limits.MaxUnauthenticatedPerSource)}
 	s.ssh = &ssh.Server{
 		Addr:             cfg.Addr,
 		HostSigners:      []ssh.Signer{cfg.HostKey},
@@ -78,15 +83,23 @@ func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
 		PublicKeyHandler: s.publicKeyHandler,
 		// The callback cannot see the command, so a pty is granted to every
 		// session, and only `run` uses it; every other handler ignores it.
+		// Its window changes never reach gliderlabs (channels.go).
 		PtyCallback: func(ssh.Context, ssh.Pty) bool { return true },
+		// Sessions only: other channel types (port forwarding) are rejected.
+		ChannelHandlers: map[string]ssh.ChannelHandler{"session": s.sessionChannel},
 		// Port forwarding callbacks stay nil: gliderlabs denies forwarding.
 		IdleTimeout:          cfg.Limits.IdleTimeout,
 		MaxTimeout:           cfg.Limits.MaxTimeout,
 		ConnCallback:         s.connCallback,
 		ServerConfigCallback: s.serverConfig,
-		Handler:              chain(s.dispatch, s.logging, s.limit, s.authenticate, recoverer),
 	}
+	s.ssh.Handler = s.middlewares(s.dispatch)
 	return s
+}
+
+// middlewares wraps h, the handler at the end of the chain, in the others.
+func (s *Server) middlewares(h ssh.Handler) ssh.Handler {
+	return chain(h, s.logging, s.limit, s.authenticate, recoverer)
 }
 
 // ListenAndServe serves until Shutdown.
@@ -177,18 +190,20 @@ func (s *Server) logging(next ssh.Handler) ssh.Handler {
 }
 
 // logCommand is a command line as the server log may show it: config
-// values can be secrets, so config:set keeps only the names.
+// values can be secrets, so a config:set keeps only the names
+// (conductor.RedactCommand). A line shlex cannot split (dispatch refuses
+// it) is split on spaces with its quotes dropped, so that it is masked too.
+// A line with nothing to mask is shown as it came.
 func logCommand(raw string) string {
 	args, err := shlex.Split(raw)
-	if err != nil || len(args) == 0 || args[0] != "config:set" {
+	if err != nil {
+		args = strings.Fields(strings.NewReplacer(`'`, "", `"`, "", `\`, "").Replace(raw))
+	}
+	redacted := conductor.RedactCommand(args)
+	if slices.Equal(redacted, args) {
 		return raw
 	}
-	for i, a := range args[1:] {
-		if k, _, ok := strings.Cut(a, "="); ok {
-			args[i+1] = k + "=…"
-		}
-	}
-	return strings.Join(args, " ")
+	return strings.Join(redacted, " ")
 }
 
 // dispatch sends git services to git and everything else to the commands.
@@ -203,5 +218,5 @@ func (s *Server) dispatch(sess ssh.Session) {
 		_ = sess.Exit(s.serveGit(sess, args))
 		return
 	}
-	_ = sess.Exit(s.runCommand(sess.Context(), sess, args))
+	_ = sess.Exit(s.runCommand(sess.Context(), withWindows(sess), args))
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/hasadna/conductor/provision"
@@ -23,7 +25,15 @@ type sshTestServer struct {
 	hostKey gossh.Signer
 }
 
-func startSSHTestServer(tb testing.TB) *sshTestServer {
+// startSSHTestServer starts a server whose Config opts may change (its
+// Limits, say) before it is built.
+func startSSHTestServer(tb testing.TB, opts ...func(*Config)) *sshTestServer {
+	return startSSHProbeServer(tb, nil, opts...)
+}
+
+// startSSHProbeServer is startSSHTestServer with probe, when not nil, in
+// place of the commands, behind the same middlewares.
+func startSSHProbeServer(tb testing.TB, probe ssh.Handler, opts ...func(*Config)) *sshTestServer {
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "c.db"))
 	if err != nil {
@@ -36,12 +46,26 @@ func startSSHTestServer(tb testing.TB) *sshTestServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := New(Config{
+	cfg := Config{
 		Addr: l.Addr().String(), HostKey: hostKey, ReposDir: filepath.Join(tb.TempDir(), "repos"), Domain: "localhost",
 		HTTPAddr: "127.0.0.1:8080", Host: "local", Ports: provision.PortRange{From: 41000, To: 41999},
-	}, db, testQueue(tb))
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	s := New(cfg, db, testQueue(tb))
+	if probe != nil {
+		s.ssh.Handler = s.middlewares(probe)
+	}
 	go func() { _ = s.Serve(l) }()
-	tb.Cleanup(func() { _ = s.Shutdown(ctx) })
+	tb.Cleanup(func() {
+		// A test that failed may leave a session hung: do not wait for it.
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if s.Shutdown(ctx) != nil {
+			_ = s.ssh.Close()
+		}
+	})
 	return &sshTestServer{tb: tb, db: db, addr: l.Addr().String(), hostKey: hostKey}
 }
 

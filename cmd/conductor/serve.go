@@ -70,7 +70,10 @@ func serveCommand() *cobra.Command {
 	d := gitserver.DefaultLimits()
 	f.IntVar(&o.limits.MaxSessions, "ssh-max-sessions", d.MaxSessions, "SSH sessions running at once on this server (0: no limit)")
 	f.IntVar(&o.limits.MaxSessionsPerKey, "ssh-max-sessions-per-key", d.MaxSessionsPerKey, "SSH sessions running at once per client key (0: no limit)")
-	f.DurationVar(&o.limits.HandshakeTimeout, "ssh-handshake-timeout", d.HandshakeTimeout, "time a client has from connecting to authenticating (0: none)")
+	f.IntVar(&o.limits.MaxSessionsPerConn, "ssh-max-sessions-per-conn", d.MaxSessionsPerConn, "SSH sessions open at once on one connection (0: no limit)")
+	f.IntVar(&o.limits.MaxUnauthenticated, "ssh-max-unauthenticated", d.MaxUnauthenticated, "SSH connections not yet authenticated, on the server; more are refused (0: no limit)")
+	f.IntVar(&o.limits.MaxUnauthenticatedPerSource, "ssh-max-unauthenticated-per-source", d.MaxUnauthenticatedPerSource, "SSH connections not yet authenticated, per client address (IPv6: per /64); more are refused (0: no limit)")
+	f.DurationVar(&o.limits.HandshakeTimeout, "ssh-handshake-timeout", d.HandshakeTimeout, "time a client has from connecting to authenticating, and a session from opening to starting its command (0: none)")
 	f.IntVar(&o.limits.MaxHandshakes, "ssh-max-handshakes", d.MaxHandshakes, "SSH handshakes worked on at once (default 8 per CPU); later connections wait their turn in arrival order, at most 1 s (0: no limit)")
 	f.DurationVar(&o.limits.IdleTimeout, "ssh-idle-timeout", d.IdleTimeout, "drop an SSH connection silent for this long (0: never)")
 	f.DurationVar(&o.limits.MaxTimeout, "ssh-max-timeout", d.MaxTimeout, "drop any SSH connection this old (0: never)")
@@ -99,7 +102,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	if l := o.limits; l.MaxSessions < 0 || l.MaxSessionsPerKey < 0 || l.HandshakeTimeout < 0 ||
+	if l := o.limits; l.MaxSessions < 0 || l.MaxSessionsPerKey < 0 || l.MaxSessionsPerConn < 0 ||
+		l.MaxUnauthenticated < 0 || l.MaxUnauthenticatedPerSource < 0 || l.HandshakeTimeout < 0 ||
 		l.IdleTimeout < 0 || l.MaxTimeout < 0 || l.MaxPushSize < 0 {
 		return errors.New("SSH limits and --max-push-size cannot be negative (0: no limit)")
 	}
