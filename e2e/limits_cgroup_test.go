@@ -161,6 +161,10 @@ func TestCgroupLimits(t *testing.T) {
 	if r := in.SSH(in.AdminKey, "ps:limit hog"); r.Code != 0 || !strings.Contains(r.Stdout, "worker       memory=64M cpu=0.5 pids=64") {
 		t.Errorf("ps:limit hog lists: %s", r)
 	}
+	// ps shows what the running worker's spec holds: ps:limit restarted it.
+	if r := in.SSH(in.AdminKey, "ps hog"); r.Code != 0 || !strings.Contains(r.Stdout, "limits: memory=64M cpu=0.5 pids=64") {
+		t.Errorf("ps hog does not show the worker's limits: %s", r)
+	}
 
 	// Part 3: the restart removed the old worker's watcher: its child,
 	// orphaned when circus stopped it, went with it.

@@ -121,6 +121,7 @@ type processInfo struct {
 	Wanted  int    `json:"wanted"`
 	Running int    `json:"running"`
 	State   string `json:"state"`
+	Limits  string `json:"limits,omitempty"` // ps:limit, as the running spec has them
 }
 
 // processes lists an app's watchers with their state, asked of the app's
@@ -140,7 +141,7 @@ func (s *Server) processes(ctx context.Context, app *conductor.App) ([]processIn
 		if !ok {
 			wanted = 1
 		}
-		out = append(out, processInfo{Type: p.Type, Watcher: p.Watcher, Wanted: wanted, Running: p.Running, State: p.State})
+		out = append(out, processInfo{Type: p.Type, Watcher: p.Watcher, Wanted: wanted, Running: p.Running, State: p.State, Limits: p.Limits})
 	}
 	return out, nil
 }

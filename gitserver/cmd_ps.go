@@ -32,7 +32,11 @@ func (s *Server) psCommand() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "no processes: push to deploy")
 			}
 			for _, p := range procs {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-12s %d/%d  %-8s %s\n", p.Type, p.Running, p.Wanted, p.State, p.Watcher)
+				line := fmt.Sprintf("%-12s %d/%d  %-8s %s", p.Type, p.Running, p.Wanted, p.State, p.Watcher)
+				if p.Limits != "" {
+					line += "  limits: " + p.Limits
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), line)
 			}
 			return nil
 		},
