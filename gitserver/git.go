@@ -215,12 +215,28 @@ func initRepo(ctx context.Context, dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
 		return nil
 	}
+	if err := privateDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
 	out, err := exec.CommandContext(ctx, "git", "init", "--quiet", "--bare", "--initial-branch=main", dir).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("git init %s: %w: %s", dir, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
+
+// privateDir makes dir root's alone (0700): the repositories hold every
+// app's source, and git runs as root, so no app user needs to reach them.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// PrivateReposDir makes the repositories' dir private; serve calls it at
+// start, for instances whose dir predates this.
+func PrivateReposDir(dir string) error { return privateDir(dir) }
 
 // WriteHooks installs the pre-receive hook shared by every repository: it
 // re-runs this binary, like soft-serve's `soft hook`.

@@ -180,6 +180,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
+	if err := gitserver.PrivateReposDir(filepath.Join(data, "repos")); err != nil {
+		return err
+	}
 	srv := gitserver.New(gitserver.Config{
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
 		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
