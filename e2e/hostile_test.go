@@ -163,6 +163,26 @@ func TestHostile(t *testing.T) {
 		noMarkers(t)
 	})
 
+	t.Run("terminal escapes in build output", func(t *testing.T) {
+		// The release phase prints an OSC title sequence and a cursor
+		// move: the pusher sees the text, never the escapes.
+		writeFile("Procfile", "web: gunicorn hello.wsgi --log-file -\n"+
+			`release: python -c "print(chr(27)+']0;pwned'+chr(7)+chr(27)+'[2Aescaped-build-line')"`+"\n")()
+		in.Commit(work, "escapes")
+		r := in.Push(work, "hostile", "main")
+		// The pushed commit stays (the branch moved); the next cases start
+		// from the original Procfile in a new commit on top of it.
+		writeFile("Procfile", "web: gunicorn hello.wsgi --log-file -\n")()
+		in.Commit(work, "no escapes")
+		if r.Code != 0 || !strings.Contains(r.Stderr, "escaped-build-line") {
+			t.Fatalf("push: %s", r)
+		}
+		if strings.ContainsAny(r.Stderr, "\x1b\x07") {
+			t.Errorf("build output reached the pusher with terminal escapes: %q", r.Stderr)
+		}
+		serving(t)
+	})
+
 	t.Run("requirements", func(t *testing.T) {
 		shadow, err := os.ReadFile("/etc/shadow")
 		if err != nil {

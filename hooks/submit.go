@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/termtext"
 	"github.com/hasadna/conductor/queue"
 )
 
@@ -43,7 +44,9 @@ func Run(ctx context.Context, q *queue.Queue, job *queue.Job, out io.Writer) err
 	if _, err := q.Host(ctx, job.Host); conductor.ErrorCode(err) == conductor.ENOTFOUND {
 		fmt.Fprintf(out, "-----> Host %s of %s is down: the job waits in the queue until its worker is back\n", job.Host, job.App)
 	}
-	res, err := q.Follow(ctx, job.ID, func(line string) { fmt.Fprintln(out, line) })
+	// Build output is the app's (pip, setup.py, release:): terminal
+	// escapes in it never reach the pusher's terminal.
+	res, err := q.Follow(ctx, job.ID, func(line string) { fmt.Fprintln(out, termtext.Sanitize(line)) })
 	if err != nil {
 		return err
 	}
