@@ -1,0 +1,5 @@
+from django.urls import path
+
+from posts.views import latest
+
+urlpatterns = [path("", latest)]

@@ -1,0 +1,17 @@
+import os
+import platform
+
+import django
+from django.shortcuts import render
+
+
+def latest(request):
+    return render(
+        request,
+        "posts/latest.html",
+        {
+            "python_version": platform.python_version(),
+            "django_version": django.get_version(),
+            "settings_module": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+        },
+    )

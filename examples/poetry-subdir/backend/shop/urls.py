@@ -1,0 +1,7 @@
+from django.urls import path
+
+from catalog.views import index
+
+urlpatterns = [
+    path("", index),
+]
