@@ -29,6 +29,7 @@ type Builder struct {
 	Domain    string // apps are served at <app>.<Domain>
 	HTTPAddr  string // the front nginx, to confirm a switch took effect
 	Python    string // interpreter virtualenvs are made with
+	Pythons   string // directory of the registered interpreters apps may ask for (package pythons)
 	Conductor string // this binary, run by circus as `conductor run-process`
 	Keep      int    // releases kept for rollback
 	// LogMaxBytes caps each process log file before rotation (3 rotated

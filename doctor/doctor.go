@@ -1,8 +1,9 @@
 // Package doctor checks the host Conductor runs on: the programs it drives
-// (nginx, circusd, python, git, the database clients), the database
-// servers, disk space, its ports, its state database and the permissions of
-// its data dir. Each check is a named function that returns one Result: a
-// status and one line saying what was found and, for a problem, the fix.
+// (nginx, circusd, python, git, the database clients), the Python
+// interpreters registered for apps, the database servers, disk space, its
+// ports, its state database and the permissions of its data dir. Each
+// check is a named function that returns one Result: a status and one line
+// saying what was found and, for a problem, the fix.
 package doctor
 
 import (
@@ -57,6 +58,7 @@ type Config struct {
 	CircusDir    string // Conductor's circusd: circusd.pid and its control socket
 	CircusPins   map[string]string
 	Python       string
+	Pythons      string // registered interpreters (package pythons); "": not checked
 	SSHAddr      string
 	HTTPAddr     string
 	PostgresDSN  string // "" when not configured
@@ -89,6 +91,9 @@ func Run(ctx context.Context, c Config) []Result {
 		CircusSocket(ctx, c.CircusDir, c.circusHints),
 		Python(ctx, c.Python),
 		Git(ctx),
+	}
+	if c.Pythons != "" {
+		rs = append(rs, Pythons(c.Pythons))
 	}
 	if c.PostgresDSN != "" {
 		rs = append(rs, Postgres(ctx, c.PostgresDSN), ClientTool(ctx, "pg_dump", "postgresql-client"))

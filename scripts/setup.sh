@@ -5,11 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CIRCUS_VENV=${CIRCUS_VENV:-/opt/conductor/circus}
+UV_VENV=${UV_VENV:-/opt/conductor/uv}
+PYTHONS=${PYTHONS:-/opt/conductor/pythons}
+PYENV_VERSIONS=${PYENV_ROOT:-/root/.pyenv}/versions
 PACKAGES=(git nginx-light python3 python3-venv python3-dev python3-pip gcc libc6-dev
           openssh-client curl ca-certificates sqlite3 passwd procps
           postgresql postgresql-client mariadb-server mariadb-client  # backup: pg_dump, mariadb-dump
           pkg-config libmariadb-dev  # apps' mysqlclient builds against these
           logrotate)  # the system-mode test checks the file `conductor install` writes
+# Node and npm for apps' asset builds (npm ci, npm run build): Debian's
+# packages, unless the host has both already (NodeSource's nodejs bundles
+# npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "make setup: run as root (it installs Debian packages and app users are unix users)" >&2
@@ -59,4 +68,41 @@ if [ "$want" != "$have" ] || [ ! -x "$CIRCUS_VENV/bin/circusd" ]; then
   echo "$want" > "$CIRCUS_VENV/.requirements.sha256"
 fi
 
+# uv, pinned, in its own virtualenv: apps' dependencies are installed with
+# it (/opt/conductor/uv/bin/uv).
+want=$(sha256sum deploy/uv-requirements.txt | cut -d' ' -f1)
+have=$(cat "$UV_VENV/.requirements.sha256" 2>/dev/null || true)
+if [ "$want" != "$have" ] || [ ! -x "$UV_VENV/bin/uv" ]; then
+  echo "setup: installing uv into $UV_VENV"
+  rm -rf "$UV_VENV"
+  /usr/bin/python3 -m venv "$UV_VENV"
+  "$UV_VENV/bin/pip" install -q --disable-pip-version-check --only-binary=:all: -r deploy/uv-requirements.txt
+  "$UV_VENV/bin/uv" --version >/dev/null
+  echo "$want" > "$UV_VENV/.requirements.sha256"
+fi
+
 go mod download
+
+# pyenv's CPython 3 interpreters, registered for apps that name a Python
+# version: `conductor python:add` (package pythons) copies each into
+# $PYTHONS/<version>, readable by app users (/root is not), makes the copy
+# work from there and checks it as nobody. Only versions not registered yet
+# are added; one that cannot be is reported and setup goes on.
+todo=()
+for d in "$PYENV_VERSIONS"/*; do
+  v=${d##*/}
+  if [[ $v =~ ^3\.[0-9]+\.[0-9]+$ ]] && [ -d "$d" ] && [ ! -L "$d" ] && [ -x "$d/bin/python3" ] \
+     && [ ! -x "$PYTHONS/$v/bin/python3" ]; then
+    todo+=("$d")
+  fi
+done
+if [ ${#todo[@]} -gt 0 ]; then
+  echo "setup: registering pyenv's Python ${todo[*]##*/} into $PYTHONS"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  if ! go build -o "$tmp/conductor" ./cmd/conductor; then
+    echo "setup: conductor does not build: pyenv's interpreters are not registered" >&2
+  elif ! "$tmp/conductor" python:add --pythons "$PYTHONS" "${todo[@]}" >/dev/null; then
+    echo "setup: some of pyenv's interpreters were not registered (see above)" >&2
+  fi
+fi

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hasadna/conductor/deploy"
 	"github.com/hasadna/conductor/doctor"
+	"github.com/hasadna/conductor/pythons"
 )
 
 // doctorOptions are serve's options that say where things are: doctor
@@ -19,7 +20,7 @@ type doctorOptions struct {
 	system, json            bool
 	config                  string
 	circusBin, nginxBin     string
-	python                  string
+	python, pythons         string
 	databases               databaseOptions
 }
 
@@ -29,12 +30,12 @@ func doctorCommand() *cobra.Command {
 		Use:   "doctor [--data DIR | --system]",
 		Short: "Check this host for what Conductor needs, one line per check with the fix",
 		Long: `Check this host for what Conductor needs: nginx, the circus virtualenv and
-circusd's control socket, python3 with venv, git, the database servers,
-free disk space, the SSH and HTTP ports, the state database and the data
-dir's permissions. Give it the flags you give conductor serve; with
---system it reads serve's configuration file as serve --system does (flags
-given here win). Each line is ok, warn or FAIL; the command exits non-zero
-when any check FAILs.`,
+circusd's control socket, python3 with venv, the registered Python
+interpreters, git, the database servers, free disk space, the SSH and HTTP
+ports, the state database and the data dir's permissions. Give it the
+flags you give conductor serve; with --system it reads serve's
+configuration file as serve --system does (flags given here win). Each
+line is ok, warn or FAIL; the command exits non-zero when any check FAILs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.doctorConfig(cmd.Flags())
@@ -66,6 +67,7 @@ when any check FAILs.`,
 	f.StringVar(&o.circusBin, "circus-bin", "/opt/conductor/circus/bin", "directory with circusd")
 	f.StringVar(&o.nginxBin, "nginx-bin", "/usr/sbin/nginx", "nginx binary")
 	f.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter for app virtualenvs")
+	f.StringVar(&o.pythons, "pythons", pythons.DefaultDir, "directory of the registered Python interpreters, as given to conductor serve")
 	o.databases.addFlags(f)
 	return cmd
 }
@@ -102,7 +104,7 @@ func (o *doctorOptions) doctorConfig(flags *pflag.FlagSet) (doctor.Config, error
 		NginxBin: o.nginxBin, NginxPrefix: filepath.Join(data, "nginx"), NginxConf: filepath.Join(data, "nginx", "nginx.conf"),
 		NginxPidFile: filepath.Join(data, "nginx", "nginx.pid"), NginxOwner: "Conductor's nginx",
 		CircusBin: o.circusBin, CircusDir: filepath.Join(data, "circus"), CircusPins: deploy.CircusPins(),
-		Python: o.python, SSHAddr: o.sshAddr, HTTPAddr: o.httpAddr,
+		Python: o.python, Pythons: o.pythons, SSHAddr: o.sshAddr, HTTPAddr: o.httpAddr,
 		PostgresDSN: pg, MySQLDSN: my,
 	}
 	if sys != nil {

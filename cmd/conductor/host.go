@@ -23,6 +23,7 @@ import (
 	"github.com/hasadna/conductor/circus"
 	"github.com/hasadna/conductor/nginx"
 	"github.com/hasadna/conductor/provision"
+	"github.com/hasadna/conductor/pythons"
 	"github.com/hasadna/conductor/queue"
 )
 
@@ -33,6 +34,7 @@ type hostOptions struct {
 	name                        string // the host's name in the queue
 	httpAddr, domain            string
 	circusBin, nginxBin, python string
+	pythons                     string // registered interpreters (package pythons)
 	keep, jobs                  int
 	logMaxBytes                 int64
 	cgroups                     bool // app processes and build commands in cgroups (when root and writable)
@@ -51,6 +53,7 @@ func (o *hostOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.circusBin, "circus-bin", "/opt/conductor/circus/bin", "directory with circusd and circusctl")
 	f.StringVar(&o.nginxBin, "nginx-bin", "/usr/sbin/nginx", "nginx binary")
 	f.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter for app virtualenvs")
+	f.StringVar(&o.pythons, "pythons", pythons.DefaultDir, "directory of the Python interpreters apps may ask for by version (conductor python:add)")
 	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
 	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
 	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
@@ -134,7 +137,7 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 	h.system = o.system.enabled
 	h.Builder = &builder.Builder{
 		Host: o.name, Store: store, Queue: q, Layout: h.Layout, Circus: h.Circus, Nginx: h.Nginx, Databases: h.Databases,
-		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
+		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Pythons: o.pythons, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
 		CertsDir: filepath.Join(data, "certs"),
 		Cgroups:  own, AppCgroups: apps, Instance: instance,
 	}

@@ -30,6 +30,7 @@ func main() {
 	root.AddCommand(initCommand(), serveCommand(), workerCommand(), hookCommand(), runProcessCommand(), versionCommand())
 	root.AddCommand(doctorCommand(), backupCommand(), restoreCommand())
 	root.AddCommand(installCommand(), uninstallCommand())
+	root.AddCommand(pythonAddCommand(), pythonListCommand(), pythonRemoveCommand())
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var cerr *conductor.Error
 		if errors.As(err, &cerr) {
