@@ -30,6 +30,7 @@ type Builder struct {
 	HTTPAddr  string // the front nginx, to confirm a switch took effect
 	Python    string // interpreter virtualenvs are made with
 	Pythons   string // directory of the registered interpreters apps may ask for (package pythons)
+	UV        string // the uv binary: creates virtualenvs, installs dependencies
 	Conductor string // this binary, run by circus as `conductor run-process`
 	Keep      int    // releases kept for rollback
 	// LogMaxBytes caps each process log file before rotation (3 rotated

@@ -2,12 +2,9 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,11 +22,13 @@ import (
 	"github.com/hasadna/conductor/nginx"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/provision"
+	"github.com/hasadna/conductor/pybuild"
 	"github.com/hasadna/conductor/queue"
 )
 
-// step is one named stage of a deploy. Each logs a header line and can fail
-// the deploy; a failure before "switch" leaves the serving release untouched.
+// step is one named stage of a deploy. Each logs a header line (the app's
+// own hooks only when the app has them) and can fail the deploy; a failure
+// before "switch" leaves the serving release untouched.
 type step struct {
 	name   string
 	header string
@@ -40,10 +39,13 @@ type step struct {
 var pipeline = []step{
 	{"provision", "Provisioning the app", (*deployment).provision},
 	{"unpack", "Unpacking the source", (*deployment).unpack},
-	{"virtualenv", "Installing requirements", (*deployment).virtualenv},
+	{"virtualenv", "Installing dependencies", (*deployment).virtualenv},
 	{"settings", "Writing settings", (*deployment).settings},
-	{"release", "Running the release phase", (*deployment).release},
+	{"pre_compile", "", (*deployment).precompile}, // bin/pre_compile, if the app has one
+	{"assets", "", (*deployment).assets},          // npm ci && npm run build, if package.json has a build script
 	{"collectstatic", "Collecting static files", (*deployment).collectstatic},
+	{"post_compile", "", (*deployment).postcompile}, // bin/post_compile, after collectstatic (django-compressor's compress)
+	{"release", "Running the release phase", (*deployment).release},
 	{"start", "Starting processes", (*deployment).start},
 	{"check", "Checking the new release", (*deployment).check},
 	{"switch", "Switching traffic to the new release", (*deployment).switchTraffic},
@@ -84,21 +86,23 @@ type deployment struct {
 	app *conductor.App
 	log *queue.LogWriter
 
-	user       *provision.AppUser
-	db         provision.Database // what Django needs to reach the app's database
-	previous   *conductor.Release // serving release, nil on a first deploy
-	dir        string             // the new release's directory
-	venv       string
-	project    string // Django project package
-	procfile   process.Procfile
-	env        map[string]string // environment of every app process and build command
-	port       int               // the new release's web port
-	switched   bool
-	newWatcher string
-	domains    []string           // custom domains (domains:add): server_name and ALLOWED_HOSTS
-	config     map[string]string  // the app's config vars, snapshot into the release
-	reused     *conductor.Release // the kept release a rollback or restart runs again
-	started    time.Time
+	user        *provision.AppUser
+	db          provision.Database // what Django needs to reach the app's database
+	previous    *conductor.Release // serving release, nil on a first deploy
+	dir         string             // the new release's directory
+	venv        string
+	build       *pybuild.Build // what the release needs to build (builder/build.go)
+	appDir      string         // the directory holding manage.py: d.dir or below it
+	addGunicorn bool           // no web process and no WSGI server: GunicornPin is added
+	procfile    process.Procfile
+	env         map[string]string // environment of every app process and build command
+	port        int               // the new release's web port
+	switched    bool
+	newWatcher  string
+	domains     []string           // custom domains (domains:add): server_name and ALLOWED_HOSTS
+	config      map[string]string  // the app's config vars, snapshot into the release
+	reused      *conductor.Release // the kept release a rollback or restart runs again
+	started     time.Time
 }
 
 func (d *deployment) run(ctx context.Context) error {
@@ -111,7 +115,9 @@ func (d *deployment) run(ctx context.Context) error {
 		steps = restartPipeline
 	}
 	for _, s := range steps {
-		d.log.Printf("-----> %s", s.header)
+		if s.header != "" {
+			d.log.Printf("-----> %s", s.header)
+		}
 		start := time.Now()
 		if err := s.run(d, ctx); err != nil {
 			d.cleanup(context.WithoutCancel(ctx))
@@ -203,87 +209,13 @@ func (d *deployment) unpack(ctx context.Context) error {
 	if err := d.user.Chown(d.dir); err != nil {
 		return err
 	}
-	d.project, err = provision.ProjectModule(d.dir)
-	if err != nil {
+	if err := d.detect(); err != nil {
 		return err
 	}
-	d.procfile, err = process.ReadProcfile(filepath.Join(d.dir, "Procfile"))
-	if err != nil {
-		return err
-	}
-	if d.procfile == nil {
-		d.procfile = process.Procfile{}
-	}
-	if _, ok := d.procfile["web"]; !ok {
-		d.procfile["web"] = "gunicorn " + d.project + ".wsgi --log-file -"
-		d.log.Printf("       No web process in Procfile: using %q", d.procfile["web"])
-	}
-	if _, err := safefs.ReadFileConfined(d.dir, "requirements.txt", maxRequirements); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return failf("no requirements.txt at the top of the repository")
-		}
-		return failf("requirements.txt: %v", err)
-	}
-	d.log.Printf("       %s (%s), Django project %q", d.job.Ref, d.job.Rev, d.project)
+	d.log.Printf("       %s (%s)", d.job.Ref, d.job.Rev)
+	d.describeBuild()
 	return nil
 }
-
-// virtualenv reuses the app's virtualenv for these exact requirements, or
-// builds it. A code-only deploy runs no pip at all.
-func (d *deployment) virtualenv(ctx context.Context) error {
-	reqs, err := safefs.ReadFileConfined(d.dir, "requirements.txt", maxRequirements)
-	if err != nil {
-		return failf("requirements.txt: %v", err)
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", d.b.Python)
-	if fi, err := os.Stat(d.b.Python); err == nil {
-		fmt.Fprintf(h, "%d\x00", fi.ModTime().UnixNano())
-	}
-	h.Write(reqs)
-	envDir := d.b.Layout.EnvironmentsDir(d.app.Name)
-	d.venv = filepath.Join(envDir, hex.EncodeToString(h.Sum(nil))[:16])
-	// The marker is root's, beside the virtualenv in root's environments
-	// dir: the app's code (a setup.py) can write the virtualenv itself.
-	marker := d.b.Layout.VenvMarker(d.venv)
-	d.env = d.baseEnv()
-	if venvComplete(d.b.Layout, d.venv, false) {
-		d.log.Printf("       Requirements unchanged: reusing %s", filepath.Base(d.venv))
-		return nil
-	}
-	// A half-built venv (a crash mid-pip) is rebuilt from scratch. Scripts
-	// in a venv hold its absolute path, so it is built in place, not moved.
-	// RemoveAll unlinks a symlink planted there; it never follows one.
-	if err := os.RemoveAll(d.venv); err != nil {
-		return err
-	}
-	if err := safefs.EnsureDir(envDir, filepath.Base(d.venv), 0o750, d.user.UID, d.user.GID); err != nil {
-		return err
-	}
-	cache := filepath.Join(envDir, ".cache")
-	if fi, err := os.Lstat(cache); err == nil && !fi.IsDir() {
-		_ = os.Remove(cache) // left when the dir was the app's
-	}
-	if err := safefs.EnsureDir(envDir, ".cache", 0o700, d.user.UID, d.user.GID); err != nil {
-		return err
-	}
-	if err := d.cmd(ctx, d.dir, d.b.Python, "-m", "venv", d.venv); err != nil {
-		return failf("creating the virtualenv failed: %v", err)
-	}
-	if err := d.cmd(ctx, d.dir, filepath.Join(d.venv, "bin", "pip"), "install",
-		"--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--cache-dir", cache,
-		"-r", "requirements.txt"); err != nil {
-		return failf("pip install failed: %v", err)
-	}
-	owner := 0
-	if os.Geteuid() != 0 {
-		owner = safefs.Keep
-	}
-	return safefs.WriteFile(filepath.Dir(marker), filepath.Base(marker), nil, 0o640, owner, owner)
-}
-
-// maxRequirements bounds what root reads of a requirements file.
-const maxRequirements = 16 << 20
 
 // venvComplete tells whether a virtualenv was built to the end: its marker
 // in root's environments dir exists and is root's. legacy also accepts the
@@ -346,28 +278,28 @@ func (d *deployment) settings(ctx context.Context) error {
 	return provision.WriteSettings(provision.Settings{
 		App:        d.app.Name,
 		Release:    d.job.ID,
-		Project:    d.project,
+		Module:     d.build.Settings,
 		SecretKey:  d.app.SecretKey,
 		Hosts:      append([]string{d.host(), "127.0.0.1", "localhost"}, d.domains...),
 		DB:         d.db,
 		StaticRoot: filepath.Join(d.dir, "staticfiles"),
 		MediaRoot:  l.MediaDir(d.app.Name),
-	}, d.dir, d.user)
+	}, d.dir, d.build.AppDir, d.user)
 }
 
 // release runs the Procfile's release command, or Django's migrate.
 func (d *deployment) release(ctx context.Context) error {
 	if cmd, ok := d.procfile["release"]; ok {
-		argv, err := process.SplitCommand(cmd, d.env)
+		argv, assigns, err := process.SplitProcfileCommand(cmd, d.env)
 		if err != nil {
 			return failf("release command: %v", err)
 		}
-		if err := d.cmd(ctx, d.dir, argv[0], argv[1:]...); err != nil {
+		if err := d.cmdEnv(ctx, assigns, d.appDir, argv[0], argv[1:]...); err != nil {
 			return failf("release command failed: %v", err)
 		}
 		return nil
 	}
-	if err := d.cmd(ctx, d.dir, "python", "manage.py", "migrate", "--noinput"); err != nil {
+	if err := d.cmd(ctx, d.appDir, "python", "manage.py", "migrate", "--noinput"); err != nil {
 		return failf("migrate failed: %v", err)
 	}
 	return nil
@@ -381,7 +313,11 @@ func (d *deployment) collectstatic(ctx context.Context) error {
 	if err := os.RemoveAll(filepath.Join(d.dir, "staticfiles")); err != nil {
 		return err
 	}
-	if err := d.cmd(ctx, d.dir, "python", "manage.py", "collectstatic", "--noinput", "-v", "1"); err != nil {
+	if d.config["DISABLE_COLLECTSTATIC"] != "" && d.config["DISABLE_COLLECTSTATIC"] != "0" {
+		d.log.Printf("       DISABLE_COLLECTSTATIC is set: skipped")
+		return nil
+	}
+	if err := d.cmd(ctx, d.appDir, "python", "manage.py", "collectstatic", "--noinput", "-v", "1"); err != nil {
 		return failf("collectstatic failed: %v", err)
 	}
 	return nil
@@ -436,9 +372,12 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 		// on the one port, and the kernel spreads connections among them.
 		env["GUNICORN_CMD_ARGS"] = "--bind 127.0.0.1:" + strconv.Itoa(port) + " --reuse-port"
 	}
-	argv, err := process.SplitCommand(d.procfile[typ], env)
+	argv, assigns, err := process.SplitProcfileCommand(d.procfile[typ], env)
 	if err != nil {
 		return failf("process %s: %v", typ, err)
+	}
+	for k, v := range assigns {
+		env[k] = v
 	}
 	spec := d.specPath(name)
 	limits, err := d.b.typeLimits(ctx, d.app, typ) // ps:limit
@@ -447,7 +386,7 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 	}
 	// As root, circus starts run-process as root: it puts itself in the
 	// watcher's cgroup with the type's limits, then becomes the app user.
-	if err := process.WriteSpec(spec, &process.Spec{Type: typ, Argv: argv, Env: env, Dir: d.dir,
+	if err := process.WriteSpec(spec, &process.Spec{Type: typ, Argv: argv, Env: env, Dir: d.appDir,
 		UID: d.user.UID, GID: d.user.GID, Cgroup: d.b.newWatcherCgroup(d.app.Name, name), Limits: limits}, d.user.UID, d.user.GID); err != nil {
 		return err
 	}
@@ -460,7 +399,7 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 		n = 1
 	}
 	if err := d.b.Circus.Add(ctx, circus.Watcher{
-		App: d.app.Name, Name: name, Cmd: d.b.Conductor, Spec: spec, WorkingDir: d.dir, // run-process changes user itself
+		App: d.app.Name, Name: name, Cmd: d.b.Conductor, Spec: spec, WorkingDir: d.appDir, // run-process changes user itself
 		LogFile:      filepath.Join(d.b.Layout.LogDir(d.app.Name), typ+".log"),
 		LogMaxBytes:  d.b.LogMaxBytes,
 		NumProcesses: n,
@@ -696,18 +635,10 @@ func (d *deployment) restore(ctx context.Context) (err error) {
 		d.config = rel.Config
 	}
 	d.job.Rev = rel.Rev
-	if d.project, err = provision.ProjectModule(d.dir); err != nil {
+	if err := d.detect(); err != nil {
 		return err
 	}
-	if d.procfile, err = process.ReadProcfile(filepath.Join(d.dir, "Procfile")); err != nil {
-		return err
-	}
-	if d.procfile == nil {
-		d.procfile = process.Procfile{}
-	}
-	if _, ok := d.procfile["web"]; !ok {
-		d.procfile["web"] = "gunicorn " + d.project + ".wsgi --log-file -"
-	}
+	d.log.Printf("       Settings: %s (%s)", d.build.Settings, d.build.SettingsReason)
 	d.env = d.baseEnv()
 	if d.job.Kind == queue.KindRollback {
 		d.log.Printf("       Rolling back to v%d (%s, %s)", rel.Number, shortRev(rel.Rev), rel.Description)

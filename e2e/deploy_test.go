@@ -22,7 +22,7 @@ func TestPushDeploy(t *testing.T) {
 	}
 	for _, want := range []string{
 		"-----> Creating app hello",
-		"remote: -----> Installing requirements",
+		"remote: -----> Installing dependencies",
 		"remote: -----> Running the release phase",
 		"Applying greetings.0001_initial... OK",
 		"remote: -----> Collecting static files",
@@ -64,7 +64,7 @@ func TestPushDeploy(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("second push failed: %s", r)
 	}
-	if !strings.Contains(r.Stderr, "Requirements unchanged") || strings.Contains(r.Stderr, "Successfully installed") {
+	if !strings.Contains(r.Stderr, "Dependencies unchanged") || strings.Contains(r.Stderr, "Installed ") {
 		t.Errorf("code-only deploy should reuse the virtualenv:\n%s", r.Stderr)
 	}
 	if _, body, _ := in.Get("hello", "/"); !strings.Contains(body, "Hello from Conductor v2") {

@@ -188,14 +188,15 @@ func TestHostile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// pip runs as the app user: root could read /etc/shadow, the app cannot.
-		r := tryPush(t, "Permission denied", writeFile("requirements.txt", "-r /etc/shadow\n"))
+		// Root reads requirements files (for the virtualenv's reuse key)
+		// only inside the repository; the installer runs as the app user.
+		r := tryPush(t, `requirements.txt includes "/etc/shadow", which is outside the repository`, writeFile("requirements.txt", "-r /etc/shadow\n"))
 		if line, _, _ := strings.Cut(string(shadow), "\n"); strings.Contains(r.Stderr, line) {
 			t.Errorf("the build printed /etc/shadow")
 		}
-		tryPush(t, "pip install failed", writeFile("requirements.txt", "--target /root/conductor-hostile-target\nDjango==5.2.19\n"))
-		tryPush(t, "pip install failed", writeFile("requirements.txt", "-e ../../..\n"))
-		tryPush(t, "pip install failed", writeFile("requirements.txt", "-e /etc\n"))
+		tryPush(t, "installing the dependencies failed", writeFile("requirements.txt", "--target /root/conductor-hostile-target\nDjango==5.2.19\n"))
+		tryPush(t, "installing the dependencies failed", writeFile("requirements.txt", "-e ../../..\n"))
+		tryPush(t, "installing the dependencies failed", writeFile("requirements.txt", "-e /etc\n"))
 		serving(t)
 		noMarkers(t)
 	})

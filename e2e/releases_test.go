@@ -70,7 +70,7 @@ func TestRollback(t *testing.T) {
 	if !strings.Contains(r.Stdout, "migrations are not reversed") {
 		t.Errorf("rollback did not warn about migrations:\n%s", r.Stdout)
 	}
-	for _, never := range []string{"Installing requirements", "Running the release phase", "Collecting static files"} {
+	for _, never := range []string{"Installing dependencies", "Running the release phase", "Collecting static files"} {
 		if strings.Contains(r.Stdout, never) {
 			t.Errorf("rollback ran %q:\n%s", never, r.Stdout)
 		}

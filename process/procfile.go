@@ -19,16 +19,21 @@ import (
 // Procfile maps process types to their command lines.
 type Procfile map[string]string
 
-// ReadProcfile parses the Procfile in dir. A missing Procfile is not an
+// ReadProcfile parses the Procfile at path. A missing Procfile is not an
 // error: it returns nil, and the caller applies the Django default.
 func ReadProcfile(path string) (Procfile, error) {
-	// The release dir is the app user's and the Procfile came from a
-	// repository: a symlink there is refused, never followed.
-	src, err := safefs.ReadFile(filepath.Dir(path), filepath.Base(path), 1<<20)
+	return ReadProcfileAt(filepath.Dir(path), filepath.Base(path))
+}
+
+// ReadProcfileAt parses the Procfile at base/rel, reached from base
+// without following a symlink (the release is the app user's and the
+// Procfile came from a repository: a link is refused, never followed).
+func ReadProcfileAt(base, rel string) (Procfile, error) {
+	src, err := safefs.ReadFile(base, rel, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular) {
-		return nil, conductor.Errorf(conductor.EINVALID, "Procfile %v: it must be a regular file", errors.Unwrap(err))
+		return nil, conductor.Errorf(conductor.EINVALID, "%s %v: it must be a regular file", rel, errors.Unwrap(err))
 	} else if err != nil {
 		return nil, err
 	}

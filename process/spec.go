@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -62,6 +63,31 @@ func SplitCommand(cmd string, env map[string]string) ([]string, error) {
 		}
 	}
 	return words, nil
+}
+
+// assignmentRE is a shell variable assignment word: NAME=value.
+var assignmentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+
+// SplitProcfileCommand is SplitCommand for a Procfile line as Heroku runs
+// it: leading NAME=value words (`REMAP_SIGTERM=SIGQUIT celery worker`) set
+// variables for the command instead of naming it. They are returned
+// apart, expanded like any word, for the caller to add to the process's
+// environment.
+func SplitProcfileCommand(cmd string, env map[string]string) (argv []string, assigns map[string]string, err error) {
+	words, err := SplitCommand(cmd, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	assigns = map[string]string{}
+	for len(words) > 0 && assignmentRE.MatchString(words[0]) {
+		k, v, _ := strings.Cut(words[0], "=")
+		assigns[k] = v
+		words = words[1:]
+	}
+	if len(words) == 0 {
+		return nil, nil, fmt.Errorf("command %q only sets variables: it runs nothing", cmd)
+	}
+	return words, assigns, nil
 }
 
 // Environ returns env as sorted KEY=VALUE pairs.

@@ -273,3 +273,26 @@ func TestLookPath(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitProcfileCommand(t *testing.T) {
+	env := map[string]string{"PORT": "8123"}
+	for _, tt := range []struct {
+		cmd     string
+		argv    []string
+		assigns map[string]string
+		err     bool
+	}{
+		{"celery worker", []string{"celery", "worker"}, map[string]string{}, false},
+		{"REMAP_SIGTERM=SIGQUIT celery -A x worker", []string{"celery", "-A", "x", "worker"}, map[string]string{"REMAP_SIGTERM": "SIGQUIT"}, false},
+		{"A=1 B='two words' run --port=$PORT", []string{"run", "--port=8123"}, map[string]string{"A": "1", "B": "two words"}, false},
+		{"WEB_CONCURRENCY=$PORT gunicorn", []string{"gunicorn"}, map[string]string{"WEB_CONCURRENCY": "8123"}, false},
+		{"run A=1", []string{"run", "A=1"}, map[string]string{}, false}, // only leading words assign
+		{"A=1 B=2", nil, nil, true},
+		{"1A=x run", []string{"1A=x", "run"}, map[string]string{}, false}, // not a name: the command
+	} {
+		argv, assigns, err := SplitProcfileCommand(tt.cmd, env)
+		if (err != nil) != tt.err || !reflect.DeepEqual(argv, tt.argv) || (!tt.err && !reflect.DeepEqual(assigns, tt.assigns)) {
+			t.Errorf("SplitProcfileCommand(%q) = %q, %v, %v; want %q, %v, error %v", tt.cmd, argv, assigns, err, tt.argv, tt.assigns, tt.err)
+		}
+	}
+}

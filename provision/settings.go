@@ -3,8 +3,8 @@ package provision
 import (
 	"bytes"
 	"embed"
-	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -46,20 +46,29 @@ func SQLiteDatabase(l Layout, app string) Database {
 
 // Settings is the input of local_settings.py.
 type Settings struct {
-	App, Release, Project string
+	App, Release string
+	// Module is the app's own settings module, dotted
+	// ("config.settings.production"): the generated settings import it
+	// and override only what Conductor owns.
+	Module                string
 	SecretKey             string
 	Hosts                 []string
 	DB                    Database
 	StaticRoot, MediaRoot string
 }
 
-var moduleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var moduleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // WriteSettings writes local_settings.py into the release dir, readable only
 // by the app user (it holds the secret key and database password).
-func WriteSettings(s Settings, releaseDir string, u *AppUser) error {
-	if !moduleRE.MatchString(s.Project) {
-		return conductor.Errorf(conductor.EINVALID, "invalid Django project module %q", s.Project)
+//
+// appDir is the directory holding manage.py, relative to the release
+// ("." for its top): the file goes there, beside manage.py, so
+// DJANGO_SETTINGS_MODULE=local_settings imports it from the processes'
+// working directory.
+func WriteSettings(s Settings, releaseDir, appDir string, u *AppUser) error {
+	if !moduleRE.MatchString(s.Module) {
+		return conductor.Errorf(conductor.EINVALID, "invalid Django settings module %q", s.Module)
 	}
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "local_settings.py.tmpl", s); err != nil {
@@ -68,26 +77,8 @@ func WriteSettings(s Settings, releaseDir string, u *AppUser) error {
 	// The release dir is the app user's and the repository may hold a
 	// local_settings.py symlink: the file is replaced, never written
 	// through.
-	if err := safefs.WriteFile(releaseDir, "local_settings.py", buf.Bytes(), 0o600, u.UID, u.GID); err != nil {
+	if err := safefs.WriteFile(releaseDir, path.Join(appDir, "local_settings.py"), buf.Bytes(), 0o600, u.UID, u.GID); err != nil {
 		return fmt.Errorf("write local_settings.py: %w", err)
 	}
 	return nil
-}
-
-var settingsModuleRE = regexp.MustCompile(`DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][A-Za-z0-9_]*)\.settings["']`)
-
-// ProjectModule finds the Django project package from manage.py's
-// `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "<project>.settings")`.
-func ProjectModule(releaseDir string) (string, error) {
-	src, err := safefs.ReadFile(releaseDir, "manage.py", 1<<20)
-	if errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular) {
-		return "", conductor.Errorf(conductor.EINVALID, "manage.py %v: it must be a regular file", errors.Unwrap(err))
-	} else if err != nil {
-		return "", conductor.Errorf(conductor.EINVALID, "no manage.py at the top of the repository: is this a Django project?")
-	}
-	m := settingsModuleRE.FindSubmatch(src)
-	if m == nil {
-		return "", conductor.Errorf(conductor.EINVALID, "manage.py does not set DJANGO_SETTINGS_MODULE to <project>.settings")
-	}
-	return string(m[1]), nil
 }

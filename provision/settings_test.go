@@ -35,8 +35,18 @@ for i, node in enumerate(tree.body):
             statements.append("BadAssign line %d" % node.lineno)
             continue
         name = node.targets[0].id
+        value = node.value
+        # DATABASES keeps the project's other aliases: one spread of its
+        # own DATABASES, and nothing else that is not a literal.
+        if name == "DATABASES" and isinstance(value, ast.Dict) and None in value.keys:
+            spreads = [ast.unparse(v) for k, v in zip(value.keys, value.values) if k is None]
+            if spreads != ["globals().get('DATABASES', {})"]:
+                statements.append("BadAssign line %d" % node.lineno)
+                continue
+            pairs = [(k, v) for k, v in zip(value.keys, value.values) if k is not None]
+            value = ast.Dict(keys=[k for k, _ in pairs], values=[v for _, v in pairs])
         statements.append("Assign " + name)
-        values[name] = ast.literal_eval(node.value)
+        values[name] = ast.literal_eval(value)
     else:
         statements.append("%s line %d" % (type(node).__name__, node.lineno))
 
@@ -76,15 +86,17 @@ func runSettings(t *testing.T, s Settings) (settingsResult, string) {
 	release := filepath.Join(base, "release")
 	stub := filepath.Join(base, "stub")
 	work := filepath.Join(base, "work")
-	for _, d := range []string{release, filepath.Join(stub, s.Project), work} {
+	project, _, _ := strings.Cut(s.Module, ".")
+	for _, d := range []string{release, filepath.Join(stub, project), work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(stub, s.Project, "__init__.py"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(stub, project, "__init__.py"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(stub, s.Project, "settings.py"), []byte("FROM_PROJECT = 'yes'\nSECRET_KEY = 'from-project'\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(stub, project, "settings.py"), []byte("FROM_PROJECT = 'yes'\nSECRET_KEY = 'from-project'\n"+
+		"DATABASES = {'default': {'ENGINE': 'project-default'}, 'metrics': {'ENGINE': 'project-metrics'}}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	script := filepath.Join(base, "check.py")
@@ -92,7 +104,7 @@ func runSettings(t *testing.T, s Settings) (settingsResult, string) {
 		t.Fatal(err)
 	}
 
-	if err := WriteSettings(s, release, currentUser(t)); err != nil {
+	if err := WriteSettings(s, release, ".", currentUser(t)); err != nil {
 		t.Fatalf("WriteSettings: %v", err)
 	}
 	path := filepath.Join(release, "local_settings.py")
@@ -105,7 +117,7 @@ func runSettings(t *testing.T, s Settings) (settingsResult, string) {
 	}
 	src, _ := os.ReadFile(path)
 
-	cmd := exec.Command(py, script, path, s.Project, stub, work)
+	cmd := exec.Command(py, script, path, project, stub, work)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.Output()
@@ -177,7 +189,7 @@ func TestWriteSettingsHostileValues(t *testing.T) {
 				db = Database{Engine: "django.db.backends.sqlite3", Name: "/srv/projects/hello/data/db \"x\".sqlite3"}
 			}
 			s := Settings{
-				App: "hello\nimport os", Release: `r1"""'''`, Project: "proj",
+				App: "hello\nimport os", Release: `r1"""'''`, Module: "proj.settings",
 				SecretKey: tt.secret, Hosts: tt.hosts, DB: db,
 				StaticRoot: `/srv/static "dir"\`, MediaRoot: "/srv/media\n'x'",
 			}
@@ -241,6 +253,12 @@ func TestWriteSettingsHostileValues(t *testing.T) {
 			if !reflect.DeepEqual(def, wantDB) {
 				t.Errorf("DATABASES[default] = %q, want %q", def, wantDB)
 			}
+			// Executed, "default" is Conductor's and the project's other
+			// aliases stay.
+			dbs := res.Executed["DATABASES"].(map[string]any)
+			if !reflect.DeepEqual(dbs["default"], wantDB) || !reflect.DeepEqual(dbs["metrics"], map[string]any{"ENGINE": "project-metrics"}) {
+				t.Errorf("executed DATABASES = %q, want Conductor's default and the project's metrics alias", dbs)
+			}
 			// The generated file itself is plain ASCII: no raw newline or
 			// NUL from a value can reach it.
 			for i, c := range []byte(src) {
@@ -252,65 +270,15 @@ func TestWriteSettingsHostileValues(t *testing.T) {
 	}
 }
 
-func TestWriteSettingsRejectsBadProject(t *testing.T) {
-	for _, project := range []string{"", "proj.settings", "proj; import os", "1proj", "my-proj", "../proj", "proj\n", "os import *\nimport os"} {
+func TestWriteSettingsRejectsBadModule(t *testing.T) {
+	for _, module := range []string{"", "proj; import os", "1proj", "my-proj", "../proj", "proj\n", "os import *\nimport os", "proj.", ".proj", "a..b", "a.b-c"} {
 		dir := t.TempDir()
-		err := WriteSettings(Settings{Project: project, SecretKey: "k"}, dir, currentUser(t))
+		err := WriteSettings(Settings{Module: module, SecretKey: "k"}, dir, ".", currentUser(t))
 		if code := conductor.ErrorCode(err); code != conductor.EINVALID {
-			t.Errorf("WriteSettings(project %q) error = %v (code %q), want EINVALID", project, err, code)
+			t.Errorf("WriteSettings(module %q) error = %v (code %q), want EINVALID", module, err, code)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "local_settings.py")); err == nil {
-			t.Errorf("WriteSettings(project %q) wrote local_settings.py", project)
+			t.Errorf("WriteSettings(module %q) wrote local_settings.py", module)
 		}
 	}
 }
-
-func TestProjectModule(t *testing.T) {
-	tests := []struct {
-		name    string
-		manage  *string // nil: no manage.py
-		want    string
-		errPart string
-	}{
-		{"double quotes", ptr(`os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hello.settings")`), "hello", ""},
-		{"single quotes", ptr(`os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'my_site.settings')`), "my_site", ""},
-		{"spacing", ptr("import os\nos.environ.setdefault(\n    \"DJANGO_SETTINGS_MODULE\" ,  'Proj2.settings'\n)\n"), "Proj2", ""},
-		{"missing", nil, "", "no manage.py"},
-		{"no settings module", ptr("print('hi')\n"), "", "DJANGO_SETTINGS_MODULE"},
-		{"nested settings", ptr(`os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")`), "", "DJANGO_SETTINGS_MODULE"},
-		{"hostile module", ptr(`os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x; import os.settings")`), "", "DJANGO_SETTINGS_MODULE"},
-		{"dotted project", ptr(`os.environ.setdefault("DJANGO_SETTINGS_MODULE", "a.b.settings")`), "", "DJANGO_SETTINGS_MODULE"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if tt.manage != nil {
-				if err := os.WriteFile(filepath.Join(dir, "manage.py"), []byte(*tt.manage), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := ProjectModule(dir)
-			if tt.errPart != "" {
-				if code := conductor.ErrorCode(err); code != conductor.EINVALID {
-					t.Fatalf("ProjectModule = %q, %v (code %q); want EINVALID", got, err, code)
-				}
-				if !strings.Contains(conductor.ErrorMessage(err), tt.errPart) {
-					t.Errorf("message %q does not contain %q", conductor.ErrorMessage(err), tt.errPart)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("ProjectModule = %q, %v; want %q", got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestProjectModuleExample(t *testing.T) {
-	got, err := ProjectModule(filepath.Join("..", "examples", "hello"))
-	if err != nil || got != "hello" {
-		t.Fatalf("ProjectModule(examples/hello) = %q, %v; want hello", got, err)
-	}
-}
-
-func ptr(s string) *string { return &s }

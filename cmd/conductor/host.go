@@ -35,6 +35,7 @@ type hostOptions struct {
 	httpAddr, domain            string
 	circusBin, nginxBin, python string
 	pythons                     string // registered interpreters (package pythons)
+	uv                          string // the uv binary dependencies are installed with
 	keep, jobs                  int
 	logMaxBytes                 int64
 	cgroups                     bool // app processes and build commands in cgroups (when root and writable)
@@ -54,6 +55,7 @@ func (o *hostOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.nginxBin, "nginx-bin", "/usr/sbin/nginx", "nginx binary")
 	f.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter for app virtualenvs")
 	f.StringVar(&o.pythons, "pythons", pythons.DefaultDir, "directory of the Python interpreters apps may ask for by version (conductor python:add)")
+	f.StringVar(&o.uv, "uv", "/opt/conductor/uv/bin/uv", "the uv binary that creates virtualenvs and installs apps' dependencies (make setup installs it)")
 	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
 	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
 	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
@@ -137,7 +139,7 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 	h.system = o.system.enabled
 	h.Builder = &builder.Builder{
 		Host: o.name, Store: store, Queue: q, Layout: h.Layout, Circus: h.Circus, Nginx: h.Nginx, Databases: h.Databases,
-		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Pythons: o.pythons, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
+		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Pythons: o.pythons, UV: o.uv, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
 		CertsDir: filepath.Join(data, "certs"),
 		Cgroups:  own, AppCgroups: apps, Instance: instance,
 	}
