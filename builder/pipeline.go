@@ -416,7 +416,12 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 // and anything but a server error.
 func (d *deployment) check(ctx context.Context) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", d.port)
-	client := &http.Client{Timeout: 5 * time.Second}
+	// A redirect is an answer: an app with SECURE_SSL_REDIRECT sends the
+	// check to https://<host>/, which is up as far as the new process
+	// goes. Following it would ask DNS and the front nginx instead.
+	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
 	deadline := time.Now().Add(60 * time.Second)
 	var last string
 	alive, died := map[int]bool{}, 0
@@ -443,6 +448,7 @@ func (d *deployment) check(ctx context.Context) error {
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		req.Host = d.host()
+		req.Header.Set("X-Forwarded-Proto", "http") // as the front nginx sets it for a plain request
 		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

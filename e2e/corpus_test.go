@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // corpus is the real-world shapes of examples/ (issue 15): each is pushed
@@ -82,6 +84,26 @@ func TestCorpus(t *testing.T) {
 		}
 		if code, body, _ := in.Get("bakery", "/"); code != 200 || !strings.Contains(body, "Bakery") {
 			t.Fatalf("GET / with production settings = %d %q", code, body)
+		}
+	})
+	// SECURE_SSL_REDIRECT on (cookiecutter's production default): the app
+	// answers plain HTTP with a redirect to https, and the health check
+	// takes that as up instead of following it.
+	t.Run("health check with an HTTPS redirect", func(t *testing.T) {
+		r := in.SSH(in.AdminKey, "config:set bakery DJANGO_SECURE_SSL_REDIRECT=True")
+		if r.Code != 0 {
+			t.Fatalf("config:set: %s", r)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+in.HTTPAddr+"/", nil)
+		req.Host = "bakery.localhost"
+		noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMovedPermanently || !strings.HasPrefix(resp.Header.Get("Location"), "https://bakery.localhost") {
+			t.Errorf("GET / = %d to %q, want a redirect to https", resp.StatusCode, resp.Header.Get("Location"))
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,7 +291,20 @@ func TestPruneReleases(t *testing.T) {
 		t.Fatalf("push v1: %s", r)
 	}
 	envs := filepath.Join(in.Data, "srv", "environments", "prune")
-	firstVenvs, _ := filepath.Glob(filepath.Join(envs, "[0-9a-f]*"))
+	// Virtualenvs are the directories; each has its <venv>.complete
+	// marker beside it, which goes with it.
+	venvDirs := func() (dirs, markers []string) {
+		all, _ := filepath.Glob(filepath.Join(envs, "[0-9a-f]*"))
+		for _, p := range all {
+			if strings.HasSuffix(p, ".complete") {
+				markers = append(markers, strings.TrimSuffix(p, ".complete"))
+			} else {
+				dirs = append(dirs, p)
+			}
+		}
+		return dirs, markers
+	}
+	firstVenvs, _ := venvDirs()
 	// v2 changes the requirements (a new virtualenv), v3 and v4 only code.
 	reqs, err := os.ReadFile(filepath.Join(work, "requirements.txt"))
 	if err != nil {
@@ -308,9 +322,12 @@ func TestPruneReleases(t *testing.T) {
 	if len(dirs) != 2 {
 		t.Errorf("%d release dirs kept, want 2 (--keep-releases 2)", len(dirs))
 	}
-	venvs, _ := filepath.Glob(filepath.Join(envs, "[0-9a-f]*"))
+	venvs, markers := venvDirs()
 	if len(firstVenvs) != 1 || len(venvs) != 1 || venvs[0] == firstVenvs[0] {
 		t.Errorf("virtualenvs before %v, after %v: want v1's pruned and one left", firstVenvs, venvs)
+	}
+	if !slices.Equal(markers, venvs) {
+		t.Errorf("completion markers %v, want one for each kept virtualenv %v", markers, venvs)
 	}
 	if _, body, _ := in.Get("prune", "/"); !strings.Contains(body, "Hello from Conductor v4<") {
 		t.Errorf("GET / = %q, want v4", body)
