@@ -96,27 +96,9 @@ func OpenDir(base, rel string) (*os.File, error) {
 // Open opens base/rel for reading. It must be a regular file reached
 // without symlinks; a FIFO planted there cannot block the caller.
 func Open(base, rel string) (*os.File, error) {
-	comps, err := split(rel)
+	fd, err := openRegular(base, rel, unix.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
-	}
-	dfd, err := openDirFd(base, comps[:len(comps)-1])
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dfd)
-	fd, err := unix.Openat(dfd, comps[len(comps)-1], unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, pathErr("open", rel, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, pathErr("stat", rel, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, pathErr("open", rel, ErrNotRegular)
 	}
 	// Reads of a regular file never block; clear O_NONBLOCK anyway so
 	// the file behaves as any other.
@@ -124,6 +106,35 @@ func Open(base, rel string) (*os.File, error) {
 		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(base, rel)), nil
+}
+
+// openRegular opens base/rel with flags (plus O_NOFOLLOW, O_NONBLOCK and
+// O_CLOEXEC), reached without symlinks, and returns its descriptor if it
+// is a regular file.
+func openRegular(base, rel string, flags int, perm uint32) (int, error) {
+	comps, err := split(rel)
+	if err != nil {
+		return -1, err
+	}
+	dfd, err := openDirFd(base, comps[:len(comps)-1])
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Openat(dfd, comps[len(comps)-1], flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, perm)
+	if err != nil {
+		return -1, pathErr("open", rel, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, pathErr("stat", rel, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, pathErr("open", rel, ErrNotRegular)
+	}
+	return fd, nil
 }
 
 // ReadFile reads base/rel (see Open), at most max bytes: a larger file is
