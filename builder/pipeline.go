@@ -481,7 +481,7 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 	}
 	if err := d.b.Nginx.WriteSite(ctx, nginx.Site{
 		App: d.app.Name, Release: d.job.ID, Hosts: append([]string{d.host()}, d.domains...), Port: d.port,
-		StaticDir: filepath.Join(d.dir, "staticfiles"), TLS: tls,
+		StaticDir: filepath.Join(d.dir, "staticfiles"), MediaDir: d.b.Layout.MediaDir(d.app.Name), TLS: tls,
 	}); err != nil {
 		return err
 	}

@@ -374,6 +374,7 @@ type Site struct {
 	Hosts     []string // server_name entries, validated
 	Port      int      // the app's web port on 127.0.0.1
 	StaticDir string   // served at /static/
+	MediaDir  string   // served at /media/ ("" for none): the app's uploads
 
 	// TLS lists the hosts (of Hosts) served over HTTPS (nginx/tls.go).
 	TLS []TLSHost
@@ -421,6 +422,11 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if s.MediaDir != "" {
+		if err := checkPath(s.MediaDir); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkPath(s.StaticDir); err != nil {
 		return nil, err
 	}
@@ -431,7 +437,7 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
 		"App": s.App, "Release": s.Release, "Hosts": tls.PlainHosts, "Port": s.Port,
-		"StaticDir": s.StaticDir, "Listen": n.Listen, "TLS": tls,
+		"StaticDir": s.StaticDir, "MediaDir": s.MediaDir, "Listen": n.Listen, "TLS": tls,
 	}); err != nil {
 		return nil, fmt.Errorf("render site %s: %w", s.App, err)
 	}

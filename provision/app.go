@@ -122,7 +122,7 @@ func Dirs(ctx context.Context, l Layout, app string, u *AppUser) error {
 	}{
 		{l.ProjectsDir(), app, 0o711, root, root},
 		{l.ProjectsDir(), app + "/releases", 0o711, root, root},
-		{l.ProjectsDir(), app + "/data", 0o700, appUID, appGID},
+		{l.ProjectsDir(), app + "/data", 0o711, appUID, appGID}, // nginx's workers pass through to media/
 		{l.ProjectsDir(), app + "/data/media", 0o755, appUID, appGID},
 		{l.ProjectsDir(), app + "/home", 0o700, appUID, appGID},
 		{l.ProjectsDir(), app + "/logs", 0o750, root, appGID},

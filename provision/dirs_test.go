@@ -70,7 +70,7 @@ func TestDirsOwnersAndPlantedLinks(t *testing.T) {
 	}{
 		l.ProjectDir("app"):      {0o711, 0, 0},
 		l.ReleasesDir("app"):     {0o711, 0, 0},
-		l.DataDir("app"):         {0o700, uid, gid},
+		l.DataDir("app"):         {0o711, uid, gid},
 		l.LogDir("app"):          {0o750, 0, gid},
 		l.RunDir("app"):          {0o750, 0, gid},
 		l.EnvironmentsDir("app"): {0o750, 0, gid},
