@@ -125,6 +125,12 @@ func (s *Server) Create(ctx context.Context, db *conductor.AppDatabase) error {
 		slog.Info("created postgres role", "app", db.Name, "role", db.User)
 	}
 	if !dbExists {
+		// An administrator that is not a superuser (the master user of a
+		// managed PostgreSQL: CREATEDB CREATEROLE) may only give a database
+		// to a role it is a member of.
+		if err := joinRole(ctx, conn, db.User); err != nil {
+			return err
+		}
 		// CREATE DATABASE cannot run in a transaction. template0 so that the
 		// encoding can be UTF8 whatever the cluster's default.
 		if _, err := conn.Exec(ctx, "CREATE DATABASE "+dbname+" OWNER "+role+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
@@ -166,6 +172,23 @@ func createRole(ctx context.Context, conn *pgx.Conn, db *conductor.AppDatabase) 
 	}
 	if err != nil {
 		return fmt.Errorf("create postgres role %s: %w", db.User, err)
+	}
+	return nil
+}
+
+// joinRole makes the administrator a member of the app's role unless it
+// is a superuser or a member already: CREATE DATABASE … OWNER, ALTER and
+// DROP DATABASE need that of a CREATEDB CREATEROLE administrator.
+func joinRole(ctx context.Context, conn *pgx.Conn, role string) error {
+	var member bool
+	if err := conn.QueryRow(ctx, `SELECT rolsuper OR pg_has_role(current_user, $1, 'MEMBER') FROM pg_roles WHERE rolname = current_user`, role).Scan(&member); err != nil {
+		return fmt.Errorf("check the postgres administrator's membership in %s: %w", role, err)
+	}
+	if member {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "GRANT "+pgx.Identifier{role}.Sanitize()+" TO CURRENT_USER"); err != nil {
+		return fmt.Errorf("make the postgres administrator a member of %s (it needs CREATEROLE): %w", role, err)
 	}
 	return nil
 }

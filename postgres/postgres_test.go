@@ -401,3 +401,37 @@ func TestEndpoint(t *testing.T) {
 		t.Errorf("New(bad DSN) error = %v: want an error without the password", err)
 	}
 }
+
+// TestCreateAsNonSuperuser: an administrator with CREATEDB CREATEROLE but
+// no superuser (managed PostgreSQL's master user; least privilege on your
+// own server) creates, uses and drops an app's database.
+func TestCreateAsNonSuperuser(t *testing.T) {
+	ctx := context.Background()
+	_, admin := setup(t)
+	if _, err := admin.Exec(ctx, `CREATE ROLE "managed-admin" LOGIN CREATEDB CREATEROLE PASSWORD 'managed-secret'`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := admin.Config().Copy()
+	dsn := fmt.Sprintf("postgres://managed-admin:managed-secret@%s:%d/postgres?sslmode=disable", cfg.Host, cfg.Port)
+	s, err := New(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := newDB("managed-app")
+	if err := s.Create(ctx, db); err != nil {
+		t.Fatalf("Create as a CREATEDB CREATEROLE administrator: %v", err)
+	}
+	if _, err := mustLogin(t, s, db).Exec(ctx, `CREATE TABLE t (x int)`); err != nil {
+		t.Fatalf("the app cannot use its database: %v", err)
+	}
+	// Idempotent, as a redelivered job runs it again.
+	if err := s.Create(ctx, db); err != nil {
+		t.Fatalf("second Create: %v", err)
+	}
+	if err := s.Drop(ctx, db); err != nil {
+		t.Fatalf("Drop as a CREATEDB CREATEROLE administrator: %v", err)
+	}
+	if roleExists(t, admin, "managed-app") || databaseExists(t, admin, "managed-app") {
+		t.Error("Drop left the role or the database")
+	}
+}
