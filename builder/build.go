@@ -47,7 +47,7 @@ func (d *deployment) detect() error {
 	}
 	d.addGunicorn = false
 	if _, ok := d.procfile["web"]; !ok {
-		wsgi, err := pybuild.WSGIModule(d.appDir, b.Settings)
+		wsgi, err := pybuild.WSGIModuleIn(d.dir, b.AppDir, b.Settings)
 		if err != nil {
 			return failf("%s", conductor.ErrorMessage(err))
 		}

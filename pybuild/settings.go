@@ -189,6 +189,13 @@ func WSGIModule(dir, settings string) (string, error) {
 	return wsgiModule(dir, ".", settings)
 }
 
+// WSGIModuleIn is WSGIModule for the app directory sub (Build.AppDir) of
+// the tree dir: reads stay confined to the whole tree, so a link the app's
+// processes swap in for sub cannot lead them out of it.
+func WSGIModuleIn(dir, sub, settings string) (string, error) {
+	return wsgiModule(dir, sub, settings)
+}
+
 func wsgiModule(root, sub, settings string) (string, error) {
 	if top, _, ok := strings.Cut(settings, "."); ok && isFile(root, join(sub, top+"/wsgi.py")) {
 		return top + ".wsgi", nil
