@@ -59,7 +59,7 @@ func (b *Builder) Reconcile(ctx context.Context) error {
 // tenant isolation left logs/ and run/ to the app user) and removes the
 // watchers that are not its serving release's.
 func (b *Builder) reconcileApp(ctx context.Context, app *conductor.App, installed []string) error {
-	keep := map[string]bool{}
+	keep := map[string]bool{redisWatcher(app.Name): true} // redis:create's server: no release's
 	cur, err := b.Store.CurrentRelease(ctx, app.ID)
 	if err == nil {
 		if err := b.secureDirs(ctx, app); err != nil {

@@ -84,7 +84,7 @@ func (d *deployment) retire(ctx context.Context) error {
 			return err
 		}
 	}
-	keep := map[string]bool{d.newWatcher: true}
+	keep := map[string]bool{d.newWatcher: true, redisWatcher(d.app.Name): true} // redis:create's server is no process type
 	for _, typ := range d.procfile.Types() {
 		if typ == "web" {
 			continue
