@@ -45,8 +45,16 @@ type Circus struct {
 	System      bool
 	WatchersDir string // circusd's include dir ("" means Dir/watchers)
 
-	mu    sync.Mutex  // circusd runs one command at a time: serialize ours
-	sock  zmq4.Socket // control connection, dialed on first use (guarded by mu)
+	mu   sync.Mutex  // guards sock
+	sock zmq4.Socket // connection for read-only commands, dialed on first use
+
+	// The lane: circusd runs one changing command at a time, so ours go
+	// one after the other, each when the one before has its answer
+	// (client.go).
+	laneMu   sync.Mutex
+	laneTail chan struct{} // closed when the last command in the lane has its answer
+	laneSock zmq4.Socket   // used by the command at the head of the lane only
+
 	child *supervisor.Child
 }
 
@@ -121,13 +129,50 @@ func (c *Circus) Start(ctx context.Context) error {
 			return cmd
 		},
 		Stop:    syscall.SIGTERM, // circusd stops its watchers, each within graceful_timeout
-		Grace:   30 * time.Second,
-		PidFile: filepath.Join(c.Dir, "circusd.pid"),
+		Grace:   stopGrace,
+		PidFile: c.pidFile(),
+		Ours:    c.Ours,
+		// A circusd left running by a previous conductor is adopted, with
+		// its apps, only if it answers on its control socket.
+		Ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return c.Ping(ctx)
+		},
 	}
 	if err := c.child.Start(ctx); err != nil {
 		return fmt.Errorf("start circusd: %w", err)
 	}
 	return c.waitReady(ctx)
+}
+
+// stopGrace is how long circusd may take to stop its watchers (each
+// within GracefulTimeout) before it is killed.
+const stopGrace = 30 * time.Second
+
+func (c *Circus) pidFile() string { return filepath.Join(c.Dir, "circusd.pid") }
+
+// Ours tells whether pid is a circusd Conductor started for this Dir: our
+// user, running circus's circusd script with our circus.ini.
+func (c *Circus) Ours(pid int) bool {
+	return supervisor.Matches(pid, "", filepath.Join(c.Bin, "circusd"), filepath.Join(c.Dir, "circus.ini"))
+}
+
+// Adopted tells whether Start found Conductor's circusd still running
+// (with the apps) from a previous run and kept it.
+func (c *Circus) Adopted() bool { return c.child != nil && c.child.Adopted() }
+
+// Shutdown stops the circusd of Dir, and so every app process, if one of
+// Conductor's runs: the apps outlive Conductor otherwise. It returns the
+// pid stopped, or 0 when none ran. Not for system mode's circusd, which
+// its service runs.
+func (c *Circus) Shutdown() int {
+	pid := supervisor.ReadPidFile(c.pidFile())
+	if pid == 0 || !supervisor.Alive(pid) || !c.Ours(pid) {
+		return 0
+	}
+	supervisor.StopPid(pid, syscall.SIGTERM, stopGrace)
+	return pid
 }
 
 // waitReady returns once circusd answers on its endpoint.
@@ -149,8 +194,8 @@ func (c *Circus) Ping(ctx context.Context) error {
 	return err
 }
 
-// Wait returns once circusd has stopped after Start's ctx ended (at once
-// for a circusd run by its own service).
+// Wait returns once circusd's supervision has ended after Start's ctx
+// ended. circusd itself goes on running the apps (see Shutdown).
 func (c *Circus) Wait() {
 	if c.child != nil {
 		c.child.Wait()
@@ -230,19 +275,6 @@ func watcherIni(w Watcher) ([]byte, error) {
 // deletes its file, returning once its processes have stopped. Removing an
 // unknown watcher is not an error.
 func (c *Circus) Remove(ctx context.Context, name string) error {
-	return c.rm(ctx, name, true)
-}
-
-// Retire removes a watcher without waiting for its processes to stop:
-// circusd sends them the stop signal and gives them graceful_timeout to
-// finish their requests. For a watcher that no longer gets traffic, so the
-// caller need not wait for the slowest request. circusd is busy until they
-// have stopped; calls made meanwhile wait their turn (errno 5 is retried).
-func (c *Circus) Retire(ctx context.Context, name string) error {
-	return c.rm(ctx, name, false)
-}
-
-func (c *Circus) rm(ctx context.Context, name string, wait bool) error {
 	if err := checkIniSafe(name); err != nil {
 		return err
 	}
@@ -252,9 +284,31 @@ func (c *Circus) rm(ctx context.Context, name string, wait bool) error {
 		return nil
 	}
 	var ce *circusError
-	if _, err := c.call(ctx, "rm", map[string]any{"name": name, "waiting": wait}); err != nil && !(asCircusError(err, &ce) && strings.Contains(ce.Reason, "not found")) {
+	if _, err := c.call(ctx, "rm", map[string]any{"name": name, "waiting": true}); err != nil && !(asCircusError(err, &ce) && strings.Contains(ce.Reason, "not found")) {
 		return fmt.Errorf("remove watcher %s: %w", name, err)
 	}
+	if err := os.Remove(c.watcherFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Retire removes a watcher without waiting for its processes to stop:
+// circusd sends them the stop signal and gives them graceful_timeout to
+// finish their requests. For a watcher that no longer gets traffic, so the
+// caller need not wait for the slowest request. It returns at once: the
+// rm takes its turn in the lane (client.go), and circusd answers it once
+// the processes have stopped, when the next changing command goes. The
+// watcher's file goes now; a reloadconfig queued after the rm cannot
+// bring it back.
+func (c *Circus) Retire(ctx context.Context, name string) error {
+	if err := checkIniSafe(name); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.watcherFile(name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	c.background("rm", map[string]any{"name": name, "waiting": true}, GracefulTimeout+30*time.Second)
 	if err := os.Remove(c.watcherFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

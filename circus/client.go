@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -18,7 +20,8 @@ import (
 // most of Conductor's overhead on a code-only deploy.
 
 // errnoConflict is circusd's "arbiter is already running <command>": it
-// takes one changing command at a time.
+// takes one changing command at a time, and one still stopping a watcher
+// (an rm without waiting) keeps it busy until the processes are gone.
 const errnoConflict = 5
 
 // circusError is an error reply from circusd.
@@ -32,26 +35,114 @@ func (e *circusError) Error() string {
 	return fmt.Sprintf("circus %s: %s (errno %d)", e.Command, e.Reason, e.Errno)
 }
 
-// call sends one command and returns the reply, retrying while circusd is
-// busy with another command. Calls are serialized: one socket, one
-// request in flight.
+// readOnly are the commands circusd answers whatever else it is doing
+// (not @synchronized in circus's arbiter): they skip the lane.
+var readOnly = map[string]bool{
+	"list": true, "status": true, "stats": true, "options": true, "get": true,
+	"globaloptions": true, "listsockets": true, "dstats": true, "numwatchers": true, "numprocesses": true,
+}
+
+// call sends one command and returns the reply. A command that changes
+// circusd's state takes its turn in the lane, so ours never collide with
+// each other and none waits a fixed time: it goes as soon as circusd's
+// answer to the one before has come (an rm with waiting is answered only
+// once the watcher's processes have stopped, when circusd is free again).
 func (c *Circus) call(ctx context.Context, command string, props map[string]any) (map[string]any, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if props == nil {
 		props = map[string]any{}
 	}
-	for attempt := 0; ; attempt++ {
-		reply, err := c.roundTrip(ctx, command, props)
+	if readOnly[command] {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.roundTrip(ctx, &c.sock, command, props)
+	}
+	prev, mine := c.enqueue()
+	select {
+	case <-prev:
+	case <-ctx.Done():
+		go func() { <-prev; close(mine) }() // the lane goes on without us
+		return nil, ctx.Err()
+	}
+	defer close(mine)
+	return c.change(ctx, command, props)
+}
+
+// enqueue takes the next turn in the lane of changing commands: prev is
+// closed when the command before has its answer, mine must be closed when
+// this one has.
+func (c *Circus) enqueue() (prev <-chan struct{}, mine chan struct{}) {
+	c.laneMu.Lock()
+	defer c.laneMu.Unlock()
+	if c.laneTail == nil {
+		done := make(chan struct{})
+		close(done)
+		c.laneTail = done
+	}
+	prev, mine = c.laneTail, make(chan struct{})
+	c.laneTail = mine
+	return prev, mine
+}
+
+// change runs a changing command at its turn in the lane. circusd can
+// still be busy with something of its own (its periodic manage_watchers,
+// or a command from circusctl): then the command is sent again, after a
+// wait that starts at 2 ms and doubles up to 100 ms — never on our own
+// commands, which the lane keeps apart.
+func (c *Circus) change(ctx context.Context, command string, props map[string]any) (map[string]any, error) {
+	wait := 2 * time.Millisecond
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		reply, err := c.roundTrip(ctx, &c.laneSock, command, props)
 		var ce *circusError
-		if err == nil || !asCircusError(err, &ce) || ce.Errno != errnoConflict || attempt >= 240 {
+		if err == nil || !asCircusError(err, &ce) || ce.Errno != errnoConflict || time.Now().After(deadline) {
 			return reply, err
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-t.C:
 		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// background runs a changing command in its turn in the lane without the
+// caller waiting for circusd's answer; a failure is logged. It returns
+// once the command has its place in the lane, so every command called
+// after it goes after it.
+func (c *Circus) background(command string, props map[string]any, timeout time.Duration) {
+	prev, mine := c.enqueue()
+	go func() {
+		defer close(mine)
+		<-prev
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if _, err := c.change(ctx, command, props); err != nil {
+			var ce *circusError
+			if asCircusError(err, &ce) && strings.Contains(ce.Reason, "not found") {
+				return
+			}
+			slog.Warn("circus command in the background failed", "command", command, "props", props, "err", err)
+		}
+	}()
+}
+
+// Idle returns once every changing command sent so far has circusd's
+// answer (retired watchers have stopped).
+func (c *Circus) Idle(ctx context.Context) error {
+	c.laneMu.Lock()
+	tail := c.laneTail
+	c.laneMu.Unlock()
+	if tail == nil {
+		return nil
+	}
+	select {
+	case <-tail:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -63,15 +154,17 @@ func asCircusError(err error, target **circusError) bool {
 	return ok
 }
 
-func (c *Circus) roundTrip(ctx context.Context, command string, props map[string]any) (map[string]any, error) {
-	if c.sock == nil {
+// roundTrip sends one command on *sockp (dialing it if nil) and waits for
+// its answer. The caller owns *sockp until it returns.
+func (c *Circus) roundTrip(ctx context.Context, sockp *zmq4.Socket, command string, props map[string]any) (map[string]any, error) {
+	if *sockp == nil {
 		sock := zmq4.NewDealer(context.Background(), zmq4.WithID(zmq4.SocketIdentity(randomID())),
 			zmq4.WithDialerTimeout(5*time.Second))
 		if err := sock.Dial(c.endpoint()); err != nil {
 			sock.Close()
 			return nil, fmt.Errorf("connect to circusd: %w", err)
 		}
-		c.sock = sock
+		*sockp = sock
 	}
 	id := randomID()
 	req, err := json.Marshal(map[string]any{"id": id, "command": command, "properties": props})
@@ -85,7 +178,7 @@ func (c *Circus) roundTrip(ctx context.Context, command string, props map[string
 		err   error
 	}
 	done := make(chan result, 1)
-	sock := c.sock
+	sock := *sockp
 	go func() {
 		if err := sock.Send(zmq4.NewMsg(req)); err != nil {
 			done <- result{err: fmt.Errorf("send %s to circusd: %w", command, err)}
@@ -113,7 +206,7 @@ func (c *Circus) roundTrip(ctx context.Context, command string, props map[string
 	select {
 	case r := <-done:
 		if r.err != nil {
-			c.dropSocket()
+			dropSocket(sockp)
 			return nil, r.err
 		}
 		if r.reply["status"] == "error" {
@@ -123,18 +216,18 @@ func (c *Circus) roundTrip(ctx context.Context, command string, props map[string
 		}
 		return r.reply, nil
 	case <-ctx.Done():
-		c.dropSocket()
+		dropSocket(sockp)
 		return nil, ctx.Err()
 	case <-timeout.C:
-		c.dropSocket()
+		dropSocket(sockp)
 		return nil, fmt.Errorf("circusd did not answer %s within 90s", command)
 	}
 }
 
-func (c *Circus) dropSocket() {
-	if c.sock != nil {
-		c.sock.Close()
-		c.sock = nil
+func dropSocket(sockp *zmq4.Socket) {
+	if *sockp != nil {
+		(*sockp).Close()
+		*sockp = nil
 	}
 }
 
