@@ -192,7 +192,7 @@ func (h *Host) watcherLimits(app, watcher string) string {
 }
 
 // types lists the long-running process types of a release: its Procfile's,
-// and web, which the builder always runs.
+// or web alone for a Procfile that declares none.
 func (h *Host) types(_ context.Context, data []byte) (any, error) {
 	req, err := decode[typesRequest](data)
 	if err != nil {
@@ -205,11 +205,11 @@ func (h *Host) types(_ context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the current release's Procfile: %w", err)
 	}
-	types := []string{"web"}
-	for _, t := range pf.Types() {
-		if t != "web" {
-			types = append(types, t)
-		}
+	// A Procfile that runs nothing gets the default web; one with other
+	// types and no web is a worker-only app (builder's detect).
+	types := pf.Types()
+	if len(types) == 0 {
+		types = []string{"web"}
 	}
 	sort.Strings(types)
 	return types, nil

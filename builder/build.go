@@ -46,7 +46,10 @@ func (d *deployment) detect() error {
 		d.procfile = process.Procfile{}
 	}
 	d.addGunicorn = false
-	if _, ok := d.procfile["web"]; !ok {
+	// The default web process is for a Procfile that runs nothing (none,
+	// or only release:). One that declares other types and no web is a
+	// worker-only app, as on Heroku: it gets no web process.
+	if len(d.procfile.Types()) == 0 {
 		wsgi, err := pybuild.WSGIModuleIn(d.dir, b.AppDir, b.Settings)
 		if err != nil {
 			return failf("%s", conductor.ErrorMessage(err))

@@ -284,11 +284,11 @@ func (d *deployment) settings(ctx context.Context) error {
 // release runs the Procfile's release command, or Django's migrate.
 func (d *deployment) release(ctx context.Context) error {
 	if cmd, ok := d.procfile["release"]; ok {
-		argv, assigns, err := process.SplitProcfileCommand(cmd, d.env)
-		if err != nil {
+		// As every Procfile command: bash -c, as the app user.
+		if err := process.ValidateCommand(cmd); err != nil {
 			return failf("release command: %v", err)
 		}
-		if err := d.cmdEnv(ctx, assigns, d.appDir, argv[0], argv[1:]...); err != nil {
+		if err := d.cmd(ctx, d.appDir, process.Shell, "-c", cmd); err != nil {
 			return failf("release command failed: %v", err)
 		}
 		return nil

@@ -19,6 +19,12 @@ func typeWatcher(app, typ string) string     { return app + "_" + typ }
 // start runs the new release's web processes on the idle port, next to the
 // serving ones.
 func (d *deployment) start(ctx context.Context) error {
+	if _, ok := d.procfile["web"]; !ok {
+		// A worker-only Procfile (detect adds no default web to one):
+		// nothing serves HTTP, so there is nothing to start or check here.
+		d.log.Printf("       No web process in the Procfile")
+		return nil
+	}
 	name := webWatcher(d.app.Name, d.port)
 	// A failed deploy may have left a watcher on the idle port.
 	if err := d.removeWatcher(ctx, name); err != nil {
@@ -60,12 +66,9 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 		// on the one port, and the kernel spreads connections among them.
 		env["GUNICORN_CMD_ARGS"] = "--bind 127.0.0.1:" + strconv.Itoa(port) + " --reuse-port"
 	}
-	argv, assigns, err := process.SplitProcfileCommand(d.procfile[typ], env)
-	if err != nil {
+	cmd := d.procfile[typ]
+	if err := process.ValidateCommand(cmd); err != nil {
 		return failf("process %s: %v", typ, err)
-	}
-	for k, v := range assigns {
-		env[k] = v
 	}
 	spec := d.specPath(name)
 	limits, err := d.b.typeLimits(ctx, d.app, typ) // ps:limit
@@ -74,7 +77,7 @@ func (d *deployment) addWatcher(ctx context.Context, name, typ string, port int)
 	}
 	// As root, circus starts run-process as root: it puts itself in the
 	// watcher's cgroup with the type's limits, then becomes the app user.
-	if err := process.WriteSpec(spec, &process.Spec{Type: typ, Argv: argv, Env: env, Dir: d.appDir,
+	if err := process.WriteSpec(spec, &process.Spec{Type: typ, Argv: process.ShellArgv(cmd), Command: cmd, Env: env, Dir: d.appDir,
 		UID: d.user.UID, GID: d.user.GID, Cgroup: d.b.newWatcherCgroup(d.app.Name, name), Limits: limits}, d.user.UID, d.user.GID); err != nil {
 		return err
 	}

@@ -152,13 +152,20 @@ func TestHostile(t *testing.T) {
 	})
 
 	t.Run("procfile", func(t *testing.T) {
-		for _, p := range []string{
-			"web: gunicorn hello.wsgi --log-file - ; touch /tmp/conductor-hostile-proc\n",
-			"web: gunicorn hello.wsgi && touch /tmp/conductor-hostile-proc\n",
-			"web: gunicorn hello.wsgi > /tmp/conductor-hostile-proc\n",
-		} {
-			tryPush(t, "shell operators", writeFile("Procfile", p))
+		// Procfile commands are the app's own code, run by bash as the app
+		// user (as Heroku and Dokku run them): shell operators work, and
+		// what a command tries beyond that user's reach fails as that user.
+		tryPush(t, "release command failed", writeFile("Procfile",
+			"web: gunicorn hello.wsgi --log-file -\nrelease: echo hostile > /root/conductor-hostile-target\n"))
+		serving(t)
+		writeFile("Procfile", "web: touch /etc/conductor-hostile ; exec gunicorn hello.wsgi --log-file -\n")()
+		in.Commit(work, "procfile reaching outside")
+		if r := in.Push(work, "hostile", "main"); r.Code != 0 {
+			t.Errorf("push of a web command whose first part fails: %s", r)
 		}
+		writeFile("Procfile", "web: gunicorn hello.wsgi --log-file -\n")()
+		in.Commit(work, "plain procfile")
+		in.pushOK(work, "hostile")
 		serving(t)
 		noMarkers(t)
 	})

@@ -61,7 +61,7 @@ func ParseProcfile(src []byte) (Procfile, error) {
 		if _, dup := pf[name]; dup {
 			return nil, conductor.Errorf(conductor.EINVALID, "Procfile line %d: process type %q declared twice", n, name)
 		}
-		if _, err := SplitCommand(cmd, nil); err != nil {
+		if err := ValidateCommand(cmd); err != nil {
 			return nil, conductor.Errorf(conductor.EINVALID, "Procfile line %d: %v", n, err)
 		}
 		pf[name] = cmd

@@ -6,12 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
 
-	"github.com/google/shlex"
 	"golang.org/x/sys/unix"
 
 	"github.com/hasadna/conductor/cgroup"
@@ -24,10 +22,13 @@ import (
 // data is ever rendered into circus's ini (quotes, newlines, % and $ in config
 // values are just JSON strings) and HOME is set, which circus does not do.
 type Spec struct {
-	Type string            `json:"type"` // process type, e.g. "web"
-	Argv []string          `json:"argv"`
-	Env  map[string]string `json:"env"`
-	Dir  string            `json:"dir"`
+	Type string   `json:"type"` // process type, e.g. "web"
+	Argv []string `json:"argv"` // ShellArgv(Command) for a Procfile command
+	// Command is the Procfile's command line, shown in the log's start
+	// line ("" in specs written before commands ran under bash).
+	Command string            `json:"command,omitempty"`
+	Env     map[string]string `json:"env"`
+	Dir     string            `json:"dir"`
 
 	// Set when Conductor runs as root. Circus then starts run-process as
 	// root, which joins Cgroup and becomes UID/GID (enter.go) before it
@@ -41,53 +42,33 @@ type Spec struct {
 	Limits cgroup.Limits `json:"limits,omitzero"`
 }
 
-// SplitCommand splits a Procfile command into words the way a shell would
-// for plain words and quotes, then expands $VAR and ${VAR} from env inside
-// each word. Expanding after splitting keeps a value one piece of data: its
-// quotes or spaces never change the words. Shell operators are refused: use
-// a script for pipelines.
-func SplitCommand(cmd string, env map[string]string) ([]string, error) {
-	words, err := shlex.Split(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("cannot split command %q: %w", cmd, err)
-	}
-	if len(words) == 0 {
-		return nil, fmt.Errorf("empty command")
-	}
-	for i, w := range words {
-		if strings.ContainsAny(w, "|&;<>") && len(w) <= 2 {
-			return nil, fmt.Errorf("command %q uses shell operators, which Procfile commands do not support: put them in a script", cmd)
-		}
-		if env != nil {
-			words[i] = os.Expand(w, func(k string) string { return env[k] })
-		}
-	}
-	return words, nil
-}
+// Shell runs every Procfile command, as Heroku and Dokku run them: `bash
+// -c <command>` as the app user, so pipes, &&, `VAR=value cmd` and $PORT
+// mean what they mean in a shell. The command is the app's own code,
+// passed whole as bash's script and never pieced together with anything
+// else: it runs as its app user and may do what that user may. Bash (5.1
+// and later) replaces itself with the last simple command of the script
+// (`gunicorn x`, `A=1 celery worker`, `migrate && gunicorn x`), so circus's
+// signals reach the process itself; what a pipeline or a wrapper script
+// starts gets the stop signal too (the watcher's stop_children), and what
+// is left once the watcher stops is killed by its cgroup or session
+// (builder's stopWatcher).
+const Shell = "/bin/bash"
 
-// assignmentRE is a shell variable assignment word: NAME=value.
-var assignmentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+// ShellArgv is the argv that runs a Procfile command.
+func ShellArgv(cmd string) []string { return []string{Shell, "-c", cmd} }
 
-// SplitProcfileCommand is SplitCommand for a Procfile line as Heroku runs
-// it: leading NAME=value words (`REMAP_SIGTERM=SIGQUIT celery worker`) set
-// variables for the command instead of naming it. They are returned
-// apart, expanded like any word, for the caller to add to the process's
-// environment.
-func SplitProcfileCommand(cmd string, env map[string]string) (argv []string, assigns map[string]string, err error) {
-	words, err := SplitCommand(cmd, env)
-	if err != nil {
-		return nil, nil, err
+// ValidateCommand checks what a Procfile command must be to be run at
+// all: something, and no NUL byte (an exec argument cannot hold one). Its
+// syntax is bash's business: a mistake shows in the process's log.
+func ValidateCommand(cmd string) error {
+	if strings.TrimSpace(cmd) == "" {
+		return fmt.Errorf("empty command")
 	}
-	assigns = map[string]string{}
-	for len(words) > 0 && assignmentRE.MatchString(words[0]) {
-		k, v, _ := strings.Cut(words[0], "=")
-		assigns[k] = v
-		words = words[1:]
+	if strings.ContainsRune(cmd, 0) {
+		return fmt.Errorf("the command holds a NUL byte")
 	}
-	if len(words) == 0 {
-		return nil, nil, fmt.Errorf("command %q only sets variables: it runs nothing", cmd)
-	}
-	return words, assigns, nil
+	return nil
 }
 
 // Environ returns env as sorted KEY=VALUE pairs.
@@ -145,7 +126,11 @@ func Exec(specPath, wid string) error {
 		return fmt.Errorf("join stderr to stdout: %w", err)
 	}
 	if wid != "" {
-		fmt.Printf("%s%s.%s (pid %d): %s\n", StartLinePrefix, s.Type, wid, os.Getpid(), strings.Join(s.Argv, " "))
+		shown := s.Command
+		if shown == "" {
+			shown = strings.Join(s.Argv, " ")
+		}
+		fmt.Printf("%s%s.%s (pid %d): %s\n", StartLinePrefix, s.Type, wid, os.Getpid(), shown)
 	}
 	for _, w := range warnings {
 		fmt.Printf("conductor: warning: %s\n", w)

@@ -13,83 +13,70 @@ import (
 	"testing"
 )
 
-func TestSplitCommand(t *testing.T) {
-	env := map[string]string{"PORT": "8123", "APP": "hello", "EMPTY": ""}
-	tests := []struct {
-		name    string
-		cmd     string
-		env     map[string]string
-		want    []string
-		errPart string
+// TestShellCommands runs Procfile commands the way circus does (run-process
+// on a spec), as Heroku and Dokku run them: by bash, so pipes, &&,
+// VAR=value prefixes and $PORT work, while a config value expanded into the
+// command stays one piece of data. The last simple command replaces bash:
+// the pid in the start line is the command's own, which circus signals.
+func TestShellCommands(t *testing.T) {
+	env := map[string]string{"PATH": "/usr/bin:/bin", "PORT": "8123", "VALUE": `it's "a && b"; $(id) | x`}
+	for _, tt := range []struct {
+		name, cmd, want string
 	}{
-		{"plain", "gunicorn hello.wsgi --log-file -", env, []string{"gunicorn", "hello.wsgi", "--log-file", "-"}, ""},
-		{"extra spaces", "  a   b\tc  ", env, []string{"a", "b", "c"}, ""},
-		{"$PORT", "gunicorn --bind 127.0.0.1:$PORT x.wsgi", env, []string{"gunicorn", "--bind", "127.0.0.1:8123", "x.wsgi"}, ""},
-		{"${PORT}", "gunicorn -b 0.0.0.0:${PORT} --name=${APP}_web", env, []string{"gunicorn", "-b", "0.0.0.0:8123", "--name=hello_web"}, ""},
-		{"unset var is empty", "run --x=$NOPE --y=${EMPTY}", env, []string{"run", "--x=", "--y="}, ""},
-		{"nil env keeps $PORT", "gunicorn -b :$PORT", nil, []string{"gunicorn", "-b", ":$PORT"}, ""},
-		{"double quotes", `python -c "print('hi there')"`, env, []string{"python", "-c", "print('hi there')"}, ""},
-		{"single quotes", `echo 'a  b' "c d"`, env, []string{"echo", "a  b", "c d"}, ""},
-		{"escaped space", `echo a\ b`, env, []string{"echo", "a b"}, ""},
-		{"quoted var", `echo "port $PORT"`, env, []string{"echo", "port 8123"}, ""},
-		{"ampersand inside a word", "curl http://x/?a=1&b=2", env, []string{"curl", "http://x/?a=1&b=2"}, ""},
-		{"and", "python manage.py migrate && gunicorn x", env, nil, "shell operators"},
-		{"or", "a || b", env, nil, "shell operators"},
-		{"pipe", "a | b", env, nil, "shell operators"},
-		{"semicolon", "a ; b", env, nil, "shell operators"},
-		{"background", "a &", env, nil, "shell operators"},
-		{"redirect out", "a > log", env, nil, "shell operators"},
-		{"append", "a >> log", env, nil, "shell operators"},
-		{"redirect in", "a < in", env, nil, "shell operators"},
-		{"empty", "", env, nil, "empty command"},
-		{"blank", "   ", env, nil, "empty command"},
-		{"comment only", "# nothing", env, nil, "empty command"},
-		{"unclosed quote", `echo "oops`, env, nil, "cannot split command"},
-	}
-	for _, tt := range tests {
+		{"pipe", "echo yes | tr y Y", "Yes\n"},
+		{"and", "true && echo second", "second\n"},
+		{"or", "false || echo fallback", "fallback\n"},
+		{"assignment prefix", `GREETING=hi sh -c 'echo "$GREETING"'`, "hi\n"},
+		{"port", "echo port=$PORT ${PORT}", "port=8123 8123\n"},
+		{"value is data", `printf '%s\n' "$VALUE"`, `it's "a && b"; $(id) | x` + "\n"},
+		{"yes piped into a prompt", `yes yes | head -n 2`, "yes\nyes\n"},
+		{"redirect", "echo to-stderr >&2", "to-stderr\n"}, // stderr joins stdout
+		{"exec semantics", `A=1 sh -c 'echo "pid $$"'`, "pid PID\n"},
+		{"exec after a list", `cd / && A=1 sh -c 'echo "pid $$"'`, "pid PID\n"},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := SplitCommand(tt.cmd, tt.env)
-			if tt.errPart != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
-					t.Fatalf("SplitCommand(%q) = %q, %v; want an error containing %q", tt.cmd, got, err, tt.errPart)
-				}
-				return
+			out, err := runProcess(t, writeShellSpec(t, tt.cmd, env))
+			start, rest, _ := strings.Cut(out, "\n")
+			prefix := StartLinePrefix + "web.1 (pid "
+			pid, shown, ok := strings.Cut(strings.TrimPrefix(start, prefix), "): ")
+			if err != nil || !strings.HasPrefix(start, prefix) || !ok || shown != tt.cmd {
+				t.Fatalf("run-process %q: %v; start line %q, want %s<pid>): %s\n%s", tt.cmd, err, start, prefix, tt.cmd, out)
 			}
-			if err != nil {
-				t.Fatalf("SplitCommand(%q): %v", tt.cmd, err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("SplitCommand(%q) = %q, want %q", tt.cmd, got, tt.want)
+			if want := strings.ReplaceAll(tt.want, "PID", pid); rest != want {
+				t.Errorf("run-process %q printed %q, want %q", tt.cmd, rest, want)
 			}
 		})
 	}
 }
 
-// TestSplitCommandExpandedValuesAreData checks that a config value expanded
-// into a command is data, as in a shell: its quotes and operator-looking
-// words must not change how the command line is split. Config values come
-// from `config:set`, so any value must be usable.
-func TestSplitCommandExpandedValuesAreData(t *testing.T) {
-	tests := []struct {
-		name string
-		cmd  string
-		env  map[string]string
-		want []string
-	}{
-		{"apostrophe in value", "gunicorn x.wsgi --name $NAME", map[string]string{"NAME": "it's"}, []string{"gunicorn", "x.wsgi", "--name", "it's"}},
-		{"double quote in quoted value", `run --greeting "$GREETING"`, map[string]string{"GREETING": `say "hi"`}, []string{"run", "--greeting", `say "hi"`}},
-		{"operator in value", `run "$ARGS"`, map[string]string{"ARGS": "a && b"}, []string{"run", "a && b"}},
+// writeShellSpec writes the spec the builder writes for a Procfile command:
+// as root, root's spec naming the nobody user; else the caller's own.
+func writeShellSpec(t *testing.T, cmd string, env map[string]string) string {
+	t.Helper()
+	s := &Spec{Type: "web", Argv: ShellArgv(cmd), Command: cmd, Env: env, Dir: "/"}
+	if os.Geteuid() == 0 {
+		s.UID, s.GID = nobody, nobody
+		return writeTestSpec(t, t.TempDir(), s, 0, 0, 0o600)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := SplitCommand(tt.cmd, tt.env)
-			if err != nil {
-				t.Fatalf("SplitCommand(%q, %q): %v; want %q", tt.cmd, tt.env, err, tt.want)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("SplitCommand(%q, %q) = %q, want %q", tt.cmd, tt.env, got, tt.want)
-			}
-		})
+	return writeTestSpec(t, t.TempDir(), s, os.Getuid(), os.Getgid(), 0o600)
+}
+
+func TestValidateCommand(t *testing.T) {
+	for _, tt := range []struct {
+		cmd, errPart string
+	}{
+		{"gunicorn hello.wsgi", ""},
+		{"yes yes | python manage.py migrate && gunicorn x", ""},
+		{"REMAP_SIGTERM=SIGQUIT celery -A x worker", ""},
+		{"echo 'unclosed", ""}, // bash says so in the process's log
+		{"", "empty command"},
+		{"  \t", "empty command"},
+		{"a\x00b", "NUL"},
+	} {
+		err := ValidateCommand(tt.cmd)
+		if (tt.errPart == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.errPart)) {
+			t.Errorf("ValidateCommand(%q) = %v, want error containing %q", tt.cmd, err, tt.errPart)
+		}
 	}
 }
 
@@ -270,29 +257,6 @@ func TestLookPath(t *testing.T) {
 		}
 		if err != nil || got != tt.want {
 			t.Errorf("LookPath(%q, %q) = %q, %v; want %q", tt.name, tt.path, got, err, tt.want)
-		}
-	}
-}
-
-func TestSplitProcfileCommand(t *testing.T) {
-	env := map[string]string{"PORT": "8123"}
-	for _, tt := range []struct {
-		cmd     string
-		argv    []string
-		assigns map[string]string
-		err     bool
-	}{
-		{"celery worker", []string{"celery", "worker"}, map[string]string{}, false},
-		{"REMAP_SIGTERM=SIGQUIT celery -A x worker", []string{"celery", "-A", "x", "worker"}, map[string]string{"REMAP_SIGTERM": "SIGQUIT"}, false},
-		{"A=1 B='two words' run --port=$PORT", []string{"run", "--port=8123"}, map[string]string{"A": "1", "B": "two words"}, false},
-		{"WEB_CONCURRENCY=$PORT gunicorn", []string{"gunicorn"}, map[string]string{"WEB_CONCURRENCY": "8123"}, false},
-		{"run A=1", []string{"run", "A=1"}, map[string]string{}, false}, // only leading words assign
-		{"A=1 B=2", nil, nil, true},
-		{"1A=x run", []string{"1A=x", "run"}, map[string]string{}, false}, // not a name: the command
-	} {
-		argv, assigns, err := SplitProcfileCommand(tt.cmd, env)
-		if (err != nil) != tt.err || !reflect.DeepEqual(argv, tt.argv) || (!tt.err && !reflect.DeepEqual(assigns, tt.assigns)) {
-			t.Errorf("SplitProcfileCommand(%q) = %q, %v, %v; want %q, %v, error %v", tt.cmd, argv, assigns, err, tt.argv, tt.assigns, tt.err)
 		}
 	}
 }

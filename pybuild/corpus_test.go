@@ -154,11 +154,7 @@ func TestCorpusServes(t *testing.T) {
 			}
 			port := freePort(t, 20000+i)
 			env["GUNICORN_CMD_ARGS"] = fmt.Sprintf("--bind 127.0.0.1:%d --workers 1", port)
-			argv, err := process.SplitCommand(web, env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := serve(t, app, env, argv, port)
+			body := serve(t, app, env, process.ShellArgv(web), port) // as circus runs it
 			for _, w := range tt.want {
 				if !strings.Contains(body, w) {
 					t.Errorf("the page lacks %q:\n%s", w, body)
