@@ -31,9 +31,13 @@ var Permissions = map[string]Permission{
 	"whoami": {Level: ReadOnly},
 	"apps":   {Level: ReadOnly},
 
-	"apps:create":    {Level: Admin, Changes: true},
-	"apps:destroy":   {Level: Admin, PerApp: true, Changes: true},
-	"apps:info":      {Level: ReadWrite, PerApp: true},
+	"apps:create":  {Level: Admin, Changes: true},
+	"apps:destroy": {Level: Admin, PerApp: true, Changes: true},
+	"apps:info":    {Level: ReadWrite, PerApp: true},
+	"apps:get":     {Level: ReadWrite, PerApp: true},
+	// Timeouts bound how long an app holds one of its host's build slots:
+	// the host's resources, so the admin's (like ps:limit).
+	"apps:set":       {Level: Admin, PerApp: true, Changes: true},
 	"deploys":        {Level: ReadWrite, PerApp: true},
 	"releases":       {Level: ReadWrite, PerApp: true},
 	"deploy":         {Level: ReadWrite, PerApp: true, Changes: true},

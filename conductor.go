@@ -149,6 +149,9 @@ type Store interface {
 	// SetProcessLimits records a process type's limits (ps:limit); zero
 	// limits forget the type's row.
 	SetProcessLimits(ctx context.Context, appID int64, typ string, l ProcessLimits) error
+	// SetAppSettings stores apps:set's values and resets the keys in unset
+	// to their defaults, in one transaction (settings.go validates them).
+	SetAppSettings(ctx context.Context, appID int64, set map[string]string, unset []string) error
 
 	// The audit trail (sqlite/audit.go), newest first; app "" lists all.
 	AddAudit(ctx context.Context, e *AuditEntry) error
@@ -179,6 +182,9 @@ type BuilderStore interface {
 	// ProcessLimits are the kernel limits per process type (ps:limit), for
 	// the types that have any.
 	ProcessLimits(ctx context.Context, appID int64) (map[string]ProcessLimits, error)
+	// AppSettings are the settings set with apps:set (settings.go); keys
+	// at their default are absent.
+	AppSettings(ctx context.Context, appID int64) (map[string]string, error)
 
 	CreateDeploy(ctx context.Context, d *Deploy) error
 	FinishDeploy(ctx context.Context, id, status, errMsg string) error

@@ -47,9 +47,14 @@ type Builder struct {
 	// Instance is the data dir's id (<data>/instance-id): two Conductors
 	// on one host keep their groups apart by it.
 	Instance string
+	// Jobs is how many jobs run at once on this host (--jobs; 0: 4). A
+	// job takes a slot only when it may run: one waiting for its app's
+	// turn holds none, so one app's queue cannot stall the others'.
+	Jobs int
 
-	mu   sync.Mutex
-	apps map[string]*appJobs
+	mu    sync.Mutex
+	apps  map[string]*appJobs
+	slots chan struct{} // holds a token per running job (Jobs of them)
 }
 
 // appJobs serializes one app's jobs on this host and tracks them so a
@@ -82,6 +87,11 @@ func (b *Builder) Handle(ctx context.Context, job *queue.Job) error {
 		return b.end(ctx, log, job, app, err)
 	}
 	defer unlock()
+	release, err := b.waitSlot(ctx, log)
+	if err != nil {
+		return b.end(ctx, log, job, app, err)
+	}
+	defer release()
 	_ = b.Store.FinishDeploy(ctx, job.ID, conductor.DeployRunning, "")
 	err = d.run(ctx)
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errCanceled) {
@@ -138,6 +148,36 @@ func (b *Builder) waitTurn(ctx context.Context, job *queue.Job, cancel context.C
 		done()
 		<-a.turn
 	}, nil
+}
+
+// waitSlot blocks until fewer than Jobs jobs run on this host, telling the
+// pusher when it has to wait; the returned func frees the slot. Jobs of
+// other apps that wait for a slot get one in the order they asked (a Go
+// channel's blocked senders are woken first in, first out).
+func (b *Builder) waitSlot(ctx context.Context, log *queue.LogWriter) (func(), error) {
+	b.mu.Lock()
+	if b.slots == nil {
+		n := b.Jobs
+		if n < 1 {
+			n = 4
+		}
+		b.slots = make(chan struct{}, n)
+	}
+	slots := b.slots
+	b.mu.Unlock()
+	release := func() { <-slots }
+	select {
+	case slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	log.Printf("-----> Waiting for a free build slot (%d deploys of other apps running on this host)", cap(slots))
+	select {
+	case slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 }
 
 // Cancel stops every queued and running job of an app on this host. A

@@ -20,7 +20,7 @@ func (d *deployment) check(ctx context.Context) error {
 	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(d.checkTimeout()) // apps:set timeout.check
 	var last string
 	alive, died := map[int]bool{}, 0
 	for i := 0; time.Now().Before(deadline); i++ {

@@ -178,6 +178,8 @@ func (s *Server) commandBuilders(sess session) []commandBuilder {
 		{"apps:create", s.appsCreateCommand},
 		{"apps:info", s.appsInfoCommand},
 		{"apps:destroy", s.appsDestroyCommand},
+		{"apps:set", s.appsSetCommand},
+		{"apps:get", s.appsGetCommand},
 		{"deploys", s.deploysCommand},
 		{"releases", s.releasesCommand},
 		{"rollback", s.rollbackCommand},

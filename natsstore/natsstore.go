@@ -40,6 +40,7 @@ func methods(s Backend) map[string]handler {
 		"Domains":               call1(s.Domains),
 		"ProcessScale":          call1(s.ProcessScale),
 		"ProcessLimits":         call1(s.ProcessLimits),
+		"AppSettings":           call1(s.AppSettings),
 		"CreateDeploy":          update(s.CreateDeploy),
 		"FinishDeploy":          exec3(s.FinishDeploy),
 		"FailUnfinishedDeploys": call2(s.FailUnfinishedDeploys),
@@ -266,6 +267,11 @@ func (c *Client) ProcessScale(ctx context.Context, appID int64) (map[string]int,
 func (c *Client) ProcessLimits(ctx context.Context, appID int64) (map[string]conductor.ProcessLimits, error) {
 	var r map[string]conductor.ProcessLimits
 	return r, c.do(ctx, "ProcessLimits", &r, appID)
+}
+
+func (c *Client) AppSettings(ctx context.Context, appID int64) (map[string]string, error) {
+	var r map[string]string
+	return r, c.do(ctx, "AppSettings", &r, appID)
 }
 
 func (c *Client) CreateDeploy(ctx context.Context, d *conductor.Deploy) error {

@@ -18,8 +18,16 @@ type Handler func(ctx context.Context, job *Job) error
 
 const ackWait = 60 * time.Second
 
-// Consume takes this host's jobs until ctx is done, running up to parallel at
-// once (the builder serializes jobs of one app itself). Jobs are acked when
+// MaxWaiting bounds the jobs a host takes from the stream beyond those it
+// runs: they wait in the builder (for their app's turn or a free slot),
+// kept ours by InProgress heartbeats; more stay in the stream.
+const MaxWaiting = 256
+
+// Consume takes this host's jobs until ctx is done: up to parallel
+// running plus MaxWaiting waiting, each handled at once in a goroutine of
+// its own. The handler bounds how many run (builder.Builder.Jobs) and
+// serializes jobs of one app, so a job waiting behind its app's deploy
+// never keeps another app's job from the stream. Jobs are acked when
 // handled, successful or not: a deploy is never retried behind the pusher's
 // back. A redelivered job (its worker died mid-way) is ended as failed,
 // because its push has already been answered.
@@ -32,20 +40,21 @@ func (q *Queue) Consume(ctx context.Context, host string, parallel int, handle H
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       ackWait,
 			MaxDeliver:    3,
-			MaxAckPending: parallel,
+			MaxAckPending: parallel + MaxWaiting,
 		})
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create consumer for host %s: %w", host, err)
 	}
-	sem := make(chan struct{}, parallel)
 	var running sync.WaitGroup
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		sem <- struct{}{}
+		// Never blocks: a job handed over here starts its heartbeat at once,
+		// so one waiting in the builder is not redelivered (MaxAckPending
+		// bounds the goroutines).
 		running.Add(1)
 		go func() {
-			defer func() { <-sem; running.Done() }()
+			defer running.Done()
 			q.handle(ctx, msg, handle)
 		}()
 	}, jetstream.PullMaxMessages(parallel))

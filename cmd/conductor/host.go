@@ -141,7 +141,7 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 		Host: o.name, Store: store, Queue: q, Layout: h.Layout, Circus: h.Circus, Nginx: h.Nginx, Databases: h.Databases,
 		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Pythons: o.pythons, UV: o.uv, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
 		CertsDir: filepath.Join(data, "certs"),
-		Cgroups:  own, AppCgroups: apps, Instance: instance,
+		Cgroups:  own, AppCgroups: apps, Instance: instance, Jobs: o.jobs,
 	}
 	if err := h.Builder.Reconcile(ctx); err != nil {
 		h.Stop()
