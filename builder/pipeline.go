@@ -97,10 +97,14 @@ type deployment struct {
 	config      map[string]string  // the app's config vars, snapshot into the release
 	reused      *conductor.Release // the kept release a rollback or restart runs again
 	started     time.Time
+	timeouts    conductor.Timeouts // apps:set timeout.* (timeouts.go)
 }
 
 func (d *deployment) run(ctx context.Context) error {
 	d.started = time.Now()
+	if err := d.loadTimeouts(ctx); err != nil {
+		return err
+	}
 	steps := pipeline
 	switch d.job.Kind {
 	case queue.KindRollback:
@@ -113,7 +117,7 @@ func (d *deployment) run(ctx context.Context) error {
 			d.log.Printf("-----> %s", s.header)
 		}
 		start := time.Now()
-		if err := s.run(d, ctx); err != nil {
+		if err := d.runStep(ctx, s); err != nil {
 			d.cleanup(context.WithoutCancel(ctx))
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
