@@ -50,6 +50,30 @@ var Permissions = map[string]Permission{
 	"config:unset": {Level: ReadWrite, PerApp: true, Changes: true},
 	"logs":         {Level: ReadWrite, PerApp: true},
 
+	// Config files: stored, listed and removed like config vars; their
+	// content is read back by admins only (developers' code reads it in
+	// the release, as the app user).
+	"config:file":        {Level: ReadWrite, PerApp: true, Changes: true},
+	"config:files":       {Level: ReadWrite, PerApp: true},
+	"config:file:remove": {Level: ReadWrite, PerApp: true, Changes: true},
+	"config:file:get":    {Level: Admin, PerApp: true},
+
+	// Databases take room on a shared server and db:destroy drops data:
+	// adding and dropping them is the admin's, like apps:create and
+	// apps:destroy. A developer sees the list (never a password: the app's
+	// own environment has those, which run shows them anyway).
+	"db":         {Level: ReadWrite, PerApp: true},
+	"db:list":    {Level: ReadWrite, PerApp: true},
+	"db:create":  {Level: Admin, PerApp: true, Changes: true},
+	"db:destroy": {Level: Admin, PerApp: true, Changes: true},
+
+	// An app's Redis takes memory on its host and redis:destroy deletes
+	// data: the admin's, like db:create. A developer sees it (never its
+	// password).
+	"redis":         {Level: ReadWrite, PerApp: true},
+	"redis:create":  {Level: Admin, PerApp: true, Changes: true},
+	"redis:destroy": {Level: Admin, PerApp: true, Changes: true},
+
 	"ps":         {Level: ReadWrite, PerApp: true},
 	"ps:scale":   {Level: ReadWrite, PerApp: true, Changes: true},
 	"ps:restart": {Level: ReadWrite, PerApp: true, Changes: true},

@@ -64,13 +64,23 @@ type AppInfo struct {
 	Host string `json:"host,omitempty"` // the worker host that runs it
 	Rev  string `json:"rev,omitempty"`  // commit of the release it was serving
 	Data bool   `json:"data"`           // its data dir is in the archive (it was on this host)
-	Dump string `json:"dump,omitempty"` // path of its database dump in the archive
+	Dump string `json:"dump,omitempty"` // path of its default database's dump in the archive
+	// Dumps are its other aliases' databases (db:create --alias).
+	Dumps []AliasDump `json:"dumps,omitempty"`
 
 	// Notes say what of its data dir was left out of the archive, and
 	// why (a link to its database, a file it could not read itself).
 	// They are learnt while the archive is written, after the manifest
 	// in it: Write returns them, the archive does not hold them.
 	Notes []string `json:"-"`
+}
+
+// AliasDump is the dump of an app's database under an alias other than
+// the default.
+type AliasDump struct {
+	Alias string `json:"alias"`
+	Kind  string `json:"kind"` // postgres or mysql
+	Path  string `json:"path"` // in the archive
 }
 
 // Backup takes backups of one Conductor.
@@ -148,7 +158,12 @@ func (b *Backup) Write(ctx context.Context, w io.Writer) (*Manifest, error) {
 			}
 		}
 		if app.Dump != "" {
-			if err := b.dump(ctx, aw, tmp, *app, dbs[app.Name]); err != nil {
+			if err := b.dump(ctx, aw, tmp, app.Name, app.Dump, dbs[app.Name][conductor.DefaultAlias]); err != nil {
+				return nil, err
+			}
+		}
+		for _, d := range app.Dumps {
+			if err := b.dump(ctx, aw, tmp, app.Name, d.Path, dbs[app.Name][d.Alias]); err != nil {
 				return nil, err
 			}
 		}
@@ -163,8 +178,8 @@ func (b *Backup) Write(ctx context.Context, w io.Writer) (*Manifest, error) {
 }
 
 // manifest lists the apps of the state snapshot at path, with their
-// server databases' credentials.
-func (b *Backup) manifest(ctx context.Context, path string) (*Manifest, map[string]*conductor.AppDatabase, error) {
+// server databases' credentials, by app and alias.
+func (b *Backup) manifest(ctx context.Context, path string) (*Manifest, map[string]map[string]*conductor.AppDatabase, error) {
 	store, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the state snapshot: %w", err)
@@ -175,7 +190,7 @@ func (b *Backup) manifest(ctx context.Context, path string) (*Manifest, map[stri
 		return nil, nil, err
 	}
 	m := &Manifest{Format: Format, Created: time.Now().UTC(), Conductor: b.Version, Data: b.Data}
-	dbs := map[string]*conductor.AppDatabase{}
+	dbs := map[string]map[string]*conductor.AppDatabase{}
 	for _, app := range apps {
 		info := AppInfo{Name: app.Name, DB: app.DBKind, Host: app.Host}
 		if r, err := store.CurrentRelease(ctx, app.ID); err == nil {
@@ -191,17 +206,25 @@ func (b *Backup) manifest(ctx context.Context, path string) (*Manifest, map[stri
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			info.Notes = append(info.Notes, "data dir not backed up: "+printable(err.Error()))
 		}
-		if app.DBKind != conductor.DBSQLite {
-			db, err := store.FindAppDatabase(ctx, app.ID)
-			switch {
-			case err == nil:
-				if b.Servers[db.Kind] == nil {
-					return nil, nil, fmt.Errorf("app %s has a %s database: give its server's administrator DSN (--%s-dsn-file) to dump it", app.Name, db.Kind, db.Kind)
-				}
-				dbs[app.Name] = db
+		// Every alias is dumped; one not provisioned yet (apps:create
+		// --db before the first deploy) has no row and nothing to dump.
+		all, err := store.AppDatabases(ctx, app.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, db := range all {
+			if b.Servers[db.Kind] == nil {
+				return nil, nil, fmt.Errorf("app %s has a %s database: give its server's administrator DSN (--%s-dsn-file) to dump it", app.Name, db.Kind, db.Kind)
+			}
+			if dbs[app.Name] == nil {
+				dbs[app.Name] = map[string]*conductor.AppDatabase{}
+			}
+			dbs[app.Name][db.Alias] = db
+			if db.Alias == conductor.DefaultAlias {
 				info.Dump = dumpsDir + "/" + app.Name + ".sql"
-			case conductor.ErrorCode(err) != conductor.ENOTFOUND: // not provisioned yet: nothing to dump
-				return nil, nil, err
+			} else {
+				// Aliases have no dot, so this never meets another name.
+				info.Dumps = append(info.Dumps, AliasDump{Alias: db.Alias, Kind: db.Kind, Path: dumpsDir + "/" + app.Name + "." + db.Alias + ".sql"})
 			}
 		}
 		m.Apps = append(m.Apps, info)
@@ -292,9 +315,9 @@ func (b *Backup) sqliteEntry(ctx context.Context, a *archiveWriter, src *source,
 	return true, a.content(name, &snap, f)
 }
 
-// dump archives an app's server database as SQL.
-func (b *Backup) dump(ctx context.Context, aw *archiveWriter, tmp string, app AppInfo, db *conductor.AppDatabase) error {
-	path := filepath.Join(tmp, app.Name+".sql")
+// dump archives an app's server database as SQL, at name in the archive.
+func (b *Backup) dump(ctx context.Context, aw *archiveWriter, tmp, app, name string, db *conductor.AppDatabase) error {
+	path := filepath.Join(tmp, filepath.Base(name))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -305,11 +328,11 @@ func (b *Backup) dump(ctx context.Context, aw *archiveWriter, tmp string, app Ap
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("dump the database of %s: %w", app.Name, err)
+		return fmt.Errorf("dump the database %s of %s: %w", db.Alias, app, err)
 	}
-	slog.Info("dumped app database", "app", app.Name, "db", db)
+	slog.Info("dumped app database", "app", app, "db", db)
 	defer os.Remove(path)
-	return aw.file(app.Dump, path)
+	return aw.file(name, path)
 }
 
 // archiveWriter adds files to a tar stream.

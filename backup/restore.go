@@ -53,6 +53,11 @@ func (rs *Restore) Run(ctx context.Context, r io.Reader) (*Manifest, error) {
 		if app.Dump != "" && rs.Servers[app.DB] == nil {
 			return nil, fmt.Errorf("app %s has a %s database in this backup: give its server's administrator DSN (--%s-dsn-file)", app.Name, app.DB, app.DB)
 		}
+		for _, d := range app.Dumps {
+			if rs.Servers[d.Kind] == nil {
+				return nil, fmt.Errorf("app %s has a %s database (%s) in this backup: give its server's administrator DSN (--%s-dsn-file)", app.Name, d.Kind, d.Alias, d.Kind)
+			}
+		}
 	}
 	if err := os.MkdirAll(rs.Data, 0o711); err != nil {
 		return nil, err
@@ -156,19 +161,29 @@ func (rs *Restore) finish(ctx context.Context, m *Manifest, users map[string]*pr
 				return err
 			}
 		}
-		if info.Dump == "" {
+		type dump struct{ alias, path string }
+		var todo []dump
+		if info.Dump != "" {
+			todo = append(todo, dump{conductor.DefaultAlias, info.Dump})
+		}
+		for _, d := range info.Dumps {
+			todo = append(todo, dump{d.Alias, d.Path})
+		}
+		if len(todo) == 0 {
 			continue
 		}
 		app, err := store.FindApp(ctx, info.Name)
 		if err != nil {
 			return err
 		}
-		db, err := store.FindAppDatabase(ctx, app.ID)
-		if err != nil {
-			return fmt.Errorf("app %s: the backup has its dump but not its credentials: %w", info.Name, err)
-		}
-		if err := rs.load(ctx, db, filepath.Join(dumps, strings.TrimPrefix(info.Dump, dumpsDir+"/"))); err != nil {
-			return fmt.Errorf("app %s: %w", info.Name, err)
+		for _, d := range todo {
+			db, err := store.FindAppDatabase(ctx, app.ID, d.alias)
+			if err != nil {
+				return fmt.Errorf("app %s: the backup has the dump of its database %s but not its credentials: %w", info.Name, d.alias, err)
+			}
+			if err := rs.load(ctx, db, filepath.Join(dumps, strings.TrimPrefix(d.path, dumpsDir+"/"))); err != nil {
+				return fmt.Errorf("app %s: %w", info.Name, err)
+			}
 		}
 	}
 	return nil

@@ -41,7 +41,7 @@ var pipeline = []step{
 	{"post_compile", "", (*deployment).postcompile}, // bin/post_compile, after collectstatic (django-compressor's compress)
 	{"release", "Running the release phase", (*deployment).release},
 	{"start", "Starting processes", (*deployment).start},
-	{"check", "Checking the new release", (*deployment).check},
+	{"check", "Checking the new release", (*deployment).checkRelease},
 	{"switch", "Switching traffic to the new release", (*deployment).switchTraffic},
 	{"retire", "Retiring the previous release", (*deployment).retire},
 }
@@ -55,7 +55,7 @@ var rollbackPipeline = []step{
 	{"restore", "Restoring the release", (*deployment).restore},
 	{"settings", "Writing settings", (*deployment).settings},
 	{"start", "Starting processes", (*deployment).start},
-	{"check", "Checking the release", (*deployment).check},
+	{"check", "Checking the release", (*deployment).checkRelease},
 	{"switch", "Switching traffic to the release", (*deployment).switchTraffic},
 	{"retire", "Retiring the previous release", (*deployment).retire},
 }
@@ -68,7 +68,7 @@ var restartPipeline = []step{
 	{"restore", "Restoring the serving release", (*deployment).restore},
 	{"settings", "Writing settings", (*deployment).settings},
 	{"start", "Starting processes", (*deployment).start},
-	{"check", "Checking the release", (*deployment).check},
+	{"check", "Checking the release", (*deployment).checkRelease},
 	{"switch", "Switching traffic to the release", (*deployment).switchTraffic},
 	{"retire", "Retiring the previous release", (*deployment).retire},
 }
@@ -81,9 +81,9 @@ type deployment struct {
 	log *queue.LogWriter
 
 	user        *provision.AppUser
-	db          provision.Database // what Django needs to reach the app's database
-	previous    *conductor.Release // serving release, nil on a first deploy
-	dir         string             // the new release's directory
+	dbs         []provision.Database // what Django needs to reach the app's databases, the default first
+	previous    *conductor.Release   // serving release, nil on a first deploy
+	dir         string               // the new release's directory
 	venv        string
 	build       *pybuild.Build // what the release needs to build (builder/build.go)
 	appDir      string         // the directory holding manage.py: d.dir or below it
@@ -91,13 +91,18 @@ type deployment struct {
 	procfile    process.Procfile
 	env         map[string]string // environment of every app process and build command
 	port        int               // the new release's web port
-	switched    bool
-	newWatcher  string
+	newWatcher  string       // the new release's web watcher ("" without web)
+	newWatchers []string     // all the new release's watchers, web first
+	others      []*otherType // its other process types, started (processes.go)
+	siteWritten bool         // nginx's site names the new release (switch.go)
+	committed   bool         // the new release is recorded as current: the commit point
 	domains     []string           // custom domains (domains:add): server_name and ALLOWED_HOSTS
 	config      map[string]string  // the app's config vars, snapshot into the release
 	reused      *conductor.Release // the kept release a rollback or restart runs again
 	started     time.Time
+	redis       *conductor.Redis   // redis:create's server: REDIS_URL (redis.go)
 	timeouts    conductor.Timeouts // apps:set timeout.* (timeouts.go)
+	runner      *manageRunner      // the interpreter collectstatic left for migrate (manage.go)
 }
 
 func (d *deployment) run(ctx context.Context) error {
@@ -113,16 +118,30 @@ func (d *deployment) run(ctx context.Context) error {
 		steps = restartPipeline
 	}
 	for _, s := range steps {
+		pauseAt("step:" + s.name) // testhook.go
 		if s.header != "" {
 			d.log.Printf("-----> %s", s.header)
 		}
 		start := time.Now()
-		if err := d.runStep(ctx, s); err != nil {
+		sctx := ctx
+		if d.committed {
+			sctx = context.WithoutCancel(ctx) // a cancel cannot undo a live release
+		}
+		if err := d.runStep(sctx, s); err != nil {
+			if d.committed {
+				// The new release is live and recorded: what is left is
+				// housekeeping, which the next deploy and the start-up
+				// reconcile do again. It never fails the deploy.
+				d.log.Printf("       Warning: %s: %v (done again at the next deploy)", s.name, conductor.ErrorMessage(err))
+				slog.Warn("housekeeping after the switch failed", "app", d.app.Name, "deploy", d.job.ID, "step", s.name, "err", err)
+				continue
+			}
 			d.cleanup(context.WithoutCancel(ctx))
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		slog.Debug("step done", "app", d.app.Name, "deploy", d.job.ID, "step", s.name, "took", time.Since(start))
 	}
+	pauseAt("step:end")
 	d.log.Printf("-----> Deployed %s at %s (release %s)", d.app.Name, d.url(), d.job.ID)
 	return nil
 }
@@ -130,11 +149,19 @@ func (d *deployment) run(ctx context.Context) error {
 // cleanup undoes what a failed deploy started, never touching the serving
 // release.
 func (d *deployment) cleanup(ctx context.Context) {
-	if d.switched {
+	d.stopRunner()
+	if d.committed {
 		return
 	}
-	if d.newWatcher != "" {
-		_ = d.removeWatcher(ctx, d.newWatcher)
+	if d.siteWritten && !d.restoreSite(ctx) { // switch.go
+		// nginx may still route to the new release: it keeps running
+		// until the next deploy or start-up reconcile puts things right.
+		return
+	}
+	for i := len(d.newWatchers) - 1; i >= 0; i-- {
+		if w := d.newWatchers[i]; d.removeWatcher(ctx, w) != nil {
+			slog.Warn("could not remove a failed deploy's watcher", "app", d.app.Name, "watcher", w)
+		}
 	}
 	if d.dir != "" && d.reused == nil { // a kept release's dir stays
 		_ = os.RemoveAll(d.dir)
@@ -162,10 +189,19 @@ func (d *deployment) provision(ctx context.Context) error {
 	if err := provision.Dirs(ctx, l, d.app.Name, u); err != nil {
 		return err
 	}
-	if d.db, err = d.b.Databases.Ensure(ctx, d.app, u); err != nil {
+	if d.dbs, err = d.b.Databases.Ensure(ctx, d.app, u); err != nil {
 		return err
 	}
-	d.log.Printf("       Database: %s", d.db) // String leaves the password out
+	for _, db := range d.dbs {
+		if db.Alias == conductor.DefaultAlias {
+			d.log.Printf("       Database: %s", db) // String leaves the password out
+		} else {
+			d.log.Printf("       Database %s: %s", db.Alias, db)
+		}
+	}
+	if d.redis, err = d.b.appRedis(ctx, d.app); err != nil {
+		return err
+	}
 	prev, err := d.b.Store.CurrentRelease(ctx, d.app.ID)
 	if err != nil && conductor.ErrorCode(err) != conductor.ENOTFOUND {
 		return err
@@ -252,7 +288,6 @@ func (d *deployment) baseEnv() map[string]string {
 		"PYTHONUNBUFFERED":        "1",
 		"PYTHONDONTWRITEBYTECODE": "",
 		"DJANGO_SETTINGS_MODULE":  "local_settings",
-		"DATABASE_URL":            d.db.URL,
 		"CONDUCTOR_APP":           d.app.Name,
 		"CONDUCTOR_RELEASE":       d.job.ID,
 	} {
@@ -262,10 +297,17 @@ func (d *deployment) baseEnv() map[string]string {
 		}
 		env[k] = v
 	}
+	// DATABASE_URL and <ALIAS>_DATABASE_URL are Conductor's too.
+	for _, db := range d.dbs {
+		env[conductor.DatabaseURLVar(db.Alias)] = db.URL
+	}
+	if d.redis != nil {
+		env["REDIS_URL"] = d.redis.URL() // Conductor's, like DATABASE_URL
+	}
 	return env
 }
 
-// settings writes local_settings.py.
+// settings writes local_settings.py and places the config files.
 func (d *deployment) settings(ctx context.Context) error {
 	l := d.b.Layout
 	domains, err := d.b.Store.Domains(ctx, d.app.ID)
@@ -273,16 +315,19 @@ func (d *deployment) settings(ctx context.Context) error {
 		return err
 	}
 	d.domains = domains
-	return provision.WriteSettings(provision.Settings{
+	if err := provision.WriteSettings(provision.Settings{
 		App:        d.app.Name,
 		Release:    d.job.ID,
 		Module:     d.build.Settings,
 		SecretKey:  d.app.SecretKey,
 		Hosts:      append([]string{d.host(), "127.0.0.1", "localhost"}, d.domains...),
-		DB:         d.db,
+		DBs:        d.dbs,
 		StaticRoot: filepath.Join(d.dir, "staticfiles"),
 		MediaRoot:  l.MediaDir(d.app.Name),
-	}, d.dir, d.build.AppDir, d.user)
+	}, d.dir, d.build.AppDir, d.user); err != nil {
+		return err
+	}
+	return d.placeConfigFiles(ctx) // config:file (configfiles.go)
 }
 
 // release runs the Procfile's release command, or Django's migrate.
@@ -296,6 +341,9 @@ func (d *deployment) release(ctx context.Context) error {
 			return failf("release command failed: %v", err)
 		}
 		return nil
+	}
+	if d.runner != nil { // collectstatic's interpreter (manage.go)
+		return d.migrateInRunner(ctx)
 	}
 	if err := d.cmd(ctx, d.appDir, "python", "manage.py", "migrate", "--noinput"); err != nil {
 		return failf("migrate failed: %v", err)
@@ -315,10 +363,10 @@ func (d *deployment) collectstatic(ctx context.Context) error {
 		d.log.Printf("       DISABLE_COLLECTSTATIC is set: skipped")
 		return nil
 	}
-	if err := d.cmd(ctx, d.appDir, "python", "manage.py", "collectstatic", "--noinput", "-v", "1"); err != nil {
-		return failf("collectstatic failed: %v", err)
+	if d.oneInterpreter() { // and migrate after it (manage.go)
+		return d.collectstaticThenMigrate(ctx)
 	}
-	return nil
+	return d.cmdCollectstatic(ctx)
 }
 
 // restore loads the kept release a rollback or restart runs: its directory

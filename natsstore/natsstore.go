@@ -40,6 +40,7 @@ func methods(s Backend) map[string]handler {
 		"Domains":               call1(s.Domains),
 		"ProcessScale":          call1(s.ProcessScale),
 		"ProcessLimits":         call1(s.ProcessLimits),
+		"AppRedis":              call1(s.AppRedis),
 		"AppSettings":           call1(s.AppSettings),
 		"CreateDeploy":          update(s.CreateDeploy),
 		"FinishDeploy":          exec3(s.FinishDeploy),
@@ -49,9 +50,15 @@ func methods(s Backend) map[string]handler {
 		"ListReleases":          call1(s.ListReleases),
 		"FindRelease":           call2(s.FindRelease),
 		"EnsureAppDatabase":     call1(s.EnsureAppDatabase),
-		"FindAppDatabase":       call1(s.FindAppDatabase),
-		"DeleteAppDatabase":     exec1(s.DeleteAppDatabase),
+		"FindAppDatabase":       call2(s.FindAppDatabase),
+		"AppDatabases":          call1(s.AppDatabases),
+		"DeleteAppDatabase":     exec2(s.DeleteAppDatabase),
+		"SetAppDBKind":          exec2(s.SetAppDBKind),
 		"Certificates":          call1(s.Certificates),
+		"ConfigFiles":           call1(s.ConfigFiles),
+		"ConfigFileContent":     call2(s.ConfigFileContent),
+		"PlacedConfigFiles":     call2(s.PlacedConfigFiles),
+		"SetPlacedConfigFiles":  exec3(s.SetPlacedConfigFiles),
 	}
 }
 
@@ -311,16 +318,46 @@ func (c *Client) EnsureAppDatabase(ctx context.Context, db *conductor.AppDatabas
 	return r, c.do(ctx, "EnsureAppDatabase", &r, db)
 }
 
-func (c *Client) FindAppDatabase(ctx context.Context, appID int64) (*conductor.AppDatabase, error) {
+func (c *Client) FindAppDatabase(ctx context.Context, appID int64, alias string) (*conductor.AppDatabase, error) {
 	var r *conductor.AppDatabase
-	return r, c.do(ctx, "FindAppDatabase", &r, appID)
+	return r, c.do(ctx, "FindAppDatabase", &r, appID, alias)
 }
 
-func (c *Client) DeleteAppDatabase(ctx context.Context, appID int64) error {
-	return c.do(ctx, "DeleteAppDatabase", nil, appID)
+func (c *Client) AppDatabases(ctx context.Context, appID int64) ([]*conductor.AppDatabase, error) {
+	var r []*conductor.AppDatabase
+	return r, c.do(ctx, "AppDatabases", &r, appID)
+}
+
+func (c *Client) DeleteAppDatabase(ctx context.Context, appID int64, alias string) error {
+	return c.do(ctx, "DeleteAppDatabase", nil, appID, alias)
+}
+
+func (c *Client) SetAppDBKind(ctx context.Context, appID int64, kind string) error {
+	return c.do(ctx, "SetAppDBKind", nil, appID, kind)
 }
 
 func (c *Client) Certificates(ctx context.Context, appID int64) ([]*conductor.Certificate, error) {
 	var r []*conductor.Certificate
 	return r, c.do(ctx, "Certificates", &r, appID)
+}
+
+func (c *Client) ConfigFiles(ctx context.Context, appID int64) ([]*conductor.ConfigFile, error) {
+	var r []*conductor.ConfigFile
+	return r, c.do(ctx, "ConfigFiles", &r, appID)
+}
+
+// ConfigFileContent is one reply per file: its size is bounded
+// (conductor.MaxConfigFileSize) so the base64 in JSON fits NATS's payload.
+func (c *Client) ConfigFileContent(ctx context.Context, appID int64, path string) ([]byte, error) {
+	var r []byte
+	return r, c.do(ctx, "ConfigFileContent", &r, appID, path)
+}
+
+func (c *Client) PlacedConfigFiles(ctx context.Context, appID int64, dir string) ([]string, error) {
+	var r []string
+	return r, c.do(ctx, "PlacedConfigFiles", &r, appID, dir)
+}
+
+func (c *Client) SetPlacedConfigFiles(ctx context.Context, appID int64, dir string, paths []string) error {
+	return c.do(ctx, "SetPlacedConfigFiles", nil, appID, dir, paths)
 }

@@ -54,32 +54,184 @@ func (p *Databases) server(kind string) (conductor.DatabaseServer, error) {
 	return p.Servers[kind], nil
 }
 
-// Ensure makes sure the app's database exists and returns what Django needs
-// to reach it. On a server, credentials are generated on the first call and
-// stored before the server is touched, so every later call, a redeploy or a
-// retried job, uses the same ones.
-func (p *Databases) Ensure(ctx context.Context, app *conductor.App, u *AppUser) (Database, error) {
+// Ensure makes sure each of the app's databases exists and returns what
+// Django needs to reach them, the default first. On a server, credentials
+// are generated on the first call and stored before the server is touched,
+// so every later call, a redeploy or a retried job, uses the same ones. A
+// SQLite default is a file in the app's data dir; the other aliases are the
+// ones db:create added.
+func (p *Databases) Ensure(ctx context.Context, app *conductor.App, u *AppUser) ([]Database, error) {
+	var out []Database
 	if app.DBKind == conductor.DBSQLite {
-		return p.ensureSQLite(app, u)
+		db, err := p.ensureSQLite(app, u)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, db)
+	} else {
+		if _, err := p.server(app.DBKind); err != nil {
+			return nil, err
+		}
+		// apps:create --db: the default's credentials are made by the
+		// first deploy.
+		if _, err := p.Store.EnsureAppDatabase(ctx, p.newDatabase(app, app.DBKind, conductor.DefaultAlias)); err != nil {
+			return nil, err
+		}
 	}
-	srv, err := p.server(app.DBKind)
+	dbs, err := p.Store.AppDatabases(ctx, app.ID)
 	if err != nil {
-		return Database{}, err
+		return nil, err
 	}
-	db, err := p.Store.EnsureAppDatabase(ctx, &conductor.AppDatabase{
-		AppID: app.ID, Kind: app.DBKind, Name: app.Name, User: app.Name, Password: RandomString(32),
-	})
+	for _, db := range dbs {
+		if db.Alias == conductor.DefaultAlias && db.Kind != app.DBKind {
+			return nil, fmt.Errorf("app %s has a %s default database recorded, not %s", app.Name, db.Kind, app.DBKind)
+		}
+		srv, err := p.server(db.Kind)
+		if err != nil {
+			return nil, err
+		}
+		if err := srv.Create(ctx, db); err != nil {
+			return nil, err
+		}
+		host, port := srv.Endpoint()
+		out = append(out, ServerDatabase(db, host, port))
+	}
+	return out, nil
+}
+
+// newDatabase is a database for app's alias with new credentials: the
+// default is named after the app, another alias <app>_<alias> (app names
+// have no underscore, so no two apps' names meet).
+func (p *Databases) newDatabase(app *conductor.App, kind, alias string) *conductor.AppDatabase {
+	name := app.Name
+	if alias != conductor.DefaultAlias {
+		name = app.Name + "_" + alias
+	}
+	return &conductor.AppDatabase{AppID: app.ID, Alias: alias, Kind: kind, Name: name, User: name, Password: RandomString(32)}
+}
+
+// AddResult is what Add did.
+type AddResult struct {
+	DB *conductor.AppDatabase
+	// KeptSQLite is the SQLite file the app used as its default before,
+	// kept with its data (empty when there was none).
+	KeptSQLite string
+}
+
+// Add gives the app a new database of kind on its server under alias
+// (db:create), provisioned now so that a refused name or an unreachable
+// server is told at once. A failure leaves nothing behind: the database,
+// user and credentials made for it are removed. The alias must be free,
+// except "default" on an app whose default is SQLite: the new database
+// becomes the default and the SQLite file stays where it is, untouched.
+func (p *Databases) Add(ctx context.Context, app *conductor.App, kind, alias string) (AddResult, error) {
+	if err := conductor.ValidateDatabaseAlias(alias); err != nil {
+		return AddResult{}, err
+	}
+	if kind != conductor.DBPostgres && kind != conductor.DBMySQL {
+		return AddResult{}, conductor.Errorf(conductor.EINVALID, "unknown database kind %q: use postgres or mysql", kind)
+	}
+	srv, err := p.server(kind)
 	if err != nil {
-		return Database{}, err
+		return AddResult{}, err
 	}
-	if db.Kind != app.DBKind {
-		return Database{}, fmt.Errorf("app %s has a %s database recorded, not %s", app.Name, db.Kind, app.DBKind)
+	var res AddResult
+	if alias == conductor.DefaultAlias {
+		if app.DBKind != conductor.DBSQLite {
+			return AddResult{}, conductor.Errorf(conductor.ECONFLICT,
+				"%s's default database is %s already: save its data, then db:destroy %s --alias default --confirm first", app.Name, kindName(app.DBKind), app.Name)
+		}
+		if p.SQLiteExists(app.Name) {
+			res.KeptSQLite = SQLiteDatabase(p.Layout, app.Name).Name
+		}
+	}
+	if _, err := p.Store.FindAppDatabase(ctx, app.ID, alias); err == nil {
+		return AddResult{}, conductor.Errorf(conductor.ECONFLICT, "%s has a database %s already", app.Name, alias)
+	} else if conductor.ErrorCode(err) != conductor.ENOTFOUND {
+		return AddResult{}, err
+	}
+	want := p.newDatabase(app, kind, alias)
+	db, err := p.Store.EnsureAppDatabase(ctx, want)
+	if err != nil {
+		return AddResult{}, err
+	}
+	if db.Password != want.Password {
+		// Another db:create of the same alias got there first.
+		return AddResult{}, conductor.Errorf(conductor.ECONFLICT, "%s has a database %s already", app.Name, alias)
+	}
+	undo := func(cause error) error {
+		ctx := context.WithoutCancel(ctx)
+		// Drop refuses what Conductor did not create, so a name taken by
+		// someone else is left alone.
+		if err := srv.Drop(ctx, db); err != nil {
+			slog.Warn("undo a failed database provision", "app", app.Name, "db", db, "err", err)
+		}
+		if err := p.Store.DeleteAppDatabase(ctx, app.ID, alias); err != nil {
+			slog.Warn("undo a failed database provision", "app", app.Name, "db", db, "err", err)
+		}
+		return cause
 	}
 	if err := srv.Create(ctx, db); err != nil {
-		return Database{}, err
+		return AddResult{}, undo(err)
 	}
-	host, port := srv.Endpoint()
-	return ServerDatabase(db, host, port), nil
+	if alias == conductor.DefaultAlias {
+		if err := p.Store.SetAppDBKind(ctx, app.ID, kind); err != nil {
+			return AddResult{}, undo(err)
+		}
+		app.DBKind = kind
+	}
+	slog.Info("added app database", "app", app.Name, "db", db)
+	res.DB = db
+	return res, nil
+}
+
+// Remove drops the app's database of that alias with its data and forgets
+// it (db:destroy). The default can go only when it is on a server: the app
+// falls back to its SQLite file in its data dir, the one it had before
+// db:create, if any. A SQLite default is removed by apps:destroy only.
+func (p *Databases) Remove(ctx context.Context, app *conductor.App, alias string) (*conductor.AppDatabase, error) {
+	if err := conductor.ValidateDatabaseAlias(alias); err != nil {
+		return nil, err
+	}
+	if alias == conductor.DefaultAlias && app.DBKind == conductor.DBSQLite {
+		return nil, conductor.Errorf(conductor.EINVALID, "%s's default database is its SQLite file: it goes with apps:destroy only", app.Name)
+	}
+	db, err := p.Store.FindAppDatabase(ctx, app.ID, alias)
+	if conductor.ErrorCode(err) == conductor.ENOTFOUND {
+		if alias == conductor.DefaultAlias {
+			// apps:create --db, never deployed: nothing on the server yet.
+			return nil, p.Store.SetAppDBKind(ctx, app.ID, conductor.DBSQLite)
+		}
+		return nil, conductor.Errorf(conductor.ENOTFOUND, "%s has no database %s", app.Name, alias)
+	} else if err != nil {
+		return nil, err
+	}
+	srv, err := p.server(db.Kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Drop(ctx, db); err != nil {
+		return nil, err
+	}
+	if alias == conductor.DefaultAlias {
+		if err := p.Store.SetAppDBKind(ctx, app.ID, conductor.DBSQLite); err != nil {
+			return nil, err
+		}
+		app.DBKind = conductor.DBSQLite
+	}
+	if err := p.Store.DeleteAppDatabase(ctx, app.ID, alias); err != nil {
+		return nil, err
+	}
+	slog.Info("dropped app database", "app", app.Name, "db", db)
+	return db, nil
+}
+
+// SQLiteExists tells whether the app has a SQLite database file (its
+// default's, or the one kept when db:create replaced it). The data dir is
+// the app's: it is looked at without following a link.
+func (p *Databases) SQLiteExists(app string) bool {
+	_, err := safefs.Lstat(p.Layout.ProjectsDir(), app+"/data/db.sqlite3")
+	return err == nil
 }
 
 // SQLite's own files next to a database.
@@ -111,41 +263,44 @@ func (p *Databases) ensureSQLite(app *conductor.App, u *AppUser) (Database, erro
 	return db, nil
 }
 
-// Drop removes the app's database and all its data, then forgets its
-// credentials; stop the app's processes first. Only what Conductor created
-// for this app is dropped: a server refuses a database or user of that name
-// that it did not create. An app that was never deployed has nothing to
-// drop. apps:destroy calls it.
+// Drop removes all the app's databases and their data, then forgets their
+// credentials; stop the app's processes first. Its SQLite file goes too,
+// whether it is the default or was kept when db:create replaced it. Only
+// what Conductor created for this app is dropped: a server refuses a
+// database or user of that name that it did not create. apps:destroy calls
+// it.
 func (p *Databases) Drop(ctx context.Context, app *conductor.App) error {
-	if app.DBKind == conductor.DBSQLite {
-		path := SQLiteDatabase(p.Layout, app.Name).Name
-		for _, suffix := range sqliteSuffixes {
-			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
+	path := SQLiteDatabase(p.Layout, app.Name).Name
+	for _, suffix := range sqliteSuffixes {
+		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
 		}
-		return nil
 	}
-	db, err := p.Store.FindAppDatabase(ctx, app.ID)
-	if conductor.ErrorCode(err) == conductor.ENOTFOUND {
-		return nil // never provisioned: credentials are stored before anything is created
-	} else if err != nil {
-		return err
-	}
-	srv, err := p.server(db.Kind)
+	dbs, err := p.Store.AppDatabases(ctx, app.ID)
 	if err != nil {
 		return err
 	}
-	if err := srv.Drop(ctx, db); err != nil {
-		return err
+	for _, db := range dbs {
+		srv, err := p.server(db.Kind)
+		if err != nil {
+			return err
+		}
+		if err := srv.Drop(ctx, db); err != nil {
+			return err
+		}
+		slog.Info("dropped app database", "app", app.Name, "db", db)
+		if err := p.Store.DeleteAppDatabase(ctx, app.ID, db.Alias); err != nil {
+			return err
+		}
 	}
-	slog.Info("dropped app database", "app", app.Name, "db", db)
-	return p.Store.DeleteAppDatabase(ctx, app.ID)
+	return nil
 }
 
 // DatabaseInfo is what may be shown about an app's database: never the
 // password.
 type DatabaseInfo struct {
+	Alias       string `json:"alias"`          // Django's alias
+	Env         string `json:"env"`            // the variable holding its URL
 	Kind        string `json:"kind"`           // sqlite, postgres or mysql
 	Engine      string `json:"engine"`         // Django's ENGINE
 	Name        string `json:"name"`           // database name, or the SQLite file
@@ -155,27 +310,47 @@ type DatabaseInfo struct {
 	Provisioned bool   `json:"provisioned"` // false until the first deploy created it
 }
 
-// Describe tells which database the app has (or will have once deployed),
-// for apps:info.
+// Describe tells which default database the app has (or will have once
+// deployed), for apps:info.
 func (p *Databases) Describe(ctx context.Context, app *conductor.App) (DatabaseInfo, error) {
-	info := DatabaseInfo{Kind: app.DBKind, Engine: engines[app.DBKind]}
+	all, err := p.List(ctx, app)
+	if err != nil {
+		return DatabaseInfo{}, err
+	}
+	return all[0], nil
+}
+
+// List describes all the app's databases, the default first (db).
+func (p *Databases) List(ctx context.Context, app *conductor.App) ([]DatabaseInfo, error) {
+	def := DatabaseInfo{Alias: conductor.DefaultAlias, Env: "DATABASE_URL", Kind: app.DBKind, Engine: engines[app.DBKind]}
 	if app.DBKind == conductor.DBSQLite {
-		info.Name = SQLiteDatabase(p.Layout, app.Name).Name
-		_, err := os.Stat(info.Name)
-		info.Provisioned = err == nil
-		return info, nil
+		def.Name = SQLiteDatabase(p.Layout, app.Name).Name
+		_, err := os.Stat(def.Name)
+		def.Provisioned = err == nil
+	} else {
+		def.Name, def.User = app.Name, app.Name
+		if srv := p.Servers[app.DBKind]; srv != nil {
+			def.Host, def.Port = srv.Endpoint()
+		}
 	}
-	info.Name, info.User = app.Name, app.Name
-	db, err := p.Store.FindAppDatabase(ctx, app.ID)
-	if err == nil {
-		info.Name, info.User, info.Provisioned = db.Name, db.User, true
-	} else if conductor.ErrorCode(err) != conductor.ENOTFOUND {
-		return info, err
+	out := []DatabaseInfo{def}
+	dbs, err := p.Store.AppDatabases(ctx, app.ID)
+	if err != nil {
+		return nil, err
 	}
-	if srv := p.Servers[app.DBKind]; srv != nil {
-		info.Host, info.Port = srv.Endpoint()
+	for _, db := range dbs {
+		info := DatabaseInfo{Alias: db.Alias, Env: conductor.DatabaseURLVar(db.Alias), Kind: db.Kind, Engine: engines[db.Kind],
+			Name: db.Name, User: db.User, Provisioned: true}
+		if srv := p.Servers[db.Kind]; srv != nil {
+			info.Host, info.Port = srv.Endpoint()
+		}
+		if db.Alias == conductor.DefaultAlias {
+			out[0] = info
+		} else {
+			out = append(out, info)
+		}
 	}
-	return info, nil
+	return out, nil
 }
 
 // engines are Django's database backends by kind.
@@ -197,7 +372,12 @@ func ServerDatabase(db *conductor.AppDatabase, host, port string) Database {
 	} else if port != "" {
 		addr = net.JoinHostPort(host, port)
 	}
+	alias := db.Alias
+	if alias == "" {
+		alias = conductor.DefaultAlias
+	}
 	return Database{
+		Alias:  alias,
 		Engine: engines[db.Kind], Name: db.Name, Host: host, Port: port, User: db.User, Password: db.Password,
 		URL: urlSchemes[db.Kind] + "://" + url.UserPassword(db.User, db.Password).String() + "@" + addr + "/" + url.PathEscape(db.Name),
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/internal/dbtest"
 	"github.com/hasadna/conductor/mysql"
@@ -137,11 +139,12 @@ func TestEnsureSQLite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db, err := p.Ensure(ctx, app, u)
+	dbs, err := p.Ensure(ctx, app, u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if db.Name != path || db.URL != "sqlite:///"+path || db.Host != "" {
+	db := dbs[0]
+	if len(dbs) != 1 || db.Alias != conductor.DefaultAlias || db.Name != path || db.URL != "sqlite:///"+path || db.Host != "" {
 		t.Errorf("Ensure = %#v", db)
 	}
 	for _, f := range []string{path, path + "-wal"} {
@@ -201,23 +204,24 @@ func TestEnsureServer(t *testing.T) {
 			if err != nil || info.Provisioned || info.Name != "my-app" || info.Kind != kind {
 				t.Errorf("Describe before the first deploy = %+v, %v", info, err)
 			}
-			first, err := p.Ensure(ctx, app, nil)
+			firsts, err := p.Ensure(ctx, app, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			first := firsts[0]
 			host, port := srv.Endpoint()
 			if first.Name != "my-app" || first.User != "my-app" || first.Host != host || first.Port != port || len(first.Password) != 32 {
 				t.Errorf("Ensure = %#v (password of %d characters)", first, len(first.Password))
 			}
-			stored, err := store.FindAppDatabase(ctx, app.ID)
+			stored, err := store.FindAppDatabase(ctx, app.ID, conductor.DefaultAlias)
 			if err != nil || stored.Password != first.Password {
 				t.Fatalf("stored credentials %v, %v: not the ones given to the app", stored, err)
 			}
-			again, err := p.Ensure(ctx, app, nil)
+			agains, err := p.Ensure(ctx, app, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again.Password != first.Password || again.URL != first.URL {
+			if again := agains[0]; len(agains) != 1 || again.Password != first.Password || again.URL != first.URL {
 				t.Error("a second Ensure changed the credentials")
 			}
 			info, err = p.Describe(ctx, app)
@@ -228,7 +232,7 @@ func TestEnsureServer(t *testing.T) {
 			if err := p.Drop(ctx, app); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := store.FindAppDatabase(ctx, app.ID); conductor.ErrorCode(err) != conductor.ENOTFOUND {
+			if _, err := store.FindAppDatabase(ctx, app.ID, conductor.DefaultAlias); conductor.ErrorCode(err) != conductor.ENOTFOUND {
 				t.Errorf("credentials after Drop: %v", err)
 			}
 			if err := p.Drop(ctx, app); err != nil {
@@ -239,7 +243,7 @@ func TestEnsureServer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fresh.Password == first.Password {
+			if fresh[0].Password == first.Password {
 				t.Error("a dropped database came back with its old password")
 			}
 
@@ -253,5 +257,162 @@ func TestEnsureServer(t *testing.T) {
 				t.Errorf("Ensure without a %s server: %v", other, err)
 			}
 		})
+	}
+}
+
+// TestDatabaseAliases: db:create's Add gives an app more databases, each in
+// DATABASES and in its own variable; the default replaces a SQLite one and
+// keeps its file; a refused provision leaves nothing behind; Remove and
+// Drop remove them. A real PostgreSQL and MariaDB.
+func TestDatabaseAliases(t *testing.T) {
+	ctx := context.Background()
+	pgServer := dbtest.Postgres(t)
+	pg, err := postgres.New(pgServer.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	my, err := mysql.New(dbtest.MariaDB(t).AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := openStore(t)
+	l := Layout{Srv: t.TempDir()}
+	p := &Databases{Store: store, Layout: l, Servers: map[string]conductor.DatabaseServer{conductor.DBPostgres: pg, conductor.DBMySQL: my}}
+	b := freeBlock(t, 4)
+	app, err := NewApp(ctx, store, "alias-app", conductor.DBSQLite, "local", PortRange{From: b, To: b + 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := testUser(t)
+	if err := os.MkdirAll(l.DataDir(app.Name), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	sqlitePath := filepath.Join(l.DataDir(app.Name), "db.sqlite3")
+	if err := os.WriteFile(sqlitePath, []byte("old rows"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Refused inputs change nothing.
+	for _, tt := range []struct{ kind, alias, code string }{
+		{conductor.DBPostgres, "Metrics", conductor.EINVALID},
+		{conductor.DBPostgres, "1x", conductor.EINVALID},
+		{conductor.DBPostgres, "a-b", conductor.EINVALID},
+		{conductor.DBPostgres, strings.Repeat("a", 31), conductor.EINVALID},
+		{conductor.DBSQLite, "metrics", conductor.EINVALID},
+		{"oracle", "metrics", conductor.EINVALID},
+	} {
+		if _, err := p.Add(ctx, app, tt.kind, tt.alias); conductor.ErrorCode(err) != tt.code {
+			t.Errorf("Add(%s, %q) = %v, want %s", tt.kind, tt.alias, err, tt.code)
+		}
+	}
+	if all, _ := store.AppDatabases(ctx, app.ID); len(all) != 0 {
+		t.Fatalf("refused Adds recorded %v", all)
+	}
+
+	metrics, err := p.Add(ctx, app, conductor.DBMySQL, "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if metrics.DB.Name != "alias-app_metrics" || metrics.KeptSQLite != "" || app.DBKind != conductor.DBSQLite {
+		t.Errorf("Add(metrics) = %+v, app kind %s", metrics, app.DBKind)
+	}
+	if _, err := p.Add(ctx, app, conductor.DBPostgres, "metrics"); conductor.ErrorCode(err) != conductor.ECONFLICT {
+		t.Errorf("Add of a taken alias: %v", err)
+	}
+	dbs, err := p.Ensure(ctx, app, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dbs) != 2 || dbs[0].Alias != "default" || dbs[0].Name != sqlitePath || dbs[1].Alias != "metrics" || !strings.HasPrefix(dbs[1].URL, "mysql://alias-app_metrics:") {
+		t.Errorf("Ensure = %v", dbs)
+	}
+
+	// The default moves to PostgreSQL; the SQLite file stays as it was.
+	def, err := p.Add(ctx, app, conductor.DBPostgres, conductor.DefaultAlias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.KeptSQLite != sqlitePath || def.DB.Name != "alias-app" || app.DBKind != conductor.DBPostgres {
+		t.Errorf("Add(default) = %+v, app kind %s", def, app.DBKind)
+	}
+	if got, err := store.FindApp(ctx, app.Name); err != nil || got.DBKind != conductor.DBPostgres {
+		t.Errorf("stored app after Add(default): %v, %v", got, err)
+	}
+	if b, err := os.ReadFile(sqlitePath); err != nil || string(b) != "old rows" {
+		t.Errorf("the SQLite file after the default moved: %q, %v", b, err)
+	}
+	if _, err := p.Add(ctx, app, conductor.DBMySQL, conductor.DefaultAlias); conductor.ErrorCode(err) != conductor.ECONFLICT {
+		t.Errorf("Add of a second server default: %v", err)
+	}
+	dbs, err = p.Ensure(ctx, app, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dbs) != 2 || dbs[0].Alias != "default" || dbs[0].Engine != "django.db.backends.postgresql" || dbs[1].Alias != "metrics" {
+		t.Errorf("Ensure after the move = %v", dbs)
+	}
+	list, err := p.List(ctx, app)
+	if err != nil || len(list) != 2 || list[0].Env != "DATABASE_URL" || list[0].Kind != conductor.DBPostgres || list[1].Env != "METRICS_DATABASE_URL" || list[1].User != "alias-app_metrics" {
+		t.Errorf("List = %+v, %v", list, err)
+	}
+
+	// A name taken on the server by something Conductor did not make: the
+	// Add fails and leaves neither credentials nor a role behind.
+	admin, err := pgx.Connect(ctx, pgServer.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `CREATE DATABASE "alias-app_legacy"`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Add(ctx, app, conductor.DBPostgres, "legacy"); conductor.ErrorCode(err) != conductor.ECONFLICT {
+		t.Errorf("Add over a foreign database: %v", err)
+	}
+	if _, err := store.FindAppDatabase(ctx, app.ID, "legacy"); conductor.ErrorCode(err) != conductor.ENOTFOUND {
+		t.Errorf("a failed Add left credentials: %v", err)
+	}
+	var roles int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_roles WHERE rolname = 'alias-app_legacy'`).Scan(&roles); err != nil || roles != 0 {
+		t.Errorf("a failed Add left %d roles (%v)", roles, err)
+	}
+
+	// Remove: an unknown alias, then metrics, then the default (back to
+	// the SQLite file); the SQLite default itself cannot go.
+	if _, err := p.Remove(ctx, app, "nope"); conductor.ErrorCode(err) != conductor.ENOTFOUND {
+		t.Errorf("Remove of an unknown alias: %v", err)
+	}
+	if _, err := p.Remove(ctx, app, "metrics"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Remove(ctx, app, conductor.DefaultAlias); err != nil {
+		t.Fatal(err)
+	}
+	if app.DBKind != conductor.DBSQLite {
+		t.Errorf("after removing the default, the app's kind is %s", app.DBKind)
+	}
+	if _, err := p.Remove(ctx, app, conductor.DefaultAlias); conductor.ErrorCode(err) != conductor.EINVALID {
+		t.Errorf("Remove of the SQLite default: %v", err)
+	}
+	var dbCount int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = 'alias-app'`).Scan(&dbCount); err != nil || dbCount != 0 {
+		t.Errorf("the removed default is still on the server (%d, %v)", dbCount, err)
+	}
+
+	// Drop (apps:destroy) takes every alias and the SQLite file.
+	if _, err := p.Add(ctx, app, conductor.DBPostgres, "reports"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Drop(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := store.AppDatabases(ctx, app.ID); len(all) != 0 {
+		t.Errorf("Drop left %v", all)
+	}
+	if _, err := os.Stat(sqlitePath); !os.IsNotExist(err) {
+		t.Errorf("Drop left the SQLite file: %v", err)
+	}
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = 'alias-app_reports'`).Scan(&dbCount); err != nil || dbCount != 0 {
+		t.Errorf("Drop left the reports database (%d, %v)", dbCount, err)
 	}
 }

@@ -34,6 +34,7 @@ func pyString(v any) string {
 
 // Database is what Django needs to reach an app's database.
 type Database struct {
+	Alias                                    string // Django's: conductor.DefaultAlias or one db:create added
 	Engine, Name, Host, Port, User, Password string
 	URL                                      string // DATABASE_URL for the environment
 }
@@ -41,7 +42,7 @@ type Database struct {
 // SQLiteDatabase is an app's SQLite file in its persistent data dir.
 func SQLiteDatabase(l Layout, app string) Database {
 	path := filepath.Join(l.DataDir(app), "db.sqlite3")
-	return Database{Engine: "django.db.backends.sqlite3", Name: path, URL: "sqlite:///" + path}
+	return Database{Alias: conductor.DefaultAlias, Engine: "django.db.backends.sqlite3", Name: path, URL: "sqlite:///" + path}
 }
 
 // Settings is the input of local_settings.py.
@@ -50,10 +51,12 @@ type Settings struct {
 	// Module is the app's own settings module, dotted
 	// ("config.settings.production"): the generated settings import it
 	// and override only what Conductor owns.
-	Module                string
-	SecretKey             string
-	Hosts                 []string
-	DB                    Database
+	Module    string
+	SecretKey string
+	Hosts     []string
+	// DBs are the databases Conductor manages, the default first: each
+	// alias is set in DATABASES, the app's other aliases stay.
+	DBs                   []Database
 	StaticRoot, MediaRoot string
 }
 

@@ -86,7 +86,7 @@ func FuzzSettingsLiteral(f *testing.F) {
 		var buf bytes.Buffer
 		err := templates.ExecuteTemplate(&buf, "local_settings.py.tmpl", Settings{
 			App: "hello", Release: "r1", Module: "hello.settings", SecretKey: secret, Hosts: []string{"hello.localhost", host},
-			DB:         Database{Engine: "django.db.backends.postgresql", Name: "hello", Host: "127.0.0.1", Port: "5432", User: "hello", Password: password},
+			DBs:        []Database{{Alias: "default", Engine: "django.db.backends.postgresql", Name: "hello", Host: "127.0.0.1", Port: "5432", User: "hello", Password: password}},
 			StaticRoot: "/srv/static", MediaRoot: "/srv/media",
 		})
 		if err != nil {

@@ -188,9 +188,13 @@ func TestWriteSettingsHostileValues(t *testing.T) {
 			if db.Engine == "" {
 				db = Database{Engine: "django.db.backends.sqlite3", Name: "/srv/projects/hello/data/db \"x\".sqlite3"}
 			}
+			db.Alias = "default"
+			// A second alias Conductor manages (db:create --alias reports).
+			reports := Database{Alias: "reports", Engine: "django.db.backends.mysql", Name: "hello_reports", Host: "/run/mysqld/mysqld.sock",
+				User: "hello_reports", Password: tt.secret}
 			s := Settings{
 				App: "hello\nimport os", Release: `r1"""'''`, Module: "proj.settings",
-				SecretKey: tt.secret, Hosts: tt.hosts, DB: db,
+				SecretKey: tt.secret, Hosts: tt.hosts, DBs: []Database{db, reports},
 				StaticRoot: `/srv/static "dir"\`, MediaRoot: "/srv/media\n'x'",
 			}
 			res, src := runSettings(t, s)
@@ -253,11 +257,13 @@ func TestWriteSettingsHostileValues(t *testing.T) {
 			if !reflect.DeepEqual(def, wantDB) {
 				t.Errorf("DATABASES[default] = %q, want %q", def, wantDB)
 			}
-			// Executed, "default" is Conductor's and the project's other
-			// aliases stay.
+			// Executed, "default" and "reports" are Conductor's and the
+			// project's other aliases stay.
 			dbs := res.Executed["DATABASES"].(map[string]any)
-			if !reflect.DeepEqual(dbs["default"], wantDB) || !reflect.DeepEqual(dbs["metrics"], map[string]any{"ENGINE": "project-metrics"}) {
-				t.Errorf("executed DATABASES = %q, want Conductor's default and the project's metrics alias", dbs)
+			wantReports := map[string]any{"ENGINE": reports.Engine, "NAME": reports.Name, "HOST": reports.Host, "PORT": "", "USER": reports.User, "PASSWORD": wantKey}
+			if !reflect.DeepEqual(dbs["default"], wantDB) || !reflect.DeepEqual(dbs["reports"], wantReports) ||
+				!reflect.DeepEqual(dbs["metrics"], map[string]any{"ENGINE": "project-metrics"}) || len(dbs) != 3 {
+				t.Errorf("executed DATABASES = %q, want Conductor's default and reports, and the project's metrics alias", dbs)
 			}
 			// The generated file itself is plain ASCII: no raw newline or
 			// NUL from a value can reach it.
