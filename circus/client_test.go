@@ -138,7 +138,7 @@ func startCircus(t *testing.T) (*Circus, string, context.Context) {
 	dir := t.TempDir()
 	c := &Circus{Bin: bin, Dir: filepath.Join(dir, "c"), Owner: "root"}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); c.Wait() })
+	t.Cleanup(func() { cancel(); c.Wait(); c.Shutdown() }) // circusd outlives supervision
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

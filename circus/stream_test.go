@@ -47,7 +47,7 @@ func TestLineFileStream(t *testing.T) {
 	// A short path: the control socket's must fit in sun_path.
 	c := &Circus{Bin: bin, Dir: filepath.Join(dir, "c"), Owner: "root"}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); c.Wait() })
+	t.Cleanup(func() { cancel(); c.Wait(); c.Shutdown() }) // circusd outlives supervision
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func TestCircusSocket(t *testing.T) {
 	if err := c.Start(cctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stop(); c.Wait() })
+	t.Cleanup(func() { stop(); c.Wait(); c.Shutdown() }) // circusd outlives supervision
 	want(t, CircusSocket(ctx, live, Config{}.circusHints), OK, "answers, 0 watchers")
 }
 

@@ -61,8 +61,8 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("greetings after the backup: %d, want %d + %d written during it + 1", after, rows, during)
 	}
 
-	// Lose everything: the instance, its data dir and the app's user.
-	in.Stop()
+	// Lose everything: the instance, its apps, its data dir and the app's user.
+	in.StopAll()
 	if err := os.RemoveAll(in.Data); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +85,7 @@ func TestBackupRestore(t *testing.T) {
 		if t.Failed() && restored.logs != nil {
 			t.Logf("restored conductor serve output:\n%s", restored.logs.String())
 		}
+		stopAll(t, dir)
 		os.RemoveAll(dir)
 	})
 	r = runCmd(t, "", nil, nil, conductorBin, "restore", "--data", restored.Data, "--from", archive)

@@ -122,10 +122,11 @@ func TestPushDeploy(t *testing.T) {
 		t.Errorf("logs: %s", r)
 	}
 
-	// A restart of conductor stops its children and brings the app back.
+	// The app outlives a stop of conductor; the next start adopts its
+	// circusd and nginx.
 	in.Stop()
-	if code, _, _ := in.Get("hello", "/"); code != 0 {
-		t.Errorf("nginx still answers after conductor stopped (%d)", code)
+	if code, body, _ := in.Get("hello", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor v2") {
+		t.Errorf("the app stopped with conductor (%d %q)", code, body)
 	}
 	in.Start()
 	waitFor(t, "app served after restart", func() bool {

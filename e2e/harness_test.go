@@ -124,9 +124,26 @@ func StartInstance(t *testing.T, serveArgs ...string) *Instance {
 		if t.Failed() {
 			t.Logf("conductor serve output:\n%s", in.logs.String())
 		}
+		stopAll(t, dir)
 		os.RemoveAll(dir)
 	})
 	return in
+}
+
+// stopAll runs `conductor stop-all` on every data dir under dir (serve's
+// and workers'): circusd, nginx and the apps outlive serve and worker.
+func stopAll(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		data := filepath.Join(dir, e.Name())
+		if _, err := os.Stat(filepath.Join(data, "circus")); err != nil {
+			continue
+		}
+		if out, err := exec.Command(conductorBin, "stop-all", "--data", data).CombinedOutput(); err != nil {
+			t.Errorf("conductor stop-all --data %s: %v\n%s", data, err, out)
+		}
+	}
 }
 
 // Servers' addresses (SSH, HTTP, NATS, pebble…) come from 10000-19999:
@@ -233,6 +250,14 @@ func (in *Instance) Stop() {
 		<-in.exited
 	}
 	in.cmd = nil
+}
+
+// StopAll stops conductor serve, then the circusd, nginx and apps it
+// leaves running (conductor stop-all).
+func (in *Instance) StopAll() {
+	in.t.Helper()
+	in.Stop()
+	stopAll(in.t, in.Dir)
 }
 
 // Kill kills conductor serve with SIGKILL, as a crash would.

@@ -183,22 +183,73 @@ func (n *Nginx) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	before, _ := os.ReadFile(n.confPath())
 	if err := writeAtomic(n.confPath(), buf.Bytes()); err != nil {
 		return err
 	}
 	if err := n.test(ctx); err != nil {
 		return err
 	}
+	// nginx's own stderr (before it opens error_log) goes to a file: the
+	// master outlives Conductor and must not hold its output open.
+	stderr, err := os.OpenFile(filepath.Join(n.Dir, "error.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
+	if err != nil {
+		return err
+	}
 	n.child = &supervisor.Child{
 		Name: "nginx",
 		Command: func() *exec.Cmd {
-			return exec.Command(n.Bin, "-p", n.Dir, "-c", n.confPath())
+			cmd := exec.Command(n.Bin, "-p", n.Dir, "-c", n.confPath())
+			cmd.Stdout, cmd.Stderr = stderr, stderr
+			return cmd
 		},
 		Stop:    syscall.SIGQUIT, // graceful: finish requests in flight
-		Grace:   10 * time.Second,
-		PidFile: filepath.Join(n.Dir, "nginx.pid"),
+		Grace:   stopGrace,
+		PidFile: n.pidFile(),
+		Ours:    n.ours,
 	}
-	return n.child.Start(ctx)
+	if err := n.child.Start(ctx); err != nil {
+		return err
+	}
+	// An adopted master (left by a previous conductor) serves on; it
+	// reloads only when this start's configuration differs (an upgrade):
+	// a reload ends idle keep-alive connections.
+	if n.child.Adopted() && !bytes.Equal(before, buf.Bytes()) {
+		slog.Info("nginx.conf changed: reloading the adopted nginx")
+		return n.reload()
+	}
+	return nil
+}
+
+// stopGrace is how long nginx may take to finish requests in flight on a
+// graceful stop.
+const stopGrace = 10 * time.Second
+
+func (n *Nginx) pidFile() string { return filepath.Join(n.Dir, "nginx.pid") }
+
+// ours tells whether pid is an nginx master Conductor started for this Dir:
+// our user, the nginx binary, our prefix and configuration.
+func (n *Nginx) ours(pid int) bool {
+	return supervisor.Matches(pid, n.Bin, "master", "-p", n.Dir, "-c", n.confPath())
+}
+
+// Adopted tells whether Start found Conductor's nginx still running from a
+// previous run and kept it.
+func (n *Nginx) Adopted() bool { return n.child != nil && n.child.Adopted() }
+
+// Shutdown stops the nginx of Dir gracefully, if one of Conductor's runs
+// (it outlives Conductor otherwise), and returns its pid, or 0 when none
+// ran. Never the host's nginx (System).
+func (n *Nginx) Shutdown() int {
+	if n.System {
+		return 0
+	}
+	pid := supervisor.ReadPidFile(n.pidFile())
+	if pid == 0 || !supervisor.Alive(pid) || !n.ours(pid) {
+		return 0
+	}
+	supervisor.StopPid(pid, syscall.SIGQUIT, stopGrace)
+	return pid
 }
 
 // startSystem checks the host's nginx: its sites dir exists and its
@@ -220,8 +271,8 @@ func (n *Nginx) startSystem(ctx context.Context) error {
 	return nil
 }
 
-// Wait returns once nginx has stopped after Start's ctx ended (at once for
-// the host's nginx, which outlives Conductor).
+// Wait returns once nginx's supervision has ended after Start's ctx ended;
+// nginx itself goes on serving (see Shutdown).
 func (n *Nginx) Wait() {
 	if n.child != nil {
 		n.child.Wait()

@@ -140,6 +140,7 @@ func TestTLSServing(t *testing.T) {
 	fmt.Sscan(port, &appPort)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer n.Shutdown() // nginx outlives supervision
 	defer n.Wait()
 	defer cancel()
 	if err := n.Start(ctx); err != nil {

@@ -169,10 +169,9 @@ func (db *DB) ListApps(ctx context.Context) ([]*conductor.App, error) {
 	return apps, rows.Err()
 }
 
-// UsedPorts returns every port allocated to an app: its pair and its
-// Redis's.
+// UsedPorts returns every port allocated to an app.
 func (db *DB) UsedPorts(ctx context.Context) ([]int, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT port_a FROM apps UNION SELECT port_b FROM apps UNION SELECT port FROM app_redis`)
+	rows, err := db.db.QueryContext(ctx, `SELECT port_a FROM apps UNION SELECT port_b FROM apps`)
 	if err != nil {
 		return nil, fmt.Errorf("used ports: %w", err)
 	}

@@ -1,14 +1,19 @@
-// Package supervisor keeps a child process (Conductor's nginx, circusd)
-// running: it restarts it when it dies and stops it gracefully on shutdown.
+// Package supervisor keeps a process (Conductor's nginx, circusd) running:
+// it restarts it when it dies. The process outlives Conductor: a stop,
+// SIGKILL or upgrade of Conductor leaves it (and the apps behind it)
+// serving, and the next start adopts it through its pid file instead of
+// starting another. Stop ends one on purpose (`conductor stop-all`).
 package supervisor
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,25 +27,67 @@ type Child struct {
 	Command func() *exec.Cmd // builds a fresh command for each start
 	Stop    syscall.Signal   // graceful stop signal
 	Grace   time.Duration    // how long Stop may take before SIGKILL
-	PidFile string           // where the child writes its pid, to stop a stale one left by a killed conductor
+	PidFile string           // where the child writes its pid: a running one is adopted
+
+	// Ours tells whether the live process pid (named by PidFile) is this
+	// child, started by Conductor for this same configuration (its
+	// binary and config path, our uid). Only such a process is adopted,
+	// or stopped when it does not answer; anything else is left alone.
+	Ours func(pid int) bool
+	// Ready (optional) tells whether an adopted process answers (circusd on
+	// its control socket). One that does not is stopped and started afresh.
+	Ready func(ctx context.Context) error
 
 	mu      sync.Mutex
 	proc    *os.Process
+	adopted bool
 	stopped chan struct{}
 }
 
-// Start starts the child and supervises it until ctx is done; Wait returns
-// once it has stopped. The first start's error is returned.
+// Start adopts the running process PidFile names when it is ours and
+// answers, or else starts the child; either way it then supervises it
+// (restarting it when it dies) until ctx is done. Wait returns once
+// supervision has ended: the process itself goes on running. The first
+// start's error is returned.
 func (c *Child) Start(ctx context.Context) error {
-	c.stopStale()
+	c.stopped = make(chan struct{})
+	if pid := c.running(); pid != 0 {
+		if c.Ready == nil || c.Ready(ctx) == nil {
+			slog.Info("adopting the running child a previous conductor left", "child", c.Name, "pid", pid)
+			p, _ := os.FindProcess(pid)
+			c.mu.Lock()
+			c.proc, c.adopted = p, true
+			c.mu.Unlock()
+			go c.supervise(ctx, func() error { return waitGone(ctx, pid) })
+			return nil
+		}
+		slog.Warn("a previous conductor's child does not answer: stopping it", "child", c.Name, "pid", pid)
+		StopPid(pid, c.Stop, c.Grace)
+	}
 	cmd := c.command()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	c.setProc(cmd.Process)
-	c.stopped = make(chan struct{})
-	go c.supervise(ctx, cmd)
+	go c.supervise(ctx, cmd.Wait)
 	return nil
+}
+
+// Adopted tells whether Start found the process running and adopted it.
+func (c *Child) Adopted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.adopted
+}
+
+// running is the pid PidFile names when that process is alive and Ours,
+// or 0.
+func (c *Child) running() int {
+	pid := ReadPidFile(c.PidFile)
+	if pid == 0 || c.Ours == nil || !Alive(pid) || !c.Ours(pid) {
+		return 0
+	}
+	return pid
 }
 
 func (c *Child) command() *exec.Cmd {
@@ -51,43 +98,113 @@ func (c *Child) command() *exec.Cmd {
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
-	// Own process group: a Ctrl-C at the terminal reaches Conductor, which
-	// then stops children in order, instead of killing them all at once.
-	// Pdeathsig: if conductor itself is killed, the kernel stops the child
-	// too, instead of leaving it holding ports and sockets.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: c.Stop}
+	// Own session, no Pdeathsig: neither a Ctrl-C or hang-up at
+	// Conductor's terminal nor Conductor's death reaches the child, which
+	// goes on serving the apps until the next start adopts it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	return cmd
 }
 
-// stopStale stops a child of the same kind that a previous, killed conductor
-// left running (its pid file names a live process with the same program).
-func (c *Child) stopStale() {
-	if c.PidFile == "" {
-		return
+// ReadPidFile returns the pid a pid file names, or 0.
+func ReadPidFile(path string) int {
+	if path == "" {
+		return 0
 	}
-	raw, err := os.ReadFile(c.PidFile)
+	raw, err := os.ReadFile(path)
 	if err != nil {
-		return
+		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
 	if err != nil || pid <= 1 {
-		return
+		return 0
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte(c.Name)) {
-		return
+	return pid
+}
+
+// Alive tells whether pid is a live process (not a zombie).
+func Alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
 	}
-	slog.Warn("stopping a stale child left by a previous run", "child", c.Name, "pid", pid)
-	_ = syscall.Kill(pid, c.Stop)
-	deadline := time.Now().Add(c.Grace)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(pid, 0) != nil {
-			return
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || (stat[i+2] != 'Z' && stat[i+2] != 'X')
+}
+
+// Matches tells whether the live process pid runs as this process's user,
+// from the binary exe (resolved; "" skips the check) and has every one of
+// args as a whole word of its command line (nginx rewrites its command
+// line to "nginx: master process BIN -p DIR -c CONF").
+func Matches(pid int, exe string, args ...string) bool {
+	proc := fmt.Sprintf("/proc/%d", pid)
+	fi, err := os.Stat(proc)
+	if err != nil {
+		return false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return false
+	}
+	if exe != "" {
+		want, err1 := filepath.EvalSymlinks(exe)
+		got, err2 := os.Readlink(proc + "/exe")
+		if err1 != nil || err2 != nil || strings.TrimSuffix(got, " (deleted)") != want {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
+	raw, err := os.ReadFile(proc + "/cmdline")
+	if err != nil {
+		return false
+	}
+	words := map[string]bool{}
+	for _, w := range strings.FieldsFunc(string(raw), func(r rune) bool { return r == 0 || r == ' ' }) {
+		words[w] = true
+	}
+	for _, a := range args {
+		if !words[a] {
+			return false
+		}
+	}
+	return true
+}
+
+// StopPid signals pid with sig until it exits (circusd can drop a SIGTERM
+// that arrives while it is busy with a command), and kills its process
+// group after grace. It returns once pid is gone.
+func StopPid(pid int, sig syscall.Signal, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	_ = syscall.Kill(pid, sig)
+	resend := time.Now().Add(2 * time.Second)
+	for Alive(pid) {
+		if time.Now().After(deadline) {
+			slog.Warn("process did not stop in time; killing", "pid", pid)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			deadline = time.Now().Add(time.Hour)
+		} else if time.Now().After(resend) {
+			_ = syscall.Kill(pid, sig)
+			resend = time.Now().Add(2 * time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitGone returns once pid (not our child: adopted) has exited, or ctx is
+// done. The kernel tells a non-parent nothing, so it polls.
+func waitGone(ctx context.Context, pid int) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for Alive(pid) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return fmt.Errorf("adopted process %d exited", pid)
 }
 
 func (c *Child) setProc(p *os.Process) {
@@ -116,20 +233,25 @@ func (c *Child) Pid() int {
 	return c.proc.Pid
 }
 
-// Wait blocks until the child has been stopped after ctx ended.
+// Wait blocks until supervision has ended after ctx ended. The process
+// goes on running.
 func (c *Child) Wait() { <-c.stopped }
 
-func (c *Child) supervise(ctx context.Context, cmd *exec.Cmd) {
+// supervise restarts the child whenever wait says it exited, until ctx is
+// done; then it leaves the child running.
+func (c *Child) supervise(ctx context.Context, wait func() error) {
 	defer close(c.stopped)
 	backoff := time.Second
 	for {
 		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		go func() { done <- wait() }()
 		select {
 		case <-ctx.Done():
-			c.stop(cmd, done)
 			return
 		case err := <-done:
+			if ctx.Err() != nil {
+				return
+			}
 			slog.Error("child exited; restarting", "child", c.Name, "err", err, "after", backoff)
 		}
 		c.setProc(nil)
@@ -140,35 +262,14 @@ func (c *Child) supervise(ctx context.Context, cmd *exec.Cmd) {
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 30*time.Second)
-			cmd = c.command()
+			cmd := c.command()
 			if err := cmd.Start(); err != nil {
 				slog.Error("restart child", "child", c.Name, "err", err)
 				continue
 			}
 			c.setProc(cmd.Process)
+			wait = cmd.Wait
 			break
-		}
-	}
-}
-
-// stop signals the child until it exits (circusd can drop a SIGTERM that
-// arrives while it is busy with a command), then kills it after Grace.
-func (c *Child) stop(cmd *exec.Cmd, done <-chan error) {
-	deadline := time.After(c.Grace)
-	resend := time.NewTicker(2 * time.Second)
-	defer resend.Stop()
-	_ = cmd.Process.Signal(c.Stop)
-	for {
-		select {
-		case <-done:
-			return
-		case <-resend.C:
-			_ = cmd.Process.Signal(c.Stop)
-		case <-deadline:
-			slog.Warn("child did not stop in time; killing", "child", c.Name)
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			return
 		}
 	}
 }

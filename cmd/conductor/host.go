@@ -86,11 +86,11 @@ type host struct {
 	Builder   *builder.Builder
 
 	stopChildren context.CancelFunc
-	system       bool // circusd is the host's service, not our child
 	jobs         sync.WaitGroup
 }
 
-// startHost starts circusd and nginx under data, undoes what an
+// startHost starts circusd and nginx under data (or adopts those a previous
+// run left serving, with the apps), undoes what an
 // interrupted job left (Reconcile), then takes the host's jobs, log
 // requests and cancels until ctx ends. fatal is called if the builder
 // stops on its own. Stop ends the children once the jobs are done.
@@ -135,8 +135,10 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 		h.Stop()
 		return nil, err
 	}
+	if h.Circus.Adopted() || h.Nginx.Adopted() {
+		slog.Info("adopted the running circusd and nginx: the apps served on", "circusd", h.Circus.Adopted(), "nginx", h.Nginx.Adopted())
+	}
 	own, apps := hostCgroups(o, h.Circus)
-	h.system = o.system.enabled
 	h.Builder = &builder.Builder{
 		Host: o.name, Store: store, Queue: q, Layout: h.Layout, Circus: h.Circus, Nginx: h.Nginx, Databases: h.Databases,
 		Domain: o.domain, HTTPAddr: o.httpAddr, Python: o.python, Pythons: o.pythons, UV: o.uv, Conductor: bin, Keep: o.keep, LogMaxBytes: o.logMaxBytes,
@@ -169,8 +171,7 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	}
 	// ps, ps:scale, run and apps:destroy of the apps on this host.
 	ag := &agent.Host{Name: o.name, Processes: h.Circus, Sites: h.Nginx, Layout: h.Layout, DropDatabases: h.Databases.Drop,
-		CertsDir: h.Builder.CertsDir, Cgroups: h.Builder.Cgroups, AppCgroups: h.Builder.AppCgroups, Instance: id,
-		Redis: h.Builder}
+		CertsDir: h.Builder.CertsDir, Cgroups: h.Builder.Cgroups, AppCgroups: h.Builder.AppCgroups, Instance: id}
 	if o.httpsAddr != "" {
 		ag.ChallengeDir = h.Nginx.ChallengeDir()
 	}
@@ -202,8 +203,10 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	return nil
 }
 
-// Stop waits for the jobs in flight (ctx must be done) and stops circusd and
-// nginx.
+// Stop waits for the jobs in flight (ctx must be done) and ends the
+// supervision of circusd and nginx. Both go on serving the apps, like
+// system mode's services: the next start adopts them, and `conductor
+// stop-all` stops them.
 func (h *host) Stop() {
 	h.jobs.Wait()
 	h.stopChildren()
@@ -212,11 +215,6 @@ func (h *host) Stop() {
 	}
 	if h.Circus != nil {
 		h.Circus.Wait()
-	}
-	// Our own circusd has stopped its apps: what they left goes, with the
-	// groups. A system circusd goes on running them.
-	if h.Builder != nil && !h.system {
-		h.Builder.DestroyCgroups(context.Background())
 	}
 }
 

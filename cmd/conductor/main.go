@@ -29,7 +29,7 @@ func main() {
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(initCommand(), serveCommand(), workerCommand(), hookCommand(), runProcessCommand(), versionCommand())
 	root.AddCommand(doctorCommand(), backupCommand(), restoreCommand())
-	root.AddCommand(installCommand(), uninstallCommand())
+	root.AddCommand(installCommand(), uninstallCommand(), stopAllCommand())
 	root.AddCommand(pythonAddCommand(), pythonListCommand(), pythonRemoveCommand())
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var cerr *conductor.Error
