@@ -111,6 +111,7 @@ type Release struct {
 // Store persists Conductor's state. The SQLite package implements it.
 type Store interface {
 	BuilderStore // what a builder reads and records
+	RedisAdmin   // redis:create, redis:destroy (redis.go)
 
 	CreateUser(ctx context.Context, name string, admin bool) (*User, error)
 	FindUser(ctx context.Context, name string) (*User, error)
@@ -182,6 +183,8 @@ type BuilderStore interface {
 	// ProcessLimits are the kernel limits per process type (ps:limit), for
 	// the types that have any.
 	ProcessLimits(ctx context.Context, appID int64) (map[string]ProcessLimits, error)
+	// The app's Redis, for REDIS_URL (redis.go).
+	RedisStore
 	// AppSettings are the settings set with apps:set (settings.go); keys
 	// at their default are absent.
 	AppSettings(ctx context.Context, appID int64) (map[string]string, error)

@@ -63,6 +63,8 @@ type Host struct {
 	// Conductor's groups. Nil or disabled: process groups only.
 	Cgroups, AppCgroups *cgroup.Manager
 	Instance            string
+	// Redis runs the apps' Redis servers (redis.go); nil: none here.
+	Redis RedisServers
 }
 
 // Process is one watcher of an app: its process type, how many processes
@@ -105,6 +107,9 @@ func (h *Host) Serve(ctx context.Context, nc *nats.Conn) error {
 		// certs.go
 		"challenge":    h.challenge,
 		"forget-certs": h.forgetCerts,
+		// redis.go
+		"redis-start": h.redisStart,
+		"redis-stop":  h.redisStop,
 	}
 	var subs []*nats.Subscription
 	for op, f := range ops {

@@ -51,6 +51,9 @@ func (b *Builder) Reconcile(ctx context.Context) error {
 		if err := b.reconcileApp(ctx, app, installed); err != nil {
 			slog.Error("reconcile: skipped an app whose files are broken; the other apps are served", "app", app.Name, "err", err)
 		}
+		if err := b.reconcileRedis(ctx, app, installed); err != nil { // redis.go
+			slog.Error("reconcile: could not start the app's Redis", "app", app.Name, "err", err)
+		}
 	}
 	return nil
 }

@@ -12,7 +12,8 @@ PACKAGES=(git nginx-light python3 python3-venv python3-dev python3-pip gcc libc6
           openssh-client curl ca-certificates sqlite3 passwd procps
           postgresql postgresql-client mariadb-server mariadb-client  # backup: pg_dump, mariadb-dump
           pkg-config libmariadb-dev  # apps' mysqlclient builds against these
-          logrotate)  # the system-mode test checks the file `conductor install` writes
+          logrotate  # the system-mode test checks the file `conductor install` writes
+          redis-server)  # redis:create runs one per app (Conductor's own, not Debian's service)
 # Node and npm for apps' asset builds (npm ci, npm run build): Debian's
 # packages, unless the host has both already (NodeSource's nodejs bundles
 # npm and conflicts with Debian's npm package).
@@ -36,6 +37,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts the system nginx on :80; Conductor runs its own.
   if command -v service >/dev/null && [ -e /run/nginx.pid ]; then service nginx stop >/dev/null 2>&1 || true; fi
+  # Debian's redis-server service listens on :6379 for no app: each app's
+  # Redis is its own (redis:create).
+  if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v service >/dev/null; then
+    service redis-server stop >/dev/null 2>&1 || true
+    command -v systemctl >/dev/null && systemctl disable redis-server >/dev/null 2>&1 || true
+  fi
 fi
 
 # Debian's PostgreSQL and MariaDB, running, for apps created with --db

@@ -169,9 +169,10 @@ func (db *DB) ListApps(ctx context.Context) ([]*conductor.App, error) {
 	return apps, rows.Err()
 }
 
-// UsedPorts returns every port allocated to an app.
+// UsedPorts returns every port allocated to an app: its pair and its
+// Redis's.
 func (db *DB) UsedPorts(ctx context.Context) ([]int, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT port_a FROM apps UNION SELECT port_b FROM apps`)
+	rows, err := db.db.QueryContext(ctx, `SELECT port_a FROM apps UNION SELECT port_b FROM apps UNION SELECT port FROM app_redis`)
 	if err != nil {
 		return nil, fmt.Errorf("used ports: %w", err)
 	}
