@@ -408,3 +408,62 @@ func TestEndpoint(t *testing.T) {
 		t.Errorf("New(bad DSN) error = %v: want an error without the password", err)
 	}
 }
+
+// TestCreateAsLimitedAdmin: an administrator holding only AdminGrants (no
+// global privilege but CREATE USER, nothing on the mysql schema) creates,
+// uses again and drops an app's database, and cannot touch the server's
+// accounts.
+func TestCreateAsLimitedAdmin(t *testing.T) {
+	ctx := context.Background()
+	_, admin := setup(t)
+	stmts, err := AdminSetup("limited-admin", "limited-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range stmts {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cfg := shared.Get(t)
+	s, err := New(fmt.Sprintf("limited-admin:limited-secret@tcp(%s:%d)/", cfg.Host, cfg.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"limited-app", "my-app", "mysqlx", "mysql_db", "my"} {
+		db := newDB(name)
+		if err := s.Create(ctx, db); err != nil {
+			t.Fatalf("Create %s as the limited administrator: %v", name, err)
+		}
+		if _, err := mustLogin(t, s, db).Exec(`CREATE TABLE t (x int)`); err != nil {
+			t.Fatalf("the app cannot use its database %s: %v", name, err)
+		}
+		if err := s.Create(ctx, db); err != nil { // a redelivered job runs it again
+			t.Fatalf("second Create of %s: %v", name, err)
+		}
+		if err := s.Drop(ctx, db); err != nil {
+			t.Fatalf("Drop %s as the limited administrator: %v", name, err)
+		}
+		if userExistsT(t, admin, name) || databaseExists(t, admin, name) {
+			t.Errorf("Drop left the user or the database %s", name)
+		}
+	}
+	// The server's accounts stay out of reach.
+	limited, err := s.open(s.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer limited.Close()
+	for _, q := range []string{
+		"SELECT authentication_string FROM mysql.user",
+		"UPDATE mysql.global_priv SET Priv = '{}' WHERE User = 'root'",
+		"CREATE TABLE mysql.planted (x int)",
+		"CREATE DATABASE mysql",
+		"GRANT ALL PRIVILEGES ON *.* TO 'limited-admin'@'localhost'",
+		"SHUTDOWN",
+	} {
+		if _, err := limited.Exec(q); err == nil {
+			t.Errorf("the limited administrator may %s", q)
+		}
+	}
+}
