@@ -257,7 +257,9 @@ func (b *Backup) appData(ctx context.Context, aw *archiveWriter, snaps string, a
 		return err
 	}
 	src := &source{app: app.Name, uid: u.uid, gid: u.gid, check: os.Geteuid() == 0}
-	if app.DB == conductor.DBSQLite {
+	// The SQLite file is snapshotted whatever the default's kind: an app
+	// moved to a server (db:create) keeps its old file, which is data too.
+	{
 		db, err := filepath.Abs(provision.SQLiteDatabase(b.Layout, app.Name).Name)
 		if err != nil {
 			return err

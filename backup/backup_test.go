@@ -81,8 +81,34 @@ func query(t *testing.T, db *conductor.AppDatabase, srv conductor.DatabaseServer
 	return strings.TrimSpace(out.String())
 }
 
-// TestServerDatabases backs up an app database on a real PostgreSQL and a
-// real MariaDB, drops it, restores into a new data dir and finds the row
+// addAlias gives the app of newState a second database, under alias, with
+// one row.
+func addAlias(t *testing.T, data string, srv conductor.DatabaseServer, appID int64, app, alias string) *conductor.AppDatabase {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(data, stateName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	db, err := store.EnsureAppDatabase(ctx, &conductor.AppDatabase{AppID: appID, Alias: alias, Kind: srv.Kind(), Name: app + "_" + alias, User: app + "_" + alias, Password: provision.RandomString(32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Create(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	host, port := srv.Endpoint()
+	if err := loadDatabase(ctx, db, host, port, strings.NewReader(
+		"CREATE TABLE notes (id integer PRIMARY KEY, body varchar(100));\nINSERT INTO notes VALUES (1, 'metrics row');\n")); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestServerDatabases backs up an app's databases (its default and a
+// second alias) on a real PostgreSQL and a real MariaDB, drops them,
+// restores into a new data dir and finds the row
 // again, in a database owned by the app; a restore over a database that
 // has tables is refused.
 func TestServerDatabases(t *testing.T) {
@@ -105,13 +131,15 @@ func TestServerDatabases(t *testing.T) {
 			}
 			servers := map[string]conductor.DatabaseServer{kind: srv}
 			data, db := newState(t, srv, "bk-"+kind)
+			metrics := addAlias(t, data, srv, db.AppID, "bk-"+kind, "metrics")
 
 			var archive bytes.Buffer
 			m, err := (&Backup{Data: data, Layout: provision.Layout{Srv: filepath.Join(data, "srv")}, Servers: servers, Version: "test"}).Write(ctx, &archive)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(m.Apps) != 1 || m.Apps[0].Dump != "databases/bk-"+kind+".sql" {
+			if len(m.Apps) != 1 || m.Apps[0].Dump != "databases/bk-"+kind+".sql" || len(m.Apps[0].Dumps) != 1 ||
+				m.Apps[0].Dumps[0] != (AliasDump{Alias: "metrics", Kind: kind, Path: "databases/bk-" + kind + ".metrics.sql"}) {
 				t.Fatalf("manifest: %+v", m.Apps)
 			}
 			// Without the server's DSN, restore refuses before writing anything.
@@ -131,8 +159,10 @@ func TestServerDatabases(t *testing.T) {
 			}
 
 			// Lost: the database and its user. Restored: both, with the row.
-			if err := srv.Drop(ctx, db); err != nil {
-				t.Fatal(err)
+			for _, d := range []*conductor.AppDatabase{db, metrics} {
+				if err := srv.Drop(ctx, d); err != nil {
+					t.Fatal(err)
+				}
 			}
 			into = filepath.Join(t.TempDir(), "data")
 			restore = &Restore{Data: into, Layout: provision.Layout{Srv: filepath.Join(into, "srv")}, Servers: servers}
@@ -141,6 +171,9 @@ func TestServerDatabases(t *testing.T) {
 			}
 			if got := query(t, db, srv, "SELECT body FROM notes WHERE id = 1"); got != "written before the backup" {
 				t.Errorf("restored row: %q", got)
+			}
+			if got := query(t, metrics, srv, "SELECT body FROM notes WHERE id = 1"); got != "metrics row" {
+				t.Errorf("restored row of the metrics alias: %q", got)
 			}
 			for name, body := range map[string]string{hostKeyName: "host key\n", natsToken: "token\n", "certs/www.example.org.pem": "chain and key\n", "nats-tls/ca.key": "nats ca key\n"} {
 				fi, err := os.Stat(filepath.Join(into, name))

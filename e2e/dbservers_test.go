@@ -48,7 +48,7 @@ type dbCreds struct{ Kind, Name, User, Password string }
 func (in *Instance) appCreds(app string) dbCreds {
 	in.t.Helper()
 	out := in.stateQuery(`SELECT d.kind || '|' || d.name || '|' || d.user || '|' || d.password
-		FROM app_databases d JOIN apps a ON a.id = d.app_id WHERE a.name = '%s'`, app)
+		FROM app_databases d JOIN apps a ON a.id = d.app_id WHERE a.name = '%s' AND d.alias = 'default'`, app)
 	f := strings.Split(out, "|")
 	if len(f) != 4 {
 		in.t.Fatalf("no database recorded for %s: %q", app, out)
