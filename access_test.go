@@ -24,10 +24,11 @@ func (s grantStore) HasAccess(_ context.Context, appID, userID int64) (bool, err
 var (
 	anyoneOps      = []string{"help", "whoami", "apps"}
 	adminServerOps = []string{"apps:create", "keys", "keys:add", "keys:remove", "audit", "hosts"}
-	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy"}
+	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy", "config:file:get"}
 	developerOps   = []string{
 		conductor.OpFetch, conductor.OpPush, "apps:info", "apps:get", "deploys", "releases", "deploy", "rollback", "deploys:cancel",
 		"config", "config:get", "config:set", "config:unset", "logs",
+		"config:file", "config:files", "config:file:remove",
 		"ps", "ps:scale", "ps:restart", "run", "domains", "domains:add", "domains:remove", "domains:cert",
 		"redis",
 	}
@@ -36,6 +37,7 @@ var (
 		"ps:scale", "ps:restart", "ps:limit", "run", "domains:add", "domains:remove", "domains:cert",
 		"keys:add", "keys:remove", "access:grant", "access:revoke",
 		"redis:create", "redis:destroy",
+		"config:file", "config:file:remove",
 	}
 )
 

@@ -110,8 +110,9 @@ type Release struct {
 
 // Store persists Conductor's state. The SQLite package implements it.
 type Store interface {
-	BuilderStore // what a builder reads and records
-	RedisAdmin   // redis:create, redis:destroy (redis.go)
+	BuilderStore    // what a builder reads and records
+	ConfigFileStore // config:file (configfile.go)
+	RedisAdmin      // redis:create, redis:destroy (redis.go)
 
 	CreateUser(ctx context.Context, name string, admin bool) (*User, error)
 	FindUser(ctx context.Context, name string) (*User, error)
@@ -170,6 +171,8 @@ type Store interface {
 // conductor's host it is the SQLite store; a worker on another host reaches
 // the same state over NATS (package natsstore).
 type BuilderStore interface {
+	ConfigFileReader // config files and where they were placed (configfile.go)
+
 	FindApp(ctx context.Context, name string) (*App, error)
 	ListApps(ctx context.Context) ([]*App, error)
 	Config(ctx context.Context, appID int64) (map[string]string, error)

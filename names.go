@@ -103,6 +103,8 @@ func ValidateConfigValue(key, value string) error {
 		return Errorf(EINVALID, "value of %s contains a NUL byte, which no environment variable can hold", key)
 	case !utf8.ValidString(value):
 		return Errorf(EINVALID, "value of %s is not valid UTF-8", key)
+	case key == MaxBodyVar:
+		return ValidateMaxBody(value)
 	}
 	return nil
 }

@@ -426,6 +426,7 @@ type Site struct {
 	Port      int      // the app's web port on 127.0.0.1
 	StaticDir string   // served at /static/
 	MediaDir  string   // served at /media/ ("" for none): the app's uploads
+	MaxBody   string   // client_max_body_size, nginx's size syntax ("" for DefaultMaxBody; maxbody.go)
 
 	// TLS lists the hosts (of Hosts) served over HTTPS (nginx/tls.go).
 	TLS []TLSHost
@@ -481,6 +482,10 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 	if err := checkPath(s.StaticDir); err != nil {
 		return nil, err
 	}
+	maxBody, err := siteMaxBody(s.MaxBody)
+	if err != nil {
+		return nil, err
+	}
 	tls, err := n.tlsData(s)
 	if err != nil {
 		return nil, err
@@ -489,6 +494,7 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
 		"App": s.App, "Release": s.Release, "Hosts": tls.PlainHosts, "Port": s.Port,
 		"StaticDir": s.StaticDir, "MediaDir": s.MediaDir, "Listen": n.Listen, "TLS": tls,
+		"MaxBody": maxBody,
 	}); err != nil {
 		return nil, fmt.Errorf("render site %s: %w", s.App, err)
 	}
