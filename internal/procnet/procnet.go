@@ -1,0 +1,200 @@
+// Package procnet reads who listens on a TCP port from /proc: the listening
+// sockets in /proc/net/tcp and tcp6, and the processes holding them (a
+// socket's inode among the descriptors of /proc/<pid>/fd). The builder uses
+// it to tell an app's own process from another program on the app's port.
+package procnet
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// stateListen is TCP_LISTEN in /proc/net/tcp's st column.
+const stateListen = "0A"
+
+// Socket is a listening TCP socket.
+type Socket struct {
+	Port  int
+	Inode uint64
+}
+
+// ParseListening returns the listening sockets of a /proc/net/tcp or
+// /proc/net/tcp6 table (any local address).
+func ParseListening(r io.Reader) ([]Socket, error) {
+	var out []Socket
+	sc := bufio.NewScanner(r)
+	first := true
+	for sc.Scan() {
+		if first { // the header
+			first = false
+			continue
+		}
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 {
+			continue
+		}
+		if f[3] != stateListen {
+			continue
+		}
+		_, portHex, ok := strings.Cut(f[1], ":")
+		if !ok {
+			return nil, fmt.Errorf("procnet: bad local address %q", f[1])
+		}
+		port, err := strconv.ParseUint(portHex, 16, 16)
+		if err != nil {
+			return nil, fmt.Errorf("procnet: bad port in %q: %w", f[1], err)
+		}
+		inode, err := strconv.ParseUint(f[9], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("procnet: bad inode %q: %w", f[9], err)
+		}
+		out = append(out, Socket{Port: int(port), Inode: inode})
+	}
+	return out, sc.Err()
+}
+
+// Listening returns the sockets listening on port (IPv4 and IPv6, any
+// address) in this network namespace.
+func Listening(port int) ([]Socket, error) {
+	var out []Socket
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(table)
+		if errors.Is(err, os.ErrNotExist) { // no IPv6
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		all, err := ParseListening(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", table, err)
+		}
+		for _, s := range all {
+			if s.Port == port {
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ParsePPID returns the parent pid from the text of /proc/<pid>/stat.
+func ParsePPID(stat []byte) (int, error) {
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("procnet: malformed stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0, errors.New("procnet: malformed stat")
+	}
+	return strconv.Atoi(f[1])
+}
+
+// Tree returns roots and all their descendants, given each process's
+// parent.
+func Tree(parent map[int]int, roots []int) []int {
+	children := map[int][]int{}
+	for pid, pp := range parent {
+		children[pp] = append(children[pp], pid)
+	}
+	seen := map[int]bool{}
+	var out []int
+	queue := append([]int(nil), roots...)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+		queue = append(queue, children[p]...)
+	}
+	return out
+}
+
+// Parents reads every live process's parent from /proc.
+func Parents() map[int]int {
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		if pp, err := ParsePPID(stat); err == nil {
+			parent[pid] = pp
+		}
+	}
+	return parent
+}
+
+// SocketInode returns the inode of a /proc/<pid>/fd link's target
+// ("socket:[12345]"), or false for anything else.
+func SocketInode(link string) (uint64, bool) {
+	s, ok := strings.CutPrefix(link, "socket:[")
+	if !ok {
+		return 0, false
+	}
+	s, ok = strings.CutSuffix(s, "]")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// SocketInodes returns the inodes of the sockets the processes hold open.
+func SocketInodes(pids []int) map[uint64]bool {
+	out := map[uint64]bool{}
+	for _, pid := range pids {
+		dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for _, e := range entries {
+			link, err := os.Readlink(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			if n, ok := SocketInode(link); ok {
+				out[n] = true
+			}
+		}
+	}
+	return out
+}
+
+// Foreign returns the sockets listening on port that none of the processes
+// roots or their descendants holds, and whether anything listens at all.
+func Foreign(port int, roots []int) (foreign []Socket, listening bool, err error) {
+	socks, err := Listening(port)
+	if err != nil || len(socks) == 0 {
+		return nil, false, err
+	}
+	var ours map[uint64]bool
+	if len(roots) > 0 {
+		ours = SocketInodes(Tree(Parents(), roots))
+	}
+	for _, s := range socks {
+		if !ours[s.Inode] {
+			foreign = append(foreign, s)
+		}
+	}
+	return foreign, true, nil
+}

@@ -1,0 +1,109 @@
+package procnet
+
+import (
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1686 1 00000000b127c7fa 100 0 0 10 0
+   1: 0100007F:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 16503 1 000000003fbd4d08 100 0 0 10 0
+   2: 0100007F:4E20 0100007F:9C40 01 00000000:00000000 00:00000000 00000000   101        0 16600 1 000000003fbd4d08 100 0 0 10 0
+   3: 0100007F:9C40 0100007F:4E20 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0000000000000000
+`
+
+const tcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:4E21 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0
+`
+
+func TestParseListening(t *testing.T) {
+	got, err := ParseListening(strings.NewReader(tcp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Established (01) and TIME_WAIT (06) rows are no listeners.
+	want := []Socket{{Port: 2024, Inode: 1686}, {Port: 20000, Inode: 16503}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tcp: got %v, want %v", got, want)
+	}
+	got, err = ParseListening(strings.NewReader(tcp6))
+	if err != nil || !reflect.DeepEqual(got, []Socket{{Port: 20001, Inode: 777}}) {
+		t.Errorf("tcp6: got %v, %v", got, err)
+	}
+	for _, bad := range []string{
+		"header\n   0: 0100007F 00000000:0000 0A 0 0 0 0 0 1686 1\n",
+		"header\n   0: 0100007F:ZZZZ 00000000:0000 0A 0 0 0 0 0 1686 1\n",
+		"header\n   0: 0100007F:4E20 00000000:0000 0A 0 0 0 0 0 inode 1\n",
+	} {
+		if _, err := ParseListening(strings.NewReader(bad)); err == nil {
+			t.Errorf("ParseListening(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestParsePPID(t *testing.T) {
+	for stat, want := range map[string]int{
+		"9851 (cat) R 9846 9846 9228 0 -1":            9846,
+		"12 (gunicorn: (master) x) S 1 12 12 0 -1 42": 1,
+	} {
+		if got, err := ParsePPID([]byte(stat)); err != nil || got != want {
+			t.Errorf("ParsePPID(%q) = %d, %v; want %d", stat, got, err, want)
+		}
+	}
+	if _, err := ParsePPID([]byte("garbage")); err == nil {
+		t.Error("ParsePPID accepted garbage")
+	}
+}
+
+func TestTree(t *testing.T) {
+	// 10 -> 11 -> 12 (a gunicorn master's worker), 20 unrelated, 1 init.
+	parent := map[int]int{10: 1, 11: 10, 12: 11, 13: 10, 20: 1}
+	got := Tree(parent, []int{10})
+	slices.Sort(got)
+	if !reflect.DeepEqual(got, []int{10, 11, 12, 13}) {
+		t.Errorf("Tree = %v", got)
+	}
+}
+
+func TestSocketInode(t *testing.T) {
+	if n, ok := SocketInode("socket:[16503]"); !ok || n != 16503 {
+		t.Errorf("socket link: %d %v", n, ok)
+	}
+	for _, l := range []string{"pipe:[1]", "/dev/null", "socket:[x]", "socket:[1"} {
+		if _, ok := SocketInode(l); ok {
+			t.Errorf("SocketInode(%q) took it", l)
+		}
+	}
+}
+
+// TestForeign: a listener of this process is ours when this process is a
+// root, foreign otherwise; a port nobody listens on is not listening.
+func TestForeign(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	foreign, listening, err := Foreign(port, []int{os.Getpid()})
+	if err != nil || !listening || len(foreign) != 0 {
+		t.Errorf("own listener: foreign %v, listening %v, %v", foreign, listening, err)
+	}
+	// Our parent's tree includes us.
+	foreign, _, _ = Foreign(port, []int{os.Getppid()})
+	if len(foreign) != 0 {
+		t.Errorf("listener of a descendant counted as foreign: %v", foreign)
+	}
+	foreign, listening, err = Foreign(port, []int{1 << 22})
+	if err != nil || !listening || len(foreign) != 1 {
+		t.Errorf("another process's listener: foreign %v, listening %v, %v", foreign, listening, err)
+	}
+	l.Close()
+	if _, listening, _ := Foreign(port, nil); listening {
+		t.Errorf("closed listener still listening")
+	}
+}
