@@ -18,6 +18,13 @@ fi
 if [ ! -f "$data/conductor.db" ]; then
   bin/conductor init --data "$data" --admin-key "$key"
 fi
+# Administrator accounts (random passwords, once) on the PostgreSQL and
+# MariaDB that make setup started, so apps:create --db postgres|mysql work.
+bin/conductor databases:init-local --data "$data" || echo "run: apps get SQLite only" >&2
+db_flags=()
+for kind in postgres mysql; do
+  if [ -f "$data/$kind-admin.dsn" ]; then db_flags+=(--"$kind"-dsn-file "$data/$kind-admin.dsn"); fi
+done
 host=${ssh_addr%:*} port=${ssh_addr##*:} http_port=${http_addr##*:}
 cat <<TXT
 
@@ -28,4 +35,4 @@ Try it (from another terminal):
   curl http://hello.localhost:$http_port/      # or open it in a browser
 
 TXT
-exec bin/conductor serve --data "$data" --ssh-addr "$ssh_addr" --http-addr "$http_addr"
+exec bin/conductor serve --data "$data" --ssh-addr "$ssh_addr" --http-addr "$http_addr" "${db_flags[@]}"

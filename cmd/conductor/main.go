@@ -31,6 +31,7 @@ func main() {
 	root.AddCommand(doctorCommand(), backupCommand(), restoreCommand())
 	root.AddCommand(installCommand(), uninstallCommand(), stopAllCommand())
 	root.AddCommand(pythonAddCommand(), pythonListCommand(), pythonRemoveCommand())
+	root.AddCommand(databasesInitLocalCommand())
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var cerr *conductor.Error
 		if errors.As(err, &cerr) {
