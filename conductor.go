@@ -106,6 +106,10 @@ type Release struct {
 	Duration    time.Duration
 	Current     bool
 	CreatedAt   time.Time
+
+	// RestoreConfig, when recording a release (a rollback), makes the
+	// app's config vars Config in the same transaction.
+	RestoreConfig bool `json:",omitempty"`
 }
 
 // Store persists Conductor's state. The SQLite package implements it.
@@ -199,6 +203,9 @@ type BuilderStore interface {
 	// worker starts, they belong to a worker that was killed.
 	FailUnfinishedDeploys(ctx context.Context, host, msg string) ([]string, error)
 
+	// AddRelease records r as the app's current release and its deploy
+	// (the job of the same id) succeeded, in one transaction: a deploy's
+	// commit point (builder/switch.go).
 	AddRelease(ctx context.Context, r *Release) error
 	CurrentRelease(ctx context.Context, appID int64) (*Release, error)
 	ListReleases(ctx context.Context, appID int64) ([]*Release, error)

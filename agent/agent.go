@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -325,17 +324,12 @@ func RemoveInside(dir string, roots ...string) error {
 }
 
 // WatcherType tells the process type of one of app's watchers, named by
-// the builder <app>_web_<port> or <app>_<type>. App names have no "_", so
-// the prefix belongs to exactly one app.
+// the builder <app>_<type>_<port> (process.ReleaseWatcher), or
+// <app>_<type> before names had ports. App names have no "_", so the
+// prefix belongs to exactly one app.
 func WatcherType(app, watcher string) (string, bool) {
-	rest, ok := strings.CutPrefix(watcher, app+"_")
-	if !ok || rest == "" {
-		return "", false
-	}
-	if strings.HasPrefix(rest, "web_") {
-		return "web", true
-	}
-	return rest, true
+	typ, _, ok := process.ParseWatcher(app, watcher)
+	return typ, ok
 }
 
 // WebWatcher is the name of an app's web watcher on port.

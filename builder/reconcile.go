@@ -1,25 +1,36 @@
 package builder
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/circus"
 	"github.com/hasadna/conductor/internal/safefs"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/provision"
 )
 
-// Reconcile runs at startup, before jobs are taken. A conductor killed in
-// the middle of a deploy leaves the deploy "running" and may leave the new
-// release's watcher behind; the serving release was never touched, so
-// everything that is not the serving release's is undone here.
+// Reconcile runs at startup, before jobs are taken, and converges every
+// app of this host to the state's record, whatever instant a killed
+// conductor stopped at (switch.go's commit point): nginx's site, circus's
+// watchers and the `current` link follow the recorded current release;
+// what belongs to no recorded release (an interrupted deploy's processes,
+// directory and site) goes; an interrupted retire or prune is finished.
+// Deploys left unfinished were interrupted before their commit point and
+// are marked failed (one that passed it was recorded succeeded with its
+// release). circusd may be one adopted from the previous run, already
+// running watchers, some of which may have lost their files.
 func (b *Builder) Reconcile(ctx context.Context) error {
 	const msg = "the builder stopped during this deploy; the previous release kept serving"
 	ids, err := b.Store.FailUnfinishedDeploys(ctx, b.Host, msg)
@@ -48,53 +59,201 @@ func (b *Builder) Reconcile(ctx context.Context) error {
 	// are that app's problem: it is logged and skipped, and every other
 	// app is reconciled and served.
 	for _, app := range apps {
-		if err := b.reconcileApp(ctx, app, installed); err != nil {
+		if err := b.reconcileApp(ctx, app); err != nil {
 			slog.Error("reconcile: skipped an app whose files are broken; the other apps are served", "app", app.Name, "err", err)
 		}
 		if err := b.reconcileRedis(ctx, app, installed); err != nil { // redis.go
 			slog.Error("reconcile: could not start the app's Redis", "app", app.Name, "err", err)
 		}
 	}
-	return nil
+	return b.reloadIfStale(ctx)
 }
 
-// reconcileApp secures one app's directories (Conductor versions before
-// tenant isolation left logs/ and run/ to the app user) and removes the
-// watchers that are not its serving release's.
-func (b *Builder) reconcileApp(ctx context.Context, app *conductor.App, installed []string) error {
-	keep := map[string]bool{redisWatcher(app.Name): true} // redis:create's server: no release's
+// reconcileApp converges one app to its recorded current release (none:
+// the app was never deployed, or only by interrupted deploys). It also
+// secures the app's directories (Conductor versions before tenant
+// isolation left logs/ and run/ to the app user).
+func (b *Builder) reconcileApp(ctx context.Context, app *conductor.App) error {
 	cur, err := b.Store.CurrentRelease(ctx, app.ID)
-	if err == nil {
-		if err := b.secureDirs(ctx, app); err != nil {
-			return err
-		}
-		keep[webWatcher(app.Name, cur.Port)] = true
-		pf, err := process.ReadProcfile(filepath.Join(cur.Dir, "Procfile"))
-		if err != nil {
-			return fmt.Errorf("%s's Procfile: %w", cur.Dir, err)
-		}
-		for _, typ := range pf.Types() {
-			if typ != "web" {
-				keep[typeWatcher(app.Name, typ)] = true
-			}
-		}
-	} else if conductor.ErrorCode(err) != conductor.ENOTFOUND {
+	if conductor.ErrorCode(err) == conductor.ENOTFOUND {
+		cur = nil
+	} else if err != nil {
+		return err
+	} else if err := b.secureDirs(ctx, app); err != nil {
 		return err
 	}
-	for _, w := range installed {
-		if !strings.HasPrefix(w, app.Name+"_") || keep[w] {
+	// Watchers: the current release's (its port's, and those of its types
+	// named before names had ports) and the app's Redis stay; the rest go.
+	names, err := b.appWatchers(app.Name)
+	if err != nil {
+		return err
+	}
+	var keep []string
+	for _, w := range names {
+		_, port, _ := process.ParseWatcher(app.Name, w)
+		if cur != nil && (port == cur.Port || port == 0) || w == redisWatcher(app.Name) {
+			keep = append(keep, w)
 			continue
 		}
-		slog.Warn("removing a watcher left by an interrupted deploy", "app", app.Name, "watcher", w)
+		slog.Warn("removing a watcher of no current release", "app", app.Name, "watcher", w)
 		if err := b.Circus.Remove(ctx, w); err != nil {
 			return err
 		}
-		spec := filepath.Join(b.Layout.RunDir(app.Name), w+".json")
-		if err := os.Remove(spec); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(filepath.Join(b.Layout.RunDir(app.Name), w+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
+	if cur != nil {
+		if err := b.ensureWatchers(ctx, app, keep); err != nil {
+			return err
+		}
+	}
+	if err := b.reconcileSite(ctx, app, cur); err != nil {
+		return err
+	}
+	link := b.Layout.CurrentLink(app.Name)
+	if cur != nil {
+		if err := b.linkCurrent(app.Name, cur.Dir); err != nil {
+			return err
+		}
+		if time.Since(cur.CreatedAt) < 10*time.Minute {
+			// Its deploy may have been cut short after its commit point: a
+			// pusher still following it (on another host) learns it went
+			// live. The log takes only its first end.
+			if err := b.Queue.Logs(cur.ID).End(ctx, true, ""); err != nil {
+				slog.Warn("end the log of a deploy that went live", "deploy", cur.ID, "err", err)
+			}
+		}
+	} else if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// Directories and virtualenvs of no kept release (an interrupted
+	// deploy's, or an interrupted prune's) go.
+	dir, venv := "", ""
+	if cur != nil {
+		dir, venv = cur.Dir, cur.Venv
+	}
+	if err := b.prune(ctx, app, dir, venv); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("prune: %w", err)
+	}
 	return nil
+}
+
+// ensureWatchers installs, from its process spec, each of the current
+// release's watchers that has lost its circus file.
+func (b *Builder) ensureWatchers(ctx context.Context, app *conductor.App, names []string) error {
+	installed, err := b.Circus.Watchers()
+	if err != nil {
+		return err
+	}
+	var scale map[string]int
+	for _, w := range names {
+		if slices.Contains(installed, w) || w == redisWatcher(app.Name) {
+			continue
+		}
+		spec := filepath.Join(b.Layout.RunDir(app.Name), w+".json")
+		s, err := process.ReadSpec(spec)
+		if err != nil {
+			return fmt.Errorf("start watcher %s: %w", w, err)
+		}
+		if scale == nil {
+			if scale, err = b.Store.ProcessScale(ctx, app.ID); err != nil {
+				return err
+			}
+		}
+		n, ok := scale[s.Type]
+		if !ok {
+			n = 1
+		}
+		slog.Warn("starting a watcher of the current release that was missing", "app", app.Name, "watcher", w)
+		if err := b.Circus.Add(ctx, circus.Watcher{
+			App: app.Name, Name: w, Cmd: b.Conductor, Spec: spec, WorkingDir: s.Dir,
+			LogFile:     filepath.Join(b.Layout.LogDir(app.Name), s.Type+".log"),
+			LogMaxBytes: b.LogMaxBytes, NumProcesses: n,
+		}); err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := b.Circus.Scale(ctx, w, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reconcileSite points the app's nginx site at cur (rewriting it when it
+// names another release or is missing), or removes it when the app has no
+// current release.
+func (b *Builder) reconcileSite(ctx context.Context, app *conductor.App, cur *conductor.Release) error {
+	if b.Nginx == nil {
+		return nil
+	}
+	named := siteRelease(b.Nginx.SitePath(app.Name))
+	if cur == nil {
+		if named == "" {
+			return nil
+		}
+		slog.Warn("removing the site of a release that was never recorded", "app", app.Name, "release", named)
+		return b.Nginx.RemoveSite(ctx, app.Name)
+	}
+	if named == cur.ID {
+		return nil
+	}
+	domains, err := b.Store.Domains(ctx, app.ID)
+	if err != nil {
+		return err
+	}
+	site, err := b.releaseSite(ctx, app, cur.ID, cur.Port, cur.Dir, domains, func(string, ...any) {})
+	if err != nil {
+		return err
+	}
+	site.MaxBody = maxBody(cur.Config, func(string, ...any) {})
+	slog.Warn("pointing the site back at the current release", "app", app.Name, "site_release", named, "release", cur.ID)
+	return b.Nginx.WriteSite(ctx, site)
+}
+
+// siteRelease reads which release a site file serves from its first line
+// ("# Generated by Conductor for app <app>, release <id>. Do not edit."),
+// "" if there is no such file.
+func siteRelease(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(io.LimitReader(f, 4096)).ReadString('\n')
+	_, rest, ok := strings.Cut(line, ", release ")
+	if !ok {
+		return "?" // not one of ours as written now: rewrite it
+	}
+	return strings.TrimSuffix(strings.TrimSpace(rest), ". Do not edit.")
+}
+
+// reloadIfStale has circusd apply its watcher files when what it runs
+// differs from them: an adopted circusd may still run a watcher whose file
+// a retire removed (its stop cut short), or lack one whose file was
+// written just before the kill.
+func (b *Builder) reloadIfStale(ctx context.Context) error {
+	files, err := b.Circus.Watchers()
+	if err != nil {
+		return err
+	}
+	status, err := b.Circus.Status(ctx)
+	if err != nil {
+		return err
+	}
+	stale := len(files) != len(status)
+	for _, f := range files {
+		if _, ok := status[f]; !ok {
+			stale = true
+		}
+	}
+	if !stale {
+		return nil
+	}
+	slog.Warn("circusd's watchers differ from their files: reloading", "files", len(files), "running", len(status))
+	return b.Circus.Reload(ctx)
 }
 
 // secureDirs gives an app's directories the owners and modes of

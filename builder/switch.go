@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hasadna/conductor"
@@ -14,128 +14,175 @@ import (
 	"github.com/hasadna/conductor/queue"
 )
 
-// switchTraffic points nginx and the current symlink at the new release and
-// records it.
+// A deploy ends in one of two states, also when conductor is killed at any
+// instant: the new release serves, is recorded as current and `current`
+// points at it; or the previous release serves, is recorded, and the new
+// one is gone. One durable record decides which: AddRelease, one SQLite
+// transaction that makes the new release current and its deploy
+// succeeded (and, for a rollback, the app's config the release's). That
+// is the commit point. Before it, any failure puts the previous site
+// back (cleanup, restoreSite) and removes the new processes; a crash
+// there is undone by the start-up reconcile the same way. After it,
+// nothing fails the deploy: the `current` link, retiring the old
+// processes and pruning are redone by the next deploy and by the start-up
+// reconcile (reconcile.go) if they fail or are cut short.
+
+// switchTraffic points nginx at the new release, waits until nginx serves
+// it, records it (the commit point) and points `current` at it.
 func (d *deployment) switchTraffic(ctx context.Context) error {
-	tls, err := d.tlsHosts(ctx) // builder/tls.go
+	site, err := d.b.releaseSite(ctx, d.app, d.job.ID, d.port, d.dir, d.domains, d.log.Printf)
 	if err != nil {
 		return err
 	}
-	if err := d.b.Nginx.WriteSite(ctx, nginx.Site{
-		App: d.app.Name, Release: d.job.ID, Hosts: append([]string{d.host()}, d.domains...), Port: d.port,
-		StaticDir: filepath.Join(d.dir, "staticfiles"), MediaDir: d.b.Layout.MediaDir(d.app.Name), TLS: tls,
-	}); err != nil {
+	// CONDUCTOR_MAX_BODY (configfiles.go)
+	site.MaxBody = maxBody(d.config, d.log.Printf)
+
+	d.siteWritten = true // from here, cleanup writes the previous site back
+	if err := d.b.Nginx.WriteSite(ctx, site); err != nil {
 		return err
 	}
-	d.switched = true
-	link := d.b.Layout.CurrentLink(d.app.Name)
-	_ = os.Remove(link + ".tmp")
-	if err := os.Symlink(d.dir, link+".tmp"); err == nil {
-		_ = os.Rename(link+".tmp", link)
+	pauseAt("switch:site")
+	// The old release serves until nginx's workers run the new site: it
+	// is retired only after this, and the deploy fails without it.
+	if err := d.b.Nginx.WaitServing(ctx, d.host(), d.job.ID, 15*time.Second); err != nil {
+		return fmt.Errorf("the front nginx does not serve the new release: %w", err)
 	}
+	pauseAt("switch:served")
 	desc := "deploy of " + d.job.Ref
 	switch {
 	case d.job.Kind == queue.KindRestart:
 		desc = d.job.Ref
 	case d.reused != nil:
 		desc = fmt.Sprintf("rollback to v%d", d.reused.Number)
-		if err := d.b.Store.ReplaceConfig(ctx, d.app.ID, d.config); err != nil {
-			return err
-		}
 	}
 	rel := &conductor.Release{
 		ID: d.job.ID, AppID: d.app.ID, Rev: d.job.Rev, Port: d.port, Dir: d.dir, Venv: d.venv,
 		Config: d.config, Pusher: d.job.Pusher, Description: desc, Duration: time.Since(d.started),
+		RestoreConfig: d.job.Kind == queue.KindRollback,
 	}
 	if err := d.b.Store.AddRelease(ctx, rel); err != nil {
-		return err
+		// Over NATS an answer can be lost after the state committed: ask.
+		cur, cerr := d.b.Store.CurrentRelease(context.WithoutCancel(ctx), d.app.ID)
+		if cerr != nil || cur.ID != d.job.ID {
+			return fmt.Errorf("record the release: %w", err)
+		}
+		rel.Number = cur.Number
 	}
+	d.committed = true
+	pauseAt("switch:committed")
+	if err := d.b.linkCurrent(d.app.Name, d.dir); err != nil {
+		d.log.Printf("       Warning: %v (set again at the next start)", err)
+	}
+	pauseAt("switch:linked")
 	d.log.Printf("       Release v%d is live", rel.Number)
-	d.waitForNginx(ctx)
 	return nil
 }
 
-// waitForNginx waits (briefly) until nginx's workers serve the new
-// configuration, so a push returns only once its release is live.
-func (d *deployment) waitForNginx(ctx context.Context) {
-	if err := d.b.Nginx.WaitServing(ctx, d.host(), d.job.ID, 15*time.Second); err != nil {
-		d.log.Printf("       Warning: %v", err)
+// releaseSite is the nginx site serving an app's release id (on port,
+// from dir) for its domains.
+func (b *Builder) releaseSite(ctx context.Context, app *conductor.App, id string, port int, dir string, domains []string, printf func(string, ...any)) (nginx.Site, error) {
+	tls, err := b.tlsHosts(ctx, app, domains, printf) // builder/tls.go
+	if err != nil {
+		return nginx.Site{}, err
 	}
+	return nginx.Site{
+		App: app.Name, Release: id, Hosts: append([]string{app.Name + "." + b.Domain}, domains...), Port: port,
+		StaticDir: filepath.Join(dir, "staticfiles"), MediaDir: b.Layout.MediaDir(app.Name), TLS: tls,
+	}, nil
 }
 
-// retire stops the previous release's web processes (circus lets them
-// finish their requests), restarts the other process types on the new
-// release and prunes old releases.
+// restoreSite, before the commit point, points nginx back at the previous
+// release (or removes the site of a first deploy). It tells whether nginx
+// no longer routes to the new release.
+func (d *deployment) restoreSite(ctx context.Context) bool {
+	var err error
+	if d.previous == nil {
+		err = d.b.Nginx.RemoveSite(ctx, d.app.Name)
+	} else {
+		var site nginx.Site
+		if site, err = d.b.releaseSite(ctx, d.app, d.previous.ID, d.previous.Port, d.previous.Dir, d.domains, func(string, ...any) {}); err == nil {
+			site.MaxBody = maxBody(d.previous.Config, func(string, ...any) {})
+			err = d.b.Nginx.WriteSite(ctx, site)
+		}
+	}
+	if err != nil {
+		d.log.Printf("       Warning: could not point nginx back at the previous release: %v", err)
+		slog.Error("restore the previous site after a failed switch", "app", d.app.Name, "deploy", d.job.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// linkCurrent points the app's `current` symlink at dir, in one rename.
+func (b *Builder) linkCurrent(app, dir string) error {
+	link := b.Layout.CurrentLink(app)
+	if target, err := os.Readlink(link); err == nil && target == dir {
+		return nil
+	}
+	_ = os.Remove(link + ".tmp")
+	if err := os.Symlink(dir, link+".tmp"); err != nil {
+		return fmt.Errorf("point current at the release: %w", err)
+	}
+	if err := os.Rename(link+".tmp", link); err != nil {
+		return fmt.Errorf("point current at the release: %w", err)
+	}
+	return nil
+}
+
+// retire, after the commit point, stops what belongs to no release but
+// the new one: the previous release's processes of every type (circus
+// lets them finish their work in the background; nothing routes to them
+// any more), what interrupted deploys left and types dropped from the
+// Procfile; then it prunes old releases. Its failures are warnings: the
+// next deploy's retire and the start-up reconcile do it again.
 func (d *deployment) retire(ctx context.Context) error {
 	// Requests that old nginx workers already sent to the old release
 	// finish before its processes stop.
 	if err := d.b.Nginx.WaitOldWorkers(ctx, 30*time.Second); err != nil {
 		d.log.Printf("       Warning: %v", err)
 	}
-	if d.previous != nil && d.previous.Port != d.port {
-		// The old processes get their stop signal and finish their
-		// requests (graceful_timeout) while the push returns: nothing
-		// routes to them any more.
-		name := webWatcher(d.app.Name, d.previous.Port)
-		if err := d.b.stopWatcher(ctx, name, d.specPath(name), true); err != nil {
-			return err
-		}
-		if err := os.Remove(d.specPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	keep := map[string]bool{redisWatcher(d.app.Name): true} // redis:create's server is no release's
+	for _, w := range d.newWatchers {
+		keep[w] = true
 	}
-	keep := map[string]bool{d.newWatcher: true, redisWatcher(d.app.Name): true} // redis:create's server is no process type
-	for _, typ := range d.procfile.Types() {
-		if typ == "web" {
-			continue
-		}
-		name := typeWatcher(d.app.Name, typ)
-		keep[name] = true
-		if err := d.removeWatcher(ctx, name); err != nil {
-			return err
-		}
-		if err := d.addWatcher(ctx, name, typ, 0); err != nil {
-			return err
-		}
-		d.log.Printf("       %s: %s", typ, d.procfile[typ])
+	var errs []error
+	if err := d.b.retireOthers(ctx, d.app.Name, keep); err != nil { // processes.go
+		errs = append(errs, err)
 	}
-	// Process types dropped from the Procfile stop too.
-	names, err := d.b.Circus.Watchers()
-	if err != nil {
-		return err
+	pauseAt("retire:stopped")
+	if err := d.prune(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("prune old releases: %w", err))
 	}
-	for _, n := range names {
-		if strings.HasPrefix(n, d.app.Name+"_") && !keep[n] {
-			if err := d.removeWatcher(ctx, n); err != nil {
-				return err
-			}
-		}
-	}
-	return d.prune(ctx)
+	return errors.Join(errs...)
 }
 
 // prune deletes release directories beyond the newest Keep.
 func (d *deployment) prune(ctx context.Context) error {
-	releases, err := d.b.Store.ListReleases(ctx, d.app.ID)
+	return d.b.prune(ctx, d.app, d.dir, d.venv)
+}
+
+// prune deletes an app's release directories and virtualenvs beyond the
+// newest Keep releases, never the current one's nor dir and venv (the
+// release being deployed).
+func (b *Builder) prune(ctx context.Context, app *conductor.App, dir, venv string) error {
+	releases, err := b.Store.ListReleases(ctx, app.ID)
 	if err != nil {
 		return err
 	}
-	keep, keepVenv := map[string]bool{}, map[string]bool{d.venv: true}
+	keep, keepVenv := map[string]bool{dir: true}, map[string]bool{venv: true, b.Layout.VenvMarker(venv): true}
 	for i, r := range releases {
-		if i < d.b.Keep || r.Current {
+		if i < b.Keep || r.Current {
 			keep[r.Dir] = true
 			keepVenv[r.Venv] = true
-			keepVenv[d.b.Layout.VenvMarker(r.Venv)] = true
+			keepVenv[b.Layout.VenvMarker(r.Venv)] = true
 		}
 	}
-	keepVenv[d.b.Layout.VenvMarker(d.venv)] = true
-	keep[d.dir] = true
-	if err := removeAllBut(d.b.Layout.ReleasesDir(d.app.Name), keep); err != nil {
+	if err := removeAllBut(b.Layout.ReleasesDir(app.Name), keep); err != nil {
 		return err
 	}
 	// Virtualenvs go with the releases that use them; .cache is pip's.
-	keepVenv[filepath.Join(d.b.Layout.EnvironmentsDir(d.app.Name), ".cache")] = true
-	return removeAllBut(d.b.Layout.EnvironmentsDir(d.app.Name), keepVenv)
+	keepVenv[filepath.Join(b.Layout.EnvironmentsDir(app.Name), ".cache")] = true
+	return removeAllBut(b.Layout.EnvironmentsDir(app.Name), keepVenv)
 }
 
 // removeAllBut deletes the entries of dir whose paths are not in keep.

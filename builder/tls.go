@@ -21,25 +21,31 @@ import (
 // domain stays on plain HTTP) rather than failing the switch. A host whose
 // nginx serves no HTTPS serves every domain over plain HTTP.
 func (d *deployment) tlsHosts(ctx context.Context) ([]nginx.TLSHost, error) {
-	if d.b.Nginx == nil || d.b.Nginx.HTTPSListen == "" {
+	return d.b.tlsHosts(ctx, d.app, d.domains, d.log.Printf)
+}
+
+// tlsHosts is deployment.tlsHosts for any of the app's releases (the
+// start-up reconcile writes sites too); printf tells what it found.
+func (b *Builder) tlsHosts(ctx context.Context, app *conductor.App, domains []string, printf func(string, ...any)) ([]nginx.TLSHost, error) {
+	if b.Nginx == nil || b.Nginx.HTTPSListen == "" {
 		return nil, nil
 	}
-	recorded, err := d.b.Store.Certificates(ctx, d.app.ID)
+	recorded, err := b.Store.Certificates(ctx, app.ID)
 	if err != nil {
 		return nil, err
 	}
 	var hosts []nginx.TLSHost
 	for _, c := range recorded {
-		if !slices.Contains(d.domains, c.Domain) {
+		if !slices.Contains(domains, c.Domain) {
 			continue
 		}
-		path, err := d.b.certFile(c)
+		path, err := b.certFile(c)
 		if err != nil {
-			d.log.Printf("       Warning: the certificate of %s is missing (%v): serving it over plain HTTP", c.Domain, err)
+			printf("       Warning: the certificate of %s is missing (%v): serving it over plain HTTP", c.Domain, err)
 			continue
 		}
 		hosts = append(hosts, nginx.TLSHost{Host: c.Domain, Cert: path, Key: path})
-		d.log.Printf("       HTTPS: %s (certificate valid until %s)", c.Domain, c.NotAfter.UTC().Format(time.DateOnly))
+		printf("       HTTPS: %s (certificate valid until %s)", c.Domain, c.NotAfter.UTC().Format(time.DateOnly))
 	}
 	return hosts, nil
 }

@@ -11,31 +11,33 @@ import (
 	"github.com/hasadna/conductor/process"
 )
 
-// webWatcher names the web watcher on a port; app names have no "_", so
-// "<app>_" prefixes exactly one app's watchers.
-func webWatcher(app string, port int) string { return app + "_web_" + strconv.Itoa(port) }
-func typeWatcher(app, typ string) string     { return app + "_" + typ }
+// webWatcher names the web watcher of the release on port
+// (process.ReleaseWatcher names every type's).
+func webWatcher(app string, port int) string { return process.ReleaseWatcher(app, "web", port) }
 
-// start runs the new release's web processes on the idle port, next to the
-// serving ones.
+// start runs the new release's processes of every type on the idle port's
+// names, next to the serving ones: web first (it boots longest), then the
+// others (startOthers, processes.go). The old ones stop in retire, once
+// the new release is live.
 func (d *deployment) start(ctx context.Context) error {
+	// A failed or interrupted deploy may have left watchers on the idle port.
+	if err := d.clearPort(ctx); err != nil {
+		return err
+	}
 	if _, ok := d.procfile["web"]; !ok {
 		// A worker-only Procfile (detect adds no default web to one):
 		// nothing serves HTTP, so there is nothing to start or check here.
 		d.log.Printf("       No web process in the Procfile")
-		return nil
+		return d.startOthers(ctx)
 	}
 	name := webWatcher(d.app.Name, d.port)
-	// A failed deploy may have left a watcher on the idle port.
-	if err := d.removeWatcher(ctx, name); err != nil {
-		return err
-	}
+	d.newWatchers = append(d.newWatchers, name) // cleanup removes it, even half added
 	if err := d.addWatcher(ctx, name, "web", d.port); err != nil {
 		return err
 	}
 	d.newWatcher = name
 	d.log.Printf("       web: %s on port %d", d.procfile["web"], d.port)
-	return nil
+	return d.startOthers(ctx)
 }
 
 // specPath is the process spec circus starts a watcher from.

@@ -315,6 +315,17 @@ func (c *Circus) Retire(ctx context.Context, name string) error {
 	return nil
 }
 
+// Reload has circusd apply its watcher files as they are: watchers whose
+// file is gone stop (it waits for them), those whose file is new start, the
+// others run on untouched. For a circusd adopted from a conductor that was
+// killed between a file's change and its command.
+func (c *Circus) Reload(ctx context.Context) error {
+	if _, err := c.call(ctx, "reloadconfig", map[string]any{"waiting": true}); err != nil {
+		return fmt.Errorf("reload circusd's watchers: %w", err)
+	}
+	return nil
+}
+
 // Watchers returns the names of the watchers whose files are installed.
 func (c *Circus) Watchers() ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(c.watchersDir(), "*.ini"))

@@ -170,6 +170,10 @@ func TestSSHLimitsTimeouts(t *testing.T) {
 		go func() { _ = client.Wait(); close(done) }()
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
+		// One timer for the whole wait: a time.After in the select would
+		// start again on every tick and never fire.
+		timeout := time.NewTimer(30 * time.Second)
+		defer timeout.Stop()
 		for {
 			select {
 			case <-done:
@@ -178,7 +182,7 @@ func TestSSHLimitsTimeouts(t *testing.T) {
 				if keepalive {
 					_, _, _ = client.SendRequest("keepalive@openssh.com", true, nil)
 				}
-			case <-time.After(30 * time.Second):
+			case <-timeout.C:
 				t.Fatal("connection still open after 30s")
 			}
 		}

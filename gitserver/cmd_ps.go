@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/process"
 )
 
 // MaxProcesses bounds one process type's scale.
@@ -90,10 +91,7 @@ func (s *Server) psScaleCommand() *cobra.Command {
 				return err
 			}
 			for _, typ := range sortedKeys(scale) {
-				watcher := app.Name + "_" + typ
-				if typ == "web" {
-					watcher = app.Name + "_web_" + strconv.Itoa(cur.Port)
-				}
+				watcher := process.ReleaseWatcher(app.Name, typ, cur.Port) // the serving release's
 				if err := s.cfg.Agents.Scale(ctx, app, watcher, scale[typ]); err != nil {
 					return err
 				}

@@ -321,7 +321,10 @@ func (db *DB) ListDeploys(ctx context.Context, appID int64) ([]*conductor.Deploy
 	return out, rows.Err()
 }
 
-// AddRelease records a release, numbers it and makes it the app's current one.
+// AddRelease records a release, numbers it and makes it the app's current
+// one, and marks its deploy succeeded, in one transaction: the deploy's
+// commit point. With r.RestoreConfig the app's config vars become
+// r.Config in it too (a rollback).
 func (db *DB) AddRelease(ctx context.Context, r *conductor.Release) error {
 	config, err := json.Marshal(r.Config)
 	if err != nil {
@@ -342,6 +345,16 @@ func (db *DB) AddRelease(ctx context.Context, r *conductor.Release) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
 			r.ID, r.AppID, r.Number, r.Rev, r.Port, r.Dir, r.Venv, string(config), r.Pusher, r.Description, r.Duration.Milliseconds()); err != nil {
 			return fmt.Errorf("add release: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, error = '',
+			finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND app_id = ?`,
+			conductor.DeploySucceeded, r.ID, r.AppID); err != nil {
+			return fmt.Errorf("add release: mark its deploy succeeded: %w", err)
+		}
+		if r.RestoreConfig {
+			if err := replaceConfig(ctx, tx, r.AppID, r.Config); err != nil {
+				return err
+			}
 		}
 		r.Current = true
 		return nil
@@ -390,17 +403,19 @@ func (db *DB) FindRelease(ctx context.Context, appID int64, ref string) (*conduc
 
 // ReplaceConfig sets an app's config vars to exactly vars.
 func (db *DB) ReplaceConfig(ctx context.Context, appID int64, vars map[string]string) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM config_vars WHERE app_id = ?`, appID); err != nil {
-			return fmt.Errorf("replace config: %w", err)
+	return db.tx(ctx, func(tx *sql.Tx) error { return replaceConfig(ctx, tx, appID, vars) })
+}
+
+func replaceConfig(ctx context.Context, tx *sql.Tx, appID int64, vars map[string]string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM config_vars WHERE app_id = ?`, appID); err != nil {
+		return fmt.Errorf("replace config: %w", err)
+	}
+	for k, v := range vars {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?)`, appID, k, v); err != nil {
+			return fmt.Errorf("replace config %s: %w", k, err)
 		}
-		for k, v := range vars {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO config_vars (app_id, key, value) VALUES (?, ?, ?)`, appID, k, v); err != nil {
-				return fmt.Errorf("replace config %s: %w", k, err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ListReleases returns an app's releases, newest first.

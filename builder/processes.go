@@ -1,0 +1,332 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hasadna/conductor/internal/safefs"
+	"github.com/hasadna/conductor/process"
+)
+
+// A release's process types other than web (worker, beat…) start in the
+// start step next to the serving release's, under names of their own
+// (process.ReleaseWatcher: the release's port tells old and new apart), are
+// checked with the web processes, and the old ones stop in retire, after
+// the switch. A push waits for the new ones to be started and checked,
+// never for the old ones to finish.
+
+// DefaultUptime is how long each process of a non-web type must stay up
+// after its start for the check to pass.
+const DefaultUptime = time.Second
+
+// maxUptime bounds the uptime an app may ask for.
+const maxUptime = 10 * time.Minute
+
+// otherType is one of the new release's non-web process types, started.
+type otherType struct {
+	typ, watcher string
+	want         int           // processes it runs (ps:scale)
+	started      time.Time     // when its watcher was added
+	uptime       time.Duration // how long they must stay up from started
+	logSize      int64         // its log's size before it started
+}
+
+// startOthers starts the new release's other process types.
+func (d *deployment) startOthers(ctx context.Context) error {
+	var types []string
+	for _, typ := range d.procfile.Types() {
+		if typ != "web" {
+			types = append(types, typ)
+		}
+	}
+	if len(types) == 0 {
+		return nil
+	}
+	scale, err := d.b.Store.ProcessScale(ctx, d.app.ID)
+	if err != nil {
+		return err
+	}
+	uptimes, err := d.uptimes(types)
+	if err != nil {
+		return err
+	}
+	for _, typ := range types {
+		name := process.ReleaseWatcher(d.app.Name, typ, d.port)
+		want, ok := scale[typ]
+		if !ok {
+			want = 1
+		}
+		o := &otherType{typ: typ, watcher: name, want: want, uptime: uptimes[typ], logSize: d.logSize(typ)}
+		d.newWatchers = append(d.newWatchers, name) // cleanup removes it, even half added
+		o.started = time.Now()
+		if err := d.addWatcher(ctx, name, typ, 0); err != nil {
+			return err
+		}
+		d.others = append(d.others, o)
+		d.log.Printf("       %s: %s", typ, d.procfile[typ])
+	}
+	return nil
+}
+
+// clearPort removes what a failed or interrupted deploy left on the new
+// release's port: watchers and process specs.
+func (d *deployment) clearPort(ctx context.Context) error {
+	names, err := d.b.appWatchers(d.app.Name)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, port, _ := process.ParseWatcher(d.app.Name, n); port == d.port {
+			if err := d.removeWatcher(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// appWatchers lists an app's watchers: those installed in circus, and
+// those that only have a process spec left (a deploy interrupted between
+// the two).
+func (b *Builder) appWatchers(app string) ([]string, error) {
+	installed, err := b.Circus.Watchers()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range installed {
+		if strings.HasPrefix(n, app+"_") {
+			names = append(names, n)
+		}
+	}
+	dir, err := safefs.OpenDir(b.Layout.ProjectsDir(), app+"/run")
+	if errors.Is(err, fs.ErrNotExist) {
+		return names, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	files, err := dir.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if n, ok := strings.CutSuffix(f, ".json"); ok && strings.HasPrefix(n, app+"_") && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// retireOthers stops every watcher of app not in keep and deletes its
+// spec: circus sends the processes their stop signal and lets them finish
+// (graceful_timeout) in the background, so the caller does not wait for
+// them. Every watcher is tried; the errors are returned together.
+func (b *Builder) retireOthers(ctx context.Context, app string, keep map[string]bool) error {
+	names, err := b.appWatchers(app)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if keep[n] {
+			continue
+		}
+		spec := filepath.Join(b.Layout.RunDir(app), n+".json")
+		if err := b.stopWatcher(ctx, n, spec, true); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(spec); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkRelease is the check step: the web processes answer (check) and
+// the other process types stay up (checkProcesses), checked at the same
+// time; the first failure fails the deploy and stops the other check.
+func (d *deployment) checkRelease(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	web, others := make(chan error, 1), make(chan error, 1)
+	go func() { web <- d.check(ctx) }()
+	go func() { others <- d.checkProcesses(ctx) }()
+	var err error
+	second := others
+	select {
+	case err = <-web:
+	case err = <-others:
+		second = web
+	}
+	if err != nil {
+		cancel()
+		<-second
+		return err
+	}
+	return <-second
+}
+
+// checkProcesses waits until each of the new release's other process types
+// has kept all its processes up for its uptime since it started. A process
+// that exits meanwhile (circus restarts it with a new pid) or a type that
+// runs fewer processes than it should fails the deploy with the type's
+// last output, before the switch.
+func (d *deployment) checkProcesses(ctx context.Context) error {
+	pending := slices.Clone(d.others)
+	seen := map[string]map[int]bool{}
+	for len(pending) > 0 {
+		now := time.Now()
+		left := pending[:0]
+		for _, o := range pending {
+			if o.want == 0 { // scaled to zero: nothing runs
+				continue
+			}
+			pids, err := d.b.Circus.Pids(ctx, o.watcher)
+			if err != nil {
+				return fmt.Errorf("check %s: %w", o.typ, err)
+			}
+			cur := map[int]bool{}
+			for _, p := range pids {
+				cur[p] = true
+			}
+			for p := range seen[o.watcher] {
+				if !cur[p] {
+					return d.processFailed(ctx, o, fmt.Sprintf("a %s process exited %s after its start", o.typ, now.Sub(o.started).Round(10*time.Millisecond)))
+				}
+			}
+			seen[o.watcher] = cur
+			if now.Sub(o.started) < o.uptime {
+				left = append(left, o)
+				continue
+			}
+			if len(pids) < o.want {
+				return d.processFailed(ctx, o, fmt.Sprintf("%d of its %d processes run", len(pids), o.want))
+			}
+			d.log.Printf("       %s: %d running after %s", o.typ, len(pids), o.uptime)
+		}
+		pending = left
+		if len(pending) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// processFailed reports a process type that did not stay up, with what it
+// printed since it started.
+func (d *deployment) processFailed(ctx context.Context, o *otherType, what string) error {
+	// circus writes a process's last lines as it reaps it: give them a
+	// moment to land.
+	deadline := time.Now().Add(time.Second)
+	for d.logSize(o.typ) <= o.logSize && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.log.Printf("       Process type %s did not stay up; last lines of its log:", o.typ)
+	d.log.Printf("%s", indent(safefs.Tail(d.b.Layout.ProjectsDir(), d.app.Name+"/logs/"+o.typ+".log", 20)))
+	return failf("process type %s is not running: %s (it must stay up %s: app.json healthchecks.%s[].uptime, or config:set %s CONDUCTOR_CHECK_UPTIME=<seconds>)",
+		o.typ, what, o.uptime, o.typ, d.app.Name)
+}
+
+// logSize is the size of a process type's log file now (0 if none).
+func (d *deployment) logSize(typ string) int64 {
+	st, err := safefs.Lstat(d.b.Layout.ProjectsDir(), d.app.Name+"/logs/"+typ+".log")
+	if err != nil {
+		return 0
+	}
+	return st.Size
+}
+
+// uptimes says how long each type's processes must stay up: the config
+// var CONDUCTOR_CHECK_UPTIME (seconds, every type) if set, else the
+// largest uptime of the type's checks in app.json, Dokku's shape:
+//
+//	{"healthchecks": {"worker": [{"type": "startup", "uptime": 5}]}}
+//
+// else DefaultUptime.
+func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, t := range types {
+		out[t] = DefaultUptime
+	}
+	if v, ok := d.config["CONDUCTOR_CHECK_UPTIME"]; ok && v != "" {
+		u, err := parseUptime(v)
+		if err != nil {
+			return nil, failf("CONDUCTOR_CHECK_UPTIME=%q: %v", truncate(v), err)
+		}
+		for _, t := range types {
+			out[t] = u
+		}
+		return out, nil
+	}
+	data, err := safefs.ReadFileConfined(d.dir, "app.json", 1<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	} else if err != nil {
+		return nil, failf("app.json: %v", err)
+	}
+	var doc struct {
+		Healthchecks map[string][]struct {
+			Type   string          `json:"type"`
+			Uptime json.RawMessage `json:"uptime"`
+		} `json:"healthchecks"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, failf("app.json: %v", err)
+	}
+	for _, t := range types {
+		checks, ok := doc.Healthchecks[t]
+		if !ok {
+			continue
+		}
+		var most time.Duration
+		found := false
+		for i, c := range checks {
+			if len(c.Uptime) == 0 || (c.Type != "" && c.Type != "startup") {
+				continue
+			}
+			u, err := parseUptime(strings.Trim(string(c.Uptime), `"`))
+			if err != nil {
+				return nil, failf("app.json: healthchecks.%s[%d].uptime: %v", t, i, err)
+			}
+			most, found = max(most, u), true
+		}
+		if found {
+			out[t] = most
+		}
+	}
+	return out, nil
+}
+
+// parseUptime reads a number of seconds from 0 to maxUptime.
+func parseUptime(s string) (time.Duration, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || f < 0 || f > maxUptime.Seconds() {
+		return 0, fmt.Errorf("want a number of seconds from 0 to %d", int(maxUptime.Seconds()))
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
+
+// truncate shortens a value for an error message.
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
