@@ -45,6 +45,14 @@ func (d *deployment) detect() error {
 	if d.procfile == nil {
 		d.procfile = process.Procfile{}
 	}
+	// app.json's healthchecks or the config var: a mistake fails the push
+	// here, before anything is built.
+	if d.health, err = pybuild.WebHealthchecks(d.dir, d.config); err != nil {
+		if conductor.ErrorCode(err) == conductor.EINVALID {
+			return failf("%s", conductor.ErrorMessage(err))
+		}
+		return err
+	}
 	d.addGunicorn = false
 	// The default web process is for a Procfile that runs nothing (none,
 	// or only release:). One that declares other types and no web is a

@@ -2,70 +2,195 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/hasadna/conductor/internal/safefs"
+	"github.com/hasadna/conductor/pybuild"
 )
 
-// check waits until the new release answers "/" with its own Host header
-// and anything but a server error.
+// check waits until the new release's web process passes its health
+// checks: app.json's "healthchecks" or the CONDUCTOR_HEALTHCHECK config
+// var (d.health, read by detect), else GET / with the app's Host, any
+// answer below 500 counting as up. All of them within the check step's
+// bound (timeout.check).
 func (d *deployment) check(ctx context.Context) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d/", d.port)
+	if d.newWatcher == "" {
+		return nil // no web process (a worker-only app): nothing answers HTTP
+	}
+	d.describeHealth()
+	checks := []pybuild.Healthcheck{pybuild.DefaultHealthcheck}
+	if h := d.health; h != nil {
+		if h.None {
+			return nil
+		}
+		if len(h.Checks) > 0 {
+			checks = h.Checks
+		}
+	}
+	bound := d.checkTimeout() // apps:set timeout.check
+	deadline := time.Now().Add(bound)
+	w := &crashWatch{}
+	for _, c := range checks {
+		if err := d.runCheck(ctx, c, bound, deadline, w); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d.log.Printf("       The new release did not become healthy; last lines of its log:")
+			d.log.Printf("%s", indent(safefs.Tail(d.b.Layout.ProjectsDir(), d.app.Name+"/logs/web.log", 20)))
+			return err
+		}
+	}
+	return nil
+}
+
+// runCheck runs one health check until it passes, runs out of attempts,
+// the deadline passes or the web processes keep exiting.
+func (d *deployment) runCheck(ctx context.Context, c pybuild.Healthcheck, bound time.Duration, deadline time.Time, w *crashWatch) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", d.port, c.Path)
+	what := "health check"
+	if !c.Default {
+		what = fmt.Sprintf("health check %q (GET %s)", c.Name, c.Path)
+	}
 	// A redirect is an answer: an app with SECURE_SSL_REDIRECT sends the
 	// check to https://<host>/, which is up as far as the new process
 	// goes. Following it would ask DNS and the front nginx instead.
-	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
-	deadline := time.Now().Add(d.checkTimeout()) // apps:set timeout.check
-	var last string
-	alive, died := map[int]bool{}, 0
-	for i := 0; time.Now().Before(deadline); i++ {
+	if !sleepUntil(ctx, time.Now().Add(c.InitialDelay), deadline) {
+		return ctx.Err()
+	}
+	last, attempts := "no answer", 0
+	for {
+		if !time.Now().Before(deadline) {
+			return failf("%s of the new release failed: no pass within %s (last answer: %s)", what, bound, last)
+		}
 		// circus respawns a process that dies at boot forever: when three
 		// of the release's processes have died, it is crashing.
-		if i%20 == 19 { // about once a second
-			if pids, err := d.b.Circus.Pids(ctx, d.newWatcher); err == nil {
-				now := map[int]bool{}
-				for _, p := range pids {
-					now[p] = true
-				}
-				for p := range alive {
-					if !now[p] {
-						died++
-					}
-				}
-				alive = now
-			}
-			if died >= 3 {
-				last = "its processes keep exiting"
-				break
-			}
+		if w.crashing(ctx, d) {
+			return failf("%s of the new release failed (last answer: %s): its processes keep exiting", what, last)
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Host = d.host()
-		req.Header.Set("X-Forwarded-Proto", "http") // as the front nginx sets it for a plain request
-		resp, err := client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				d.log.Printf("       GET / answered %d", resp.StatusCode)
+		status, body, err := d.get(ctx, client, url, min(c.Timeout, time.Until(deadline)))
+		wait := c.Wait
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, syscall.ECONNREFUSED):
+			// Not listening yet: the process is starting. Not an attempt.
+			last, wait = "connection refused", 50*time.Millisecond
+		case err != nil:
+			attempts++
+			last = err.Error()
+		default:
+			aerr := c.Accepts(status, body)
+			if aerr == nil {
+				d.log.Printf("       GET %s answered %d", c.Path, status)
 				return nil
 			}
-			last = resp.Status
-		} else {
-			last = err.Error()
+			attempts++
+			last = aerr.Error()
 		}
-		select {
-		case <-ctx.Done():
+		if c.Attempts > 0 && attempts >= c.Attempts {
+			return failf("%s of the new release failed after %d attempts (last answer: %s)", what, attempts, last)
+		}
+		if !sleepUntil(ctx, time.Now().Add(max(wait, 50*time.Millisecond)), deadline) {
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	d.log.Printf("       The new release did not become healthy; last lines of its log:")
-	d.log.Printf("%s", indent(safefs.Tail(d.b.Layout.ProjectsDir(), d.app.Name+"/logs/web.log", 20)))
-	return failf("health check of the new release failed (last answer: %s)", last)
+}
+
+// get asks the new release as the front nginx would: the app's Host, and
+// X-Forwarded-Proto as nginx sets it for a plain request.
+func (d *deployment) get(ctx context.Context, client *http.Client, url string, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Host = d.host()
+	req.Header.Set("X-Forwarded-Proto", "http")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read the answer of GET: %w", err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// sleepUntil sleeps until t or the deadline, whichever is first; false
+// when ctx ended.
+func sleepUntil(ctx context.Context, t, deadline time.Time) bool {
+	if deadline.Before(t) {
+		t = deadline
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// crashWatch counts the new web processes that died, from circus's pids
+// about once a second.
+type crashWatch struct {
+	alive  map[int]bool
+	died   int
+	polled time.Time
+}
+
+func (w *crashWatch) crashing(ctx context.Context, d *deployment) bool {
+	if time.Since(w.polled) < time.Second {
+		return w.died >= 3
+	}
+	w.polled = time.Now()
+	if pids, err := d.b.Circus.Pids(ctx, d.newWatcher); err == nil {
+		now := map[int]bool{}
+		for _, p := range pids {
+			now[p] = true
+		}
+		for p := range w.alive {
+			if !now[p] {
+				w.died++
+			}
+		}
+		w.alive = now
+	}
+	return w.died >= 3
+}
+
+// describeHealth says in the build output how the web process is
+// checked, and what of app.json is not run.
+func (d *deployment) describeHealth() {
+	h := d.health
+	if h == nil {
+		return
+	}
+	for _, n := range h.Notes {
+		d.log.Printf("       Note: %s", n)
+	}
+	switch {
+	case h.None:
+		d.log.Printf("       Health check skipped (%s)", h.Source)
+	case len(h.Checks) > 0:
+		for _, c := range h.Checks {
+			d.log.Printf("       Health check: %s (%s)", c.Describe(), h.Source)
+		}
+	}
 }

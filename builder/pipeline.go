@@ -103,6 +103,10 @@ type deployment struct {
 	redis       *conductor.Redis   // redis:create's server: REDIS_URL (redis.go)
 	timeouts    conductor.Timeouts // apps:set timeout.* (timeouts.go)
 	runner      *manageRunner      // the interpreter collectstatic left for migrate (manage.go)
+
+	// health is how check tests the web process (app.json's healthchecks,
+	// CONDUCTOR_HEALTHCHECK), read by detect.
+	health *pybuild.WebChecks
 }
 
 func (d *deployment) run(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/internal/termtext"
+	"github.com/hasadna/conductor/pybuild"
 )
 
 func (s *Server) configCommand() *cobra.Command {
@@ -99,6 +100,13 @@ func (s *Server) configSetCommand() *cobra.Command {
 				}
 				if err := conductor.ValidateConfigValue(k, v); err != nil {
 					return err
+				}
+				// Refused here, before anything is stored, rather than by
+				// the restart it would fail.
+				if k == pybuild.ConfigHealthcheck && strings.TrimSpace(v) != "" {
+					if _, err := pybuild.ParseHealthcheckVar(v); err != nil {
+						return err
+					}
 				}
 				vars[k] = v
 			}
