@@ -1,0 +1,294 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRedis: redis:create runs a private Redis for an app (the app's
+// user, loopback, a password, its data in the app's data dir) and gives
+// its processes REDIS_URL; a Celery worker and beat from the Procfile
+// use it as their broker: a task a web request enqueues is run by the
+// worker, and beat's periodic task runs. The Redis survives deploys and
+// conductor restarts with its data; redis:destroy and apps:destroy stop
+// it and remove its data.
+func TestRedis(t *testing.T) {
+	in := StartInstance(t)
+	const app = "celery"
+	if r := in.SSH(in.AdminKey, "apps:create "+app); r.Code != 0 {
+		t.Fatalf("apps:create: %s", r)
+	}
+
+	// Bad input changes nothing.
+	for cmd, want := range map[string]string{
+		"redis:create " + app + " --maxmemory lots":      "invalid --maxmemory",
+		"redis:create " + app + " --maxmemory 100gb":     "invalid --maxmemory",
+		"redis:create " + app + " --policy evict-all":    "invalid --policy",
+		"redis:create nosuch":                            "not found",
+		"redis " + app:                                   "has no Redis",
+		"redis:destroy " + app + " --confirm":            "has no Redis",
+		"redis:create " + app + " --maxmemory '64mb\nx'": "invalid --maxmemory",
+	} {
+		if r := in.SSH(in.AdminKey, cmd); r.Code == 0 || !strings.Contains(r.Stderr, want) {
+			t.Errorf("%s: %s, want an error with %q", cmd, r, want)
+		}
+	}
+	// A developer granted the app sees its Redis but may not create one.
+	dev := in.NewKey("dev")
+	if r := in.SSHIn(in.AdminKey, "keys:add dev", readFile(t, dev+".pub")); r.Code != 0 {
+		t.Fatalf("keys:add: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "access:grant "+app+" dev"); r.Code != 0 {
+		t.Fatalf("access:grant: %s", r)
+	}
+	if r := in.SSH(dev, "redis:create "+app); r.Code == 0 {
+		t.Errorf("a developer created a Redis: %s", r)
+	}
+
+	start := time.Now()
+	r := in.SSH(in.AdminKey, "redis:create "+app+" --maxmemory 32mb")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Created Redis for "+app) {
+		t.Fatalf("redis:create: %s", r)
+	}
+	t.Logf("redis:create took %s", time.Since(start).Round(time.Millisecond))
+	var info struct {
+		Port      int    `json:"port"`
+		MaxMemory string `json:"maxmemory"`
+		Policy    string `json:"policy"`
+		State     string `json:"state"`
+		Running   int    `json:"running"`
+	}
+	r = in.SSH(dev, "redis "+app+" --json")
+	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil || info.State != "active" || info.Running != 1 || info.MaxMemory != "32mb" || info.Policy != "noeviction" {
+		t.Fatalf("redis --json: %s (%+v, %v)", r, info, err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(info.Port)
+	if got := redisSay(t, addr, "PING"); !strings.HasPrefix(got, "-NOAUTH") {
+		t.Errorf("PING without the password: %q, want NOAUTH", got)
+	}
+
+	// Its files are the app's; the server runs as the app's user.
+	dir := filepath.Join(in.Data, "srv", "projects", app, "data", "redis")
+	conf, err := os.Stat(filepath.Join(dir, "redis.conf"))
+	if err != nil || conf.Mode().Perm() != 0o600 || fileOwner(conf) != app {
+		t.Fatalf("redis.conf: %v %v", conf, err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 || fileOwner(st) != app {
+		t.Fatalf("redis dir: %v %v", st, err)
+	}
+	if owner := redisProcessOwner(t, dir); owner != app {
+		t.Errorf("redis-server runs as %q, want %q", owner, app)
+	}
+
+	// The Celery example: web enqueues, the worker runs, beat ticks.
+	work := in.WorkTree("celery-redis")
+	r = in.pushOK(work, app)
+	if !strings.Contains(r.Stderr, "worker: celery -A proj worker") || !strings.Contains(r.Stderr, "beat: celery -A proj beat") {
+		t.Errorf("the push does not start worker and beat: %s", r.Stderr)
+	}
+	password := redisPassword(t, in, app, info.Port)
+	if got := redisSay(t, addr, "AUTH", password, "CONFIG", "GET", "maxmemory"); !strings.Contains(got, strconv.Itoa(32<<20)) {
+		t.Errorf("maxmemory: %q", got)
+	}
+	if got := redisSay(t, addr, "AUTH", password, "CONFIG", "GET", "bind"); !strings.Contains(got, "127.0.0.1") || strings.Contains(got, "0.0.0.0") {
+		t.Errorf("bind: %q", got)
+	}
+	if code, body, _ := in.Get(app, "/enqueue/first/"); code != 200 || !strings.Contains(body, `"task"`) {
+		t.Fatalf("GET /enqueue/first/ = %d %s", code, body)
+	}
+	enqueued := time.Now()
+	waitEvents(t, in, app, "the worker to run the task the web request enqueued", func(ev []string, _ int) bool { return slices.Contains(ev, "web:first") })
+	t.Logf("task run %s after its request", time.Since(enqueued).Round(time.Millisecond))
+	waitEvents(t, in, app, "beat's periodic task to run twice", func(_ []string, beats int) bool { return beats >= 2 })
+
+	// The password is in no listing and no output.
+	for _, cmd := range []string{"config " + app, "config " + app + " --json", "apps:info " + app, "redis " + app, "redis " + app + " --json", "ps " + app} {
+		if r := in.SSH(in.AdminKey, cmd); strings.Contains(r.Stdout+r.Stderr, password) {
+			t.Errorf("%s shows the Redis password: %s", cmd, r)
+		}
+	}
+	if strings.Contains(in.logs.String(), password) {
+		t.Error("conductor's log shows the Redis password")
+	}
+
+	// A restart (a new release) keeps the Redis running with its data.
+	if got := redisSay(t, addr, "AUTH", password, "SET", "kept", "yes"); !strings.HasSuffix(got, "+OK") {
+		t.Fatalf("SET: %q", got)
+	}
+	pid := redisPid(t, dir)
+	if r := in.SSH(in.AdminKey, "ps:restart "+app); r.Code != 0 {
+		t.Fatalf("ps:restart: %s", r)
+	}
+	if got := redisPid(t, dir); got != pid {
+		t.Errorf("the deploy restarted redis-server (pid %d, was %d)", got, pid)
+	}
+	// Conductor, circusd and the apps stopped and started again: the
+	// Redis comes back with its data (append-only file).
+	in.Stop()
+	in.StopAll()
+	if err := redisDial(addr); err == nil {
+		t.Fatal("redis still answers after stop-all")
+	}
+	in.Start()
+	waitFor(t, "the Redis to answer after a restart", func() bool { return redisDial(addr) == nil })
+	waitFor(t, "the Redis to load its data", func() bool {
+		return strings.HasSuffix(redisSay(t, addr, "AUTH", password, "GET", "kept"), "yes")
+	})
+	waitFor(t, "the web process to answer after the restart", func() bool { code, _, _ := in.Get(app, "/"); return code == 200 })
+	if code, _, _ := in.Get(app, "/enqueue/second/"); code != 200 {
+		t.Fatalf("GET /enqueue/second/ after the restart = %d", code)
+	}
+	waitEvents(t, in, app, "the worker to run a task after the restart", func(ev []string, _ int) bool { return slices.Contains(ev, "web:second") })
+
+	// redis:destroy stops it, removes its data, and the app restarts
+	// without REDIS_URL.
+	if r := in.SSH(in.AdminKey, "redis:destroy "+app); r.Code == 0 || !strings.Contains(r.Stderr, "--confirm") {
+		t.Errorf("redis:destroy without --confirm: %s", r)
+	}
+	if redisDial(addr) != nil {
+		t.Fatal("redis:destroy without --confirm stopped the Redis")
+	}
+	if r := in.SSH(in.AdminKey, "redis:destroy "+app+" --confirm"); r.Code != 0 {
+		t.Fatalf("redis:destroy: %s", r)
+	}
+	if redisDial(addr) == nil {
+		t.Error("the Redis answers after redis:destroy")
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("the Redis data is still there: %v", err)
+	}
+	if r := in.SSH(in.AdminKey, "run "+app+" -- printenv REDIS_URL"); r.Code == 0 {
+		t.Errorf("the app still has REDIS_URL: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "redis "+app); r.Code == 0 {
+		t.Errorf("redis after redis:destroy: %s", r)
+	}
+
+	// apps:destroy takes a Redis with the app.
+	if r := in.SSH(in.AdminKey, "redis:create "+app+" --no-restart"); r.Code != 0 {
+		t.Fatalf("redis:create again: %s", r)
+	}
+	r = in.SSH(in.AdminKey, "redis "+app+" --json")
+	if err := json.Unmarshal([]byte(r.Stdout), &info); err != nil {
+		t.Fatalf("redis --json: %s", r)
+	}
+	addr = "127.0.0.1:" + strconv.Itoa(info.Port)
+	if err := redisDial(addr); err != nil {
+		t.Fatalf("the new Redis does not answer: %v", err)
+	}
+	if r := in.SSH(in.AdminKey, "apps:destroy "+app+" --confirm "+app); r.Code != 0 {
+		t.Fatalf("apps:destroy: %s", r)
+	}
+	if redisDial(addr) == nil {
+		t.Error("the Redis answers after apps:destroy")
+	}
+}
+
+// waitEvents polls the example's /events/ until cond holds.
+func waitEvents(t *testing.T, in *Instance, app, what string, cond func(events []string, beats int) bool) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		code, body, _ := in.Get(app, "/events/")
+		var ev struct {
+			Events []string `json:"events"`
+			Beat   int      `json:"beat"`
+		}
+		return code == 200 && json.Unmarshal([]byte(body), &ev) == nil && cond(ev.Events, ev.Beat)
+	})
+}
+
+// redisPassword reads the password from the app's REDIS_URL, as its
+// processes get it.
+func redisPassword(t *testing.T, in *Instance, app string, port int) string {
+	t.Helper()
+	r := in.SSH(in.AdminKey, "run "+app+" -- printenv REDIS_URL")
+	u, err := url.Parse(strings.TrimSpace(r.Stdout))
+	if r.Code != 0 || err != nil || u.Scheme != "redis" || u.Host != "127.0.0.1:"+strconv.Itoa(port) || u.Path != "/0" {
+		t.Fatalf("REDIS_URL: %s (%v)", r, err)
+	}
+	p, ok := u.User.Password()
+	if !ok || len(p) != 32 {
+		t.Fatalf("REDIS_URL has no 32-character password: %s", r.Stdout)
+	}
+	return p
+}
+
+func redisDial(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+// redisSay sends one command line in Redis's protocol (AUTH then a
+// command when it starts with AUTH) and returns the replies' lines.
+func redisSay(t *testing.T, addr string, args ...string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	cmds := [][]string{args}
+	if args[0] == "AUTH" {
+		cmds = [][]string{args[:2], args[2:]}
+	}
+	for _, cmd := range cmds {
+		fmt.Fprintf(c, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(c, "$%d\r\n%s\r\n", len(a), a)
+		}
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	var lines []string
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// redisPid finds the redis-server started with the conf in dir.
+func redisPid(t *testing.T, dir string) int {
+	t.Helper()
+	want := filepath.Join(dir, "redis.conf")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if filepath.Base(exe) == "redis-check-rdb" || filepath.Base(exe) == "redis-server" {
+			// redis-server rewrites its title: "redis-server 127.0.0.1:port"
+			if cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); cwd == dir || strings.Contains(string(cmdline), want) {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no redis-server runs in %s", dir)
+	return 0
+}
+
+// redisProcessOwner is the user name of the app's redis-server.
+func redisProcessOwner(t *testing.T, dir string) string {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join("/proc", strconv.Itoa(redisPid(t, dir))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileOwner(fi)
+}
