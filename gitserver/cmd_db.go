@@ -93,6 +93,8 @@ func (s *Server) dbCreateCommand() *cobra.Command {
 			if err := conductor.ValidateDatabaseAlias(alias); err != nil {
 				return err
 			}
+			// Flags are not in the audit trail's detail by themselves.
+			auditFromContext(ctx).Detail = kind + " --alias " + alias
 			dbs := s.databases()
 			if err := dbs.CheckKind(kind); err != nil {
 				return err
@@ -145,6 +147,7 @@ func (s *Server) dbDestroyCommand() *cobra.Command {
 			if err := conductor.ValidateDatabaseAlias(alias); err != nil {
 				return err
 			}
+			auditFromContext(ctx).Detail = "--alias " + alias
 			if !confirm {
 				return conductor.Errorf(conductor.EINVALID,
 					"this drops %s's database %s with all its data: confirm with db:destroy %s --alias %s --confirm", app.Name, alias, app.Name, alias)

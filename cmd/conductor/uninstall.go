@@ -196,8 +196,12 @@ func removeApps(ctx context.Context, s systemSettings, out io.Writer) error {
 		if err := provision.RemoveUser(ctx, app.Name); err != nil {
 			return err
 		}
-		if app.DBKind != "" && app.DBKind != conductor.DBSQLite {
-			fmt.Fprintf(out, "App %s has a %s database, not dropped: drop database and user %q by hand if you no longer need them\n", app.Name, app.DBKind, app.Name)
+		dbs, err := db.AppDatabases(ctx, app.ID)
+		if err != nil {
+			return err
+		}
+		for _, d := range dbs {
+			fmt.Fprintf(out, "App %s has a %s database (%s), not dropped: drop database and user %q by hand if you no longer need them\n", app.Name, d.Kind, d.Alias, d.Name)
 		}
 		fmt.Fprintf(out, "Removed app %s\n", app.Name)
 	}
