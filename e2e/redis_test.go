@@ -292,3 +292,86 @@ func redisProcessOwner(t *testing.T, dir string) string {
 	}
 	return fileOwner(fi)
 }
+
+// TestRedisBackupRestore: a backup holds the app's Redis data; restored
+// into a new data dir, Conductor starts the Redis again at start-up (no
+// deploy needed) with its keys.
+func TestRedisBackupRestore(t *testing.T) {
+	in := StartInstance(t)
+	const app = "redis-bk"
+	if r := in.SSH(in.AdminKey, "apps:create "+app); r.Code != 0 {
+		t.Fatalf("apps:create: %s", r)
+	}
+	if r := in.SSH(in.AdminKey, "redis:create "+app+" --no-restart"); r.Code != 0 || !strings.Contains(r.Stdout, "Not restarted") {
+		t.Fatalf("redis:create: %s", r)
+	}
+	conf := filepath.Join(in.Data, "srv", "projects", app, "data", "redis", "redis.conf")
+	port, password := redisConfValues(t, conf)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if got := redisSay(t, addr, "AUTH", password, "SET", "backed-up", "42"); !strings.HasSuffix(got, "+OK") {
+		t.Fatalf("SET: %q", got)
+	}
+	archive := filepath.Join(in.Dir, "backup.tar.gz")
+	if r := runCmd(t, "", nil, nil, conductorBin, "backup", "--data", in.Data, "--out", archive); r.Code != 0 {
+		t.Fatalf("backup: %s", r)
+	}
+	if r := runCmd(t, "", nil, nil, "tar", "tzf", archive); !strings.Contains(r.Stdout, "projects/"+app+"/data/redis/appendonlydir/") {
+		t.Fatalf("the backup lacks the Redis data: %s", r)
+	}
+
+	in.StopAll()
+	if err := os.RemoveAll(in.Data); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "userdel "+app, func() bool { return runCmd(t, "", nil, nil, "userdel", app).Code == 0 })
+	dir, err := os.MkdirTemp("", "conductor-e2e-restored-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	restored := &Instance{t: t, Dir: dir, Data: filepath.Join(dir, "data"), SSHAddr: freeAddr(t), HTTPAddr: freeAddr(t),
+		Ports: in.Ports, AdminKey: in.AdminKey}
+	t.Cleanup(func() {
+		restored.Stop()
+		if t.Failed() && restored.logs != nil {
+			t.Logf("restored conductor serve output:\n%s", restored.logs.String())
+		}
+		stopAll(t, dir)
+		os.RemoveAll(dir)
+	})
+	if r := runCmd(t, "", nil, nil, conductorBin, "restore", "--data", restored.Data, "--from", archive); r.Code != 0 {
+		t.Fatalf("restore: %s", r)
+	}
+	restored.Start()
+	waitFor(t, "the restored Redis to answer", func() bool {
+		return strings.HasSuffix(redisSay(t, addr, "AUTH", password, "GET", "backed-up"), "42")
+	})
+	if r := restored.SSH(in.AdminKey, "redis "+app+" --json"); r.Code != 0 || !strings.Contains(r.Stdout, `"state": "active"`) {
+		t.Errorf("redis after restore: %s", r)
+	}
+}
+
+// redisConfValues reads the port and password of an app's redis.conf.
+func redisConfValues(t *testing.T, conf string) (int, string) {
+	t.Helper()
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var port int
+	var password string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "port "); ok {
+			port, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(line, "requirepass "); ok {
+			password = v
+		}
+	}
+	if port == 0 || password == "" {
+		t.Fatalf("redis.conf without port or password:\n%s", b)
+	}
+	return port, password
+}
