@@ -33,6 +33,9 @@ type Builder struct {
 	UV        string // the uv binary: creates virtualenvs, installs dependencies
 	Conductor string // this binary, run by circus as `conductor run-process`
 	Keep      int    // releases kept for rollback
+	// Ports is the apps' port range: an app's port that another program
+	// listens on moves to a free one in it (ports.go).
+	Ports provision.PortRange
 	// LogMaxBytes caps each process log file before rotation (3 rotated
 	// files are kept), so a chatty app cannot fill the disk.
 	LogMaxBytes int64

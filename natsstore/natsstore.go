@@ -59,6 +59,7 @@ func methods(s Backend) map[string]handler {
 		"ConfigFileContent":     call2(s.ConfigFileContent),
 		"PlacedConfigFiles":     call2(s.PlacedConfigFiles),
 		"SetPlacedConfigFiles":  exec3(s.SetPlacedConfigFiles),
+		"MoveAppPort":           moveAppPort(s), // ports.go
 	}
 }
 

@@ -37,6 +37,7 @@ type hostOptions struct {
 	pythons                     string // registered interpreters (package pythons)
 	uv                          string // the uv binary dependencies are installed with
 	keep, jobs                  int
+	portRange                   string // apps' ports: allocated by serve; a worker moves a taken one within it
 	logMaxBytes                 int64
 	cgroups                     bool // app processes and build commands in cgroups (when root and writable)
 	databases                   databaseOptions
@@ -56,6 +57,7 @@ func (o *hostOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter for app virtualenvs")
 	f.StringVar(&o.pythons, "pythons", pythons.DefaultDir, "directory of the Python interpreters apps may ask for by version (conductor python:add)")
 	f.StringVar(&o.uv, "uv", "/opt/conductor/uv/bin/uv", "the uv binary that creates virtualenvs and installs apps' dependencies (make setup installs it)")
+	f.StringVar(&o.portRange, "port-range", "20000-29999", "ports for app processes (a worker: the conductor's range, where a port another program took moves)")
 	f.IntVar(&o.keep, "keep-releases", 5, "releases kept per app for rollback")
 	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
 	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
@@ -73,6 +75,9 @@ func (o *hostOptions) validate() error {
 	}
 	if o.keep < 1 || o.jobs < 1 {
 		return errors.New("--keep-releases and --jobs must be at least 1")
+	}
+	if _, err := parsePortRange(o.portRange); err != nil {
+		return err
 	}
 	return nil
 }
@@ -145,6 +150,7 @@ func startHost(ctx context.Context, o hostOptions, data, bin string, q *queue.Qu
 		CertsDir: filepath.Join(data, "certs"),
 		Cgroups:  own, AppCgroups: apps, Instance: instance, Jobs: o.jobs,
 	}
+	h.Builder.Ports, _ = parsePortRange(o.portRange) // checked by validate
 	if err := h.Builder.Reconcile(ctx); err != nil {
 		h.Stop()
 		return nil, fmt.Errorf("reconcile after restart: %w", err)

@@ -32,7 +32,7 @@ type serveOptions struct {
 	natsURL, natsAddr, natsTokenFile string
 	natsCAFile                       string
 	natsTLSNames                     []string
-	portRange, defaultDB, logLevel   string
+	defaultDB, logLevel              string
 	limits                           gitserver.Limits
 
 	tls tlsOptions // --https-addr and --acme-* (tls.go)
@@ -64,7 +64,6 @@ func serveCommand() *cobra.Command {
 	f.StringVar(&o.natsCAFile, "nats-ca-file", "", "PEM certificates of the CA that signed the external NATS cluster's TLS certificates (with --nats-url; default: the system's)")
 	f.StringSliceVar(&o.natsTLSNames, "nats-tls-name", nil, "DNS name or address that workers dial the embedded NATS server by, added to its TLS certificate (which already names localhost, this host's name and its addresses); repeat or comma-separate")
 	f.StringVar(&o.natsTokenFile, "nats-token-file", "", "file with the NATS auth token (default: <data>/nats.token, made on first start, for the embedded server)")
-	f.StringVar(&o.portRange, "port-range", "20000-29999", "ports for app processes")
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database of apps created by a first push")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	d := gitserver.DefaultLimits()
