@@ -68,6 +68,17 @@ func TestClientAgainstSQLite(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("FindApp over NATS = %+v, want %+v", got, want)
 	}
+	// The app's Redis (REDIS_URL) reaches a worker's deploys, and its
+	// absence is ENOTFOUND, as the builder expects.
+	if _, err := c.AppRedis(ctx, app.ID); conductor.ErrorCode(err) != conductor.ENOTFOUND {
+		t.Errorf("AppRedis without one = %v, want ENOTFOUND", err)
+	}
+	if err := db.CreateAppRedis(ctx, &conductor.Redis{AppID: app.ID, Port: 20002, Password: "pw", MaxMemory: "64mb", Policy: "noeviction"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.AppRedis(ctx, app.ID); err != nil || r.URL() != "redis://:pw@127.0.0.1:20002/0" || r.MaxMemory != "64mb" {
+		t.Errorf("AppRedis over NATS = %+v, %v", r, err)
+	}
 	if err := c.ReplaceConfig(ctx, app.ID, map[string]string{"K": "v w\nx"}); err != nil {
 		t.Fatal(err)
 	}
