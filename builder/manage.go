@@ -1,0 +1,259 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hasadna/conductor/internal/safefs"
+	"github.com/hasadna/conductor/process"
+)
+
+// One Python interpreter for collectstatic and migrate: each `python
+// manage.py …` imports Django and the project's settings and apps again,
+// about 0.2 s here. When Conductor runs both commands itself (no release:
+// in the Procfile, no bin/post_compile between them), the collectstatic
+// step starts manageRunnerPy, which runs manage.py with
+// execute_from_command_line standing in for both commands: collectstatic,
+// then a line with a per-deploy token, then it waits on its stdin. The
+// release step tells it to go on, and it runs migrate in the same
+// interpreter. Each command's output stays under its step's header, each
+// step keeps its time bound, and a failure names its command, as with two
+// processes. The script is an argument (python -c), not a file: nothing the
+// app could change, and nothing root writes.
+
+// manageRunnerPy runs as the app user, in the app directory, with the
+// build environment; argv[1] is the token. It exits 86 without running
+// anything of Django's when manage.py never calls
+// execute_from_command_line (a project that drives Django its own way):
+// then the commands run as separate processes.
+const manageRunnerPy = `import os, runpy, sys
+token = sys.argv[1]
+sys.path[0] = os.getcwd()  # as "python manage.py" has it
+import django.core.management as management
+real = management.execute_from_command_line
+called = []
+def both(argv=None):
+    if called:  # manage.py calling it again: as it asks
+        return real(argv)
+    called.append(True)
+    real(["manage.py", "collectstatic", "--noinput", "-v", "1"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.stdout.write("\n" + token + "\n")
+    sys.stdout.flush()
+    if sys.stdin.readline().strip() != "migrate":
+        os._exit(0)  # the deploy stopped before its release step
+    argv = ["manage.py", "migrate", "--noinput"]
+    management.ManagementUtility(argv).fetch_command("migrate").run_from_argv(argv)
+management.execute_from_command_line = both
+sys.argv = ["manage.py", "collectstatic", "--noinput", "-v", "1"]
+runpy.run_path(os.path.abspath("manage.py"), run_name="__main__")
+if not called:
+    sys.stderr.write("conductor: manage.py did not call execute_from_command_line\n")
+    sys.exit(86)
+`
+
+// exitNotRunner is manageRunnerPy's exit status when manage.py is not one
+// it can drive.
+const exitNotRunner = 86
+
+// manageRunner is the running interpreter between the two steps.
+type manageRunner struct {
+	stdin  *os.File
+	ready  chan struct{} // collectstatic succeeded: the token line came
+	done   chan error    // the process's end (buffered)
+	cancel context.CancelFunc
+}
+
+// oneInterpreter tells whether collectstatic and migrate can share an
+// interpreter: Conductor runs both (no release: command of the app's own)
+// and nothing of the app's runs between them (no bin/post_compile).
+func (d *deployment) oneInterpreter() bool {
+	if _, ok := d.procfile["release"]; ok {
+		return false
+	}
+	if d.hasHook("post_compile") {
+		return false
+	}
+	st, err := safefs.Lstat(d.dir, path.Join(d.build.AppDir, "manage.py"))
+	return err == nil && st.Mode&0o170000 == 0o100000
+}
+
+// hasHook tells whether hook(name) would run something: the same lookup,
+// an entry of any type counts.
+func (d *deployment) hasHook(name string) bool {
+	for _, sub := range []string{d.build.AppDir, "."} {
+		if _, err := safefs.Lstat(d.dir, path.Join(sub, "bin", name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// collectstaticThenMigrate is the collectstatic step with one interpreter:
+// it returns once collectstatic has succeeded, leaving the interpreter
+// waiting for the release step (migrateInRunner).
+func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
+	r, err := d.startRunner()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-r.ready:
+		d.runner = r
+		return nil
+	case err := <-r.done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == exitNotRunner {
+			return d.cmdCollectstatic(ctx)
+		}
+		if err == nil {
+			err = errors.New("python exited before collectstatic ended")
+		}
+		return failf("collectstatic failed: %v", err)
+	case <-ctx.Done():
+		r.stop()
+		return ctx.Err()
+	}
+}
+
+// cmdCollectstatic runs collectstatic as a process of its own.
+func (d *deployment) cmdCollectstatic(ctx context.Context) error {
+	if err := d.cmd(ctx, d.appDir, "python", "manage.py", "collectstatic", "--noinput", "-v", "1"); err != nil {
+		return failf("collectstatic failed: %v", err)
+	}
+	return nil
+}
+
+// migrateInRunner is the release step's migrate in the interpreter the
+// collectstatic step left waiting.
+func (d *deployment) migrateInRunner(ctx context.Context) error {
+	r := d.runner
+	d.runner = nil
+	_, werr := io.WriteString(r.stdin, "migrate\n")
+	r.stdin.Close()
+	select {
+	case err := <-r.done:
+		if err == nil && werr != nil {
+			err = werr
+		}
+		if err != nil {
+			return failf("migrate failed: %v", err)
+		}
+		return nil
+	case <-ctx.Done():
+		r.stop()
+		return ctx.Err()
+	}
+}
+
+// stopRunner ends an interpreter a failed deploy left waiting.
+func (d *deployment) stopRunner() {
+	if d.runner != nil {
+		d.runner.stop()
+		d.runner = nil
+	}
+}
+
+func (r *manageRunner) stop() {
+	r.stdin.Close() // it exits at EOF; the cancel kills its group too
+	r.cancel()
+	<-r.done
+}
+
+// startRunner starts manageRunnerPy as the app user, like cmd, with its
+// output indented into the job's log up to the token line. Its context
+// is its own: it outlives the collectstatic step, and each step ends it
+// on its own context's end.
+func (d *deployment) startRunner() (*manageRunner, error) {
+	var t [16]byte
+	_, _ = rand.Read(t[:])
+	token := "conductor-collectstatic-done-" + hex.EncodeToString(t[:])
+	python := "python"
+	if p, err := process.LookPath(python, d.env["PATH"]); err == nil {
+		python = p
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, python, "-c", manageRunnerPy, token)
+	cmd.Dir = d.appDir
+	cmd.Env = process.Environ(d.env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(d.user.UID), Gid: uint32(d.user.GID), Groups: []uint32{}}
+	}
+	cmd.WaitDelay = 5 * time.Second
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	cmd.Stdin = pr
+	r := &manageRunner{stdin: pw, ready: make(chan struct{}), done: make(chan error, 1), cancel: cancel}
+	w := &indentWriter{w: d.log}
+	tw := &tokenWriter{next: w, token: []byte(token), onToken: func() { close(r.ready) }}
+	go func() {
+		err := d.b.runInGroup(cmd, d.app.Name, tw)
+		tw.Flush()
+		pr.Close()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			err = fmt.Errorf("%s exited with status %d", filepath.Base(python), exit.ExitCode())
+		}
+		r.done <- err
+		cancel()
+	}()
+	return r, nil
+}
+
+// tokenWriter passes whole lines to next, except the token line, which
+// calls onToken (once) instead.
+type tokenWriter struct {
+	next    *indentWriter
+	token   []byte
+	onToken func()
+	mu      sync.Mutex
+	buf     []byte
+	seen    bool
+}
+
+func (t *tokenWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	for {
+		n := bytes.IndexByte(t.buf, '\n')
+		if n < 0 {
+			return len(p), nil
+		}
+		line := t.buf[:n+1]
+		t.buf = t.buf[n+1:]
+		if !t.seen && bytes.Equal(bytes.TrimRight(line, "\r\n"), t.token) {
+			t.seen = true
+			t.next.Flush()
+			t.onToken()
+			continue
+		}
+		_, _ = t.next.Write(line)
+	}
+}
+
+// Flush passes on a last line without a newline.
+func (t *tokenWriter) Flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, _ = t.next.Write(t.buf)
+	t.buf = nil
+	t.next.Flush()
+}

@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// settingsProbe, appended to the example's settings, logs each import of
+// the settings: the process and the manage.py command it runs.
+const settingsProbe = `
+import os as _os, sys as _sys
+with open(BASE_DIR / "settings-imports.log", "a") as _f:
+    _f.write("%d %s\n" % (_os.getpid(), (_sys.argv[1:2] or ["-"])[0]))
+`
+
+// TestOneInterpreterForCollectstaticAndMigrate: with no release: command
+// and no bin/post_compile, collectstatic and migrate run in one Python
+// interpreter (the settings are imported once for both), with each
+// command's output under its own step header; a failing collectstatic
+// names collectstatic and migrate does not run. With bin/post_compile
+// they are two processes again, and the hook runs between them.
+func TestOneInterpreterForCollectstaticAndMigrate(t *testing.T) {
+	in := StartInstance(t)
+	work := in.WorkTree("hello")
+	settings := filepath.Join(work, "hello", "settings.py")
+	orig, err := os.ReadFile(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, settings, string(orig)+settingsProbe)
+	in.Commit(work, "probe")
+	r := in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push failed: %s", r)
+	}
+	inOrder(t, r.Stderr, "-----> Collecting static files", "static file copied", "-----> Running the release phase",
+		"Applying greetings.0001_initial... OK", "-----> Starting processes")
+	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic" {
+		t.Errorf("manage.py commands that imported the settings: %q, want one interpreter (collectstatic only)", cmds)
+	}
+
+	// A failing collectstatic fails the push as collectstatic; no migrate.
+	writeFile(t, settings, string(orig)+settingsProbe+`
+STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "no_such_module.Storage"}}
+`)
+	setVersion(t, work, "v2")
+	in.Commit(work, "broken storage")
+	r = in.Push(work, "one", "main")
+	if r.Code == 0 {
+		t.Fatalf("push with a broken collectstatic succeeded: %s", r)
+	}
+	if !strings.Contains(r.Stderr, "collectstatic failed") || strings.Contains(r.Stderr, "migrate failed") ||
+		strings.Contains(r.Stderr, "Running the release phase") || !strings.Contains(r.Stderr, "no_such_module") {
+		t.Errorf("failed push output should name collectstatic only:\n%s", r.Stderr)
+	}
+
+	// bin/post_compile runs between them: two processes.
+	writeFile(t, settings, string(orig)+settingsProbe)
+	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(work, "bin", "post_compile"), "echo post-compile-ran\n")
+	setVersion(t, work, "v3")
+	in.Commit(work, "post_compile")
+	r = in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push with bin/post_compile failed: %s", r)
+	}
+	inOrder(t, r.Stderr, "-----> Collecting static files", "static file", "post-compile-ran", "-----> Running the release phase")
+	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic,migrate" {
+		t.Errorf("manage.py commands that imported the settings: %q, want collectstatic then migrate", cmds)
+	}
+}
+
+// manageImports lists the manage.py commands that imported the serving
+// release's settings, in order (gunicorn's imports left out).
+func manageImports(t *testing.T, in *Instance, app string) []string {
+	t.Helper()
+	cur, err := os.Readlink(filepath.Join(in.Data, "srv", "projects", app, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(cur, "settings-imports.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		_, cmd, _ := strings.Cut(line, " ")
+		if cmd == "collectstatic" || cmd == "migrate" {
+			cmds = append(cmds, cmd)
+		}
+	}
+	return cmds
+}
+
+// inOrder checks that each of want appears in out after the one before.
+func inOrder(t *testing.T, out string, want ...string) {
+	t.Helper()
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Errorf("output lacks %q after the lines before it:\n%s", w, out)
+			return
+		}
+		rest = rest[i+len(w):]
+	}
+}
