@@ -135,16 +135,6 @@ func call2[A, B, R any](f func(context.Context, A, B) (R, error)) handler {
 	}
 }
 
-func exec1[A any](f func(context.Context, A) error) handler {
-	return func(ctx context.Context, args []json.RawMessage) (any, error) {
-		a, err := arg[A](args, 0)
-		if err != nil {
-			return nil, err
-		}
-		return nil, f(ctx, a)
-	}
-}
-
 func exec2[A, B any](f func(context.Context, A, B) error) handler {
 	return func(ctx context.Context, args []json.RawMessage) (any, error) {
 		a, err := arg[A](args, 0)
