@@ -24,13 +24,13 @@ func (s grantStore) HasAccess(_ context.Context, appID, userID int64) (bool, err
 var (
 	anyoneOps      = []string{"help", "whoami", "apps"}
 	adminServerOps = []string{"apps:create", "keys", "keys:add", "keys:remove", "audit", "hosts"}
-	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy", "config:file:get"}
+	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy", "config:file:get", "db:create", "db:destroy"}
 	developerOps   = []string{
 		conductor.OpFetch, conductor.OpPush, "apps:info", "apps:get", "deploys", "releases", "deploy", "rollback", "deploys:cancel",
 		"config", "config:get", "config:set", "config:unset", "logs",
 		"config:file", "config:files", "config:file:remove",
 		"ps", "ps:scale", "ps:restart", "run", "domains", "domains:add", "domains:remove", "domains:cert",
-		"redis",
+		"redis", "db", "db:list",
 	}
 	changingOps = []string{
 		conductor.OpPush, "apps:create", "apps:destroy", "apps:set", "config:set", "config:unset", "deploy", "rollback", "deploys:cancel",
@@ -38,6 +38,7 @@ var (
 		"keys:add", "keys:remove", "access:grant", "access:revoke",
 		"redis:create", "redis:destroy",
 		"config:file", "config:file:remove",
+		"db:create", "db:destroy",
 	}
 )
 
