@@ -91,6 +91,7 @@ func Run(ctx context.Context, c Config) []Result {
 		CircusSocket(ctx, c.CircusDir, c.circusHints),
 		Python(ctx, c.Python),
 		Git(ctx),
+		RedisServer(ctx, "redis-server"), // redis:create
 	}
 	if c.Pythons != "" {
 		rs = append(rs, Pythons(c.Pythons))
