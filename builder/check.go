@@ -45,7 +45,7 @@ func (d *deployment) check(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return d.confirmPort(ctx) // the answer came from the release's own socket (ports.go)
 }
 
 // runCheck runs one health check until it passes, runs out of attempts,

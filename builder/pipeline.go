@@ -89,13 +89,14 @@ type deployment struct {
 	appDir      string         // the directory holding manage.py: d.dir or below it
 	addGunicorn bool           // no web process and no WSGI server: GunicornPin is added
 	procfile    process.Procfile
-	env         map[string]string // environment of every app process and build command
-	port        int               // the new release's web port
-	newWatcher  string       // the new release's web watcher ("" without web)
-	newWatchers []string     // all the new release's watchers, web first
-	others      []*otherType // its other process types, started (processes.go)
-	siteWritten bool         // nginx's site names the new release (switch.go)
-	committed   bool         // the new release is recorded as current: the commit point
+	env         map[string]string  // environment of every app process and build command
+	port        int                // the new release's web port
+	portMoved   bool               // the release left a port another program holds (ports.go)
+	newWatcher  string             // the new release's web watcher ("" without web)
+	newWatchers []string           // all the new release's watchers, web first
+	others      []*otherType       // its other process types, started (processes.go)
+	siteWritten bool               // nginx's site names the new release (switch.go)
+	committed   bool               // the new release is recorded as current: the commit point
 	domains     []string           // custom domains (domains:add): server_name and ALLOWED_HOSTS
 	config      map[string]string  // the app's config vars, snapshot into the release
 	reused      *conductor.Release // the kept release a rollback or restart runs again
@@ -218,7 +219,7 @@ func (d *deployment) provision(ctx context.Context) error {
 	if prev != nil && prev.Port == d.app.Ports[0] {
 		d.port = d.app.Ports[1]
 	}
-	return nil
+	return d.checkIdlePort(ctx) // another program may hold it (ports.go)
 }
 
 // unpack extracts the pushed revision into a new release directory.

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// foreignListener is another program on an app's port: it answers every
+// request 200 and counts them.
+type foreignListener struct {
+	l    net.Listener
+	hits atomic.Int64
+}
+
+func listenForeign(t *testing.T, port int) *foreignListener {
+	t.Helper()
+	f := &foreignListener{}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	// The port may still be held by a release being retired.
+	waitFor(t, "to listen on "+addr, func() bool {
+		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			f.l = l
+		}
+		return err == nil
+	})
+	go func() {
+		_ = http.Serve(f.l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.hits.Add(1)
+			fmt.Fprint(w, "a foreign program")
+		}))
+	}()
+	t.Cleanup(func() { f.l.Close() })
+	return f
+}
+
+// appPorts reads an app's port pair from the state.
+func appPorts(t *testing.T, in *Instance, app string) [2]int {
+	t.Helper()
+	out, err := exec.Command("sqlite3", filepath.Join(in.Data, "conductor.db"),
+		"SELECT port_a || ' ' || port_b FROM apps WHERE name = '"+app+"'").CombinedOutput()
+	if err != nil {
+		t.Fatalf("read the ports of %s: %v\n%s", app, err, out)
+	}
+	var p [2]int
+	if _, err := fmt.Sscan(string(out), &p[0], &p[1]); err != nil {
+		t.Fatalf("ports of %s: %q: %v", app, out, err)
+	}
+	return p
+}
+
+var servedOn = regexp.MustCompile(`web: .* on port (\d+)`)
+
+// lastPort is the port the push's output says the web process started on
+// last.
+func lastPort(t *testing.T, r Result) int {
+	t.Helper()
+	m := servedOn.FindAllStringSubmatch(r.Stdout+r.Stderr, -1)
+	if len(m) == 0 {
+		t.Fatalf("the push does not say which port web runs on: %s", r)
+	}
+	p, _ := strconv.Atoi(m[len(m)-1][1])
+	return p
+}
+
+// TestPortTakenByAnotherProgram: another program listening on an app's idle
+// port before a push, or taking it while the push builds, does not take the
+// deploy: the release moves to a free port (recorded, and said in the push
+// output), and the health check is not answered by the other program.
+func TestPortTakenByAnotherProgram(t *testing.T) {
+	in := StartInstance(t)
+	const app = "portmove"
+	work := in.WorkTree("hello")
+	r := in.Push(work, app, "main")
+	if r.Code != 0 {
+		t.Fatalf("push v1: %s", r)
+	}
+	serving := lastPort(t, r)
+	pair := appPorts(t, in, app)
+	idle := pair[0]
+	if idle == serving {
+		idle = pair[1]
+	}
+
+	// Before the push: provision sees the listener and moves the port.
+	before := listenForeign(t, idle)
+	setVersion(t, work, "v2")
+	in.Commit(work, "v2")
+	r = in.Push(work, app, "main")
+	if r.Code != 0 {
+		t.Fatalf("push v2 with port %d taken: %s", idle, r)
+	}
+	if want := fmt.Sprintf("Port %d is taken (another program listens on it): this release moves to port", idle); !strings.Contains(r.Stdout+r.Stderr, want) {
+		t.Errorf("the push does not say %q: %s", want, r)
+	}
+	moved := lastPort(t, r)
+	if moved == idle || moved == serving {
+		t.Errorf("v2 runs on port %d (taken %d, v1's %d)", moved, idle, serving)
+	}
+	if got := appPorts(t, in, app); got != [2]int{serving, moved} && got != [2]int{moved, serving} {
+		t.Errorf("the app's ports are %v, want %d and %d", got, serving, moved)
+	}
+	if _, body, _ := in.Get(app, "/"); !strings.Contains(body, "Hello from Conductor v2<") {
+		t.Errorf("after v2: GET / = %q", body)
+	}
+	if n := before.hits.Load(); n != 0 {
+		t.Errorf("the other program on port %d got %d requests", idle, n)
+	}
+
+	// During the build: the release phase runs after provision; the other
+	// program takes the port v1 served on (now idle) meanwhile, and answers
+	// the health check before the release's own processes could.
+	pushed := in.pushSlowRelease(t, work, app, "v3", 5)
+	during := listenForeign(t, serving)
+	select {
+	case r = <-pushed:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("push v3 did not end")
+	}
+	if r.Code != 0 {
+		t.Fatalf("push v3 with port %d taken during the build: %s", serving, r)
+	}
+	if want := fmt.Sprintf("Port %d is taken (another program answered the health check on it): this release moves to port", serving); !strings.Contains(r.Stdout+r.Stderr, want) {
+		t.Errorf("the push does not say %q: %s", want, r)
+	}
+	final := lastPort(t, r)
+	if final == serving || final == moved {
+		t.Errorf("v3 runs on port %d (taken %d, v2's %d)", final, serving, moved)
+	}
+	for range 5 {
+		if code, body, _ := in.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor v3<") {
+			t.Errorf("after v3: GET / = %d %q (the other program answers %d requests)", code, body, during.hits.Load())
+		}
+	}
+	if got := appPorts(t, in, app); got != [2]int{final, moved} && got != [2]int{moved, final} {
+		t.Errorf("the app's ports are %v, want %d and %d", got, moved, final)
+	}
+}
