@@ -1,6 +1,8 @@
 package conductor
 
 import (
+	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -65,4 +67,27 @@ func TestValidateMaxBody(t *testing.T) {
 	if err := ValidateConfigValue("OTHER", "1t"); err != nil {
 		t.Errorf("ValidateConfigValue(OTHER, 1t) = %v", err)
 	}
+}
+
+// FuzzConfigFilePath: whatever ValidateConfigFilePath accepts stays below
+// the app directory in clean form, outside staticfiles/, of plain
+// file-name characters, so root places it with safefs there and nowhere
+// else.
+func FuzzConfigFilePath(f *testing.F) {
+	for _, s := range []string{"secrets.json", "a/b.json", "../x", "/etc/passwd", "a//b", "staticfiles/x", "./x", "a/./b", "x/..", "..", ".", "a\x00b", "local_settings.py", ".env"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if ValidateConfigFilePath(p) != nil {
+			return
+		}
+		if !filepath.IsLocal(p) || path.Clean(p) != p || strings.HasPrefix(p, "staticfiles/") || p == "staticfiles" || p == "local_settings.py" {
+			t.Fatalf("accepted %q", p)
+		}
+		for _, r := range p {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+@/", r) {
+				t.Fatalf("accepted %q with %q", p, r)
+			}
+		}
+	})
 }
