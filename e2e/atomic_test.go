@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// workerProcfile runs the example app's web process and a worker that
+// prints its version and sleeps.
+func workerProcfile(worker string) string {
+	return "web: gunicorn hello.wsgi --log-file -\nworker: " + worker + "\n"
+}
+
+const sleepingWorker = `python -u -c "import os, time; print('worker of', os.environ['CONDUCTOR_RELEASE'], 'up'); time.sleep(100000)"`
+
+// sqlite runs a query on an instance's state.
+func (in *Instance) sqlite(query string) string {
+	in.t.Helper()
+	out, err := exec.Command("sqlite3", filepath.Join(in.Data, "conductor.db"), query).CombinedOutput()
+	if err != nil {
+		in.t.Fatalf("sqlite3 %q: %v %s", query, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// currentRelease is an app's recorded current release: id, port and dir.
+func (in *Instance) currentRelease(app string) (id, port, dir string) {
+	in.t.Helper()
+	row := in.sqlite(`SELECT r.id || ' ' || r.port || ' ' || r.dir FROM releases r JOIN apps a ON a.id = r.app_id WHERE a.name = '` + app + `' AND r.current = 1`)
+	f := strings.Fields(row)
+	if len(f) != 3 {
+		in.t.Fatalf("current release of %s: %q", app, row)
+	}
+	return f[0], f[1], f[2]
+}
+
+// appWatchers lists the names of an app's installed watchers.
+func (in *Instance) appWatchers(app string) []string {
+	files, _ := filepath.Glob(filepath.Join(in.Data, "circus", "watchers", app+"_*.ini"))
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".ini"))
+	}
+	slices.Sort(names)
+	return names
+}
+
+type psEntry struct {
+	Type    string
+	Watcher string
+	Running int
+	State   string
+}
+
+func (in *Instance) ps(app string) []psEntry {
+	in.t.Helper()
+	var ps []psEntry
+	if err := json.Unmarshal([]byte(must(in.t, "ps", in.SSH(in.AdminKey, "ps "+app+" --json"))), &ps); err != nil {
+		in.t.Fatal(err)
+	}
+	return ps
+}
+
+// TestKillAtEveryStep kills conductor with SIGKILL at every step boundary
+// of a deploy of an app with web and worker processes, and inside switch
+// and retire (the builder's test hook pauses the deploy there), restarts
+// it and checks that the deploy ended in one of its two states: killed
+// before the commit point, the previous release serves, is recorded and
+// `current` points at it, the deploy is failed and nothing of the new
+// release is left; killed after it, the new release serves, is recorded,
+// `current` points at it and the deploy succeeded. Each next push works.
+func TestKillAtEveryStep(t *testing.T) {
+	pauses := t.TempDir()
+	t.Setenv("CONDUCTOR_TEST_PAUSE_DIR", pauses)
+	in := StartInstance(t)
+	const app = "atomic"
+	work := in.WorkTree("hello")
+	writeFile(t, filepath.Join(work, "Procfile"), workerProcfile(sleepingWorker))
+	setVersion(t, work, "v0")
+	in.Commit(work, "web and worker")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("first push: %s", r)
+	}
+	points := []struct {
+		at        string
+		committed bool
+	}{
+		{"step:provision", false}, {"step:unpack", false}, {"step:virtualenv", false}, {"step:settings", false},
+		{"step:collectstatic", false}, {"step:release", false}, {"step:start", false}, {"step:check", false},
+		{"step:switch", false}, {"switch:site", false}, {"switch:served", false},
+		{"switch:committed", true}, {"switch:linked", true}, {"step:retire", true}, {"retire:stopped", true}, {"step:end", true},
+	}
+	serving := "v0"
+	for i, p := range points {
+		version := fmt.Sprintf("v%d", i+1)
+		prevID, _, _ := in.currentRelease(app)
+		writeFile(t, filepath.Join(pauses, "pause-at"), p.at)
+		os.Remove(filepath.Join(pauses, "paused"))
+		setVersion(t, work, version)
+		in.Commit(work, version)
+		pushed := make(chan Result, 1)
+		go func() { pushed <- in.Push(work, app, "main") }()
+		waitFor(t, "the deploy of "+version+" to pause at "+p.at, func() bool {
+			_, err := os.Stat(filepath.Join(pauses, "paused"))
+			return err == nil
+		})
+		newID := in.sqlite(`SELECT d.id FROM deploys d JOIN apps a ON a.id = d.app_id WHERE a.name = '` + app + `' ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1`)
+		in.Kill()
+		select {
+		case <-pushed:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("%s: the push did not end after conductor was killed", p.at)
+		}
+		os.Remove(filepath.Join(pauses, "pause-at"))
+		in.Start()
+
+		wantID, wantStatus := prevID, "failed"
+		if p.committed {
+			wantID, wantStatus, serving = newID, "succeeded", version
+		}
+		curID, port, dir := in.currentRelease(app)
+		if curID != wantID {
+			t.Fatalf("%s: current release %s, want %s (new %s, previous %s)", p.at, curID, wantID, newID, prevID)
+		}
+		waitFor(t, p.at+": the front nginx to serve "+wantID, func() bool {
+			_, body, h := in.Get(app, "/")
+			return h.Get("X-Conductor-Release") == wantID && strings.Contains(body, "Hello from Conductor "+serving+"<")
+		})
+		if status := in.sqlite(`SELECT status FROM deploys WHERE id = '` + newID + `'`); status != wantStatus {
+			t.Errorf("%s: deploy %s is %s, want %s", p.at, newID, status, wantStatus)
+		}
+		if target, err := os.Readlink(filepath.Join(in.Data, "srv", "projects", app, "current")); err != nil || target != dir {
+			t.Errorf("%s: current -> %q (%v), want %s", p.at, target, err, dir)
+		}
+		want := []string{app + "_web_" + port, app + "_worker_" + port}
+		if got := in.appWatchers(app); !slices.Equal(got, want) {
+			t.Errorf("%s: watchers %v, want %v", p.at, got, want)
+		}
+		waitFor(t, p.at+": web and worker of the current release to run", func() bool {
+			n := 0
+			for _, e := range in.ps(app) {
+				if strings.HasSuffix(e.Watcher, "_"+port) && e.Running == 1 {
+					n++
+				}
+			}
+			return n == 2
+		})
+		if !p.committed {
+			if _, err := os.Stat(filepath.Join(in.Data, "srv", "projects", app, "releases", newID)); !os.IsNotExist(err) {
+				t.Errorf("%s: the new release's directory is left (%v)", p.at, err)
+			}
+			if n := in.sqlite(`SELECT count(*) FROM releases WHERE id = '` + newID + `'`); n != "0" {
+				t.Errorf("%s: the new release is recorded", p.at)
+			}
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	// The next push works.
+	setVersion(t, work, "final")
+	in.Commit(work, "final")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("push after the kills: %s", r)
+	}
+	if _, body, _ := in.Get(app, "/"); !strings.Contains(body, "Hello from Conductor final<") {
+		t.Errorf("GET / = %q, want the final version", body)
+	}
+	_, port, _ := in.currentRelease(app)
+	if got, want := in.appWatchers(app), []string{app + "_web_" + port, app + "_worker_" + port}; !slices.Equal(got, want) {
+		t.Errorf("watchers after the last push %v, want %v", got, want)
+	}
+}
+
+// TestWorkerCrashFailsPush: a release whose worker exits at start fails the
+// push before the switch, with the worker's output, and the previous
+// release's web and worker processes run on untouched.
+func TestWorkerCrashFailsPush(t *testing.T) {
+	in := StartInstance(t)
+	const app = "crashworker"
+	work := in.WorkTree("hello")
+	writeFile(t, filepath.Join(work, "Procfile"), workerProcfile(sleepingWorker))
+	setVersion(t, work, "v1")
+	in.Commit(work, "v1")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("first push: %s", r)
+	}
+	v1, port, _ := in.currentRelease(app)
+	// The app's processes run as its user, named after it.
+	pidsOf := func() map[string]string {
+		out := map[string]string{}
+		for typ, pattern := range map[string]string{"web": "gunicorn", "worker": "worker of"} {
+			b, _ := exec.Command("pgrep", "-u", app, "-d", ",", "-f", pattern).Output()
+			out[typ] = strings.TrimSpace(string(b))
+		}
+		return out
+	}
+	before := pidsOf()
+	if before["web"] == "" || before["worker"] == "" {
+		t.Fatalf("v1's processes: %v", before)
+	}
+
+	writeFile(t, filepath.Join(work, "Procfile"), workerProcfile(`python -u -c "print('worker v2 cannot reach its broker'); raise SystemExit(3)"`))
+	setVersion(t, work, "v2")
+	in.Commit(work, "v2 with a crashing worker")
+	r := in.Push(work, app, "main")
+	if r.Code == 0 {
+		t.Fatalf("the push of a release whose worker crashes succeeded: %s", r)
+	}
+	for _, want := range []string{"process type worker is not running", "worker v2 cannot reach its broker"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("push output lacks %q:\n%s", want, r.Stderr)
+		}
+	}
+	if strings.Contains(r.Stderr, "Switching traffic") {
+		t.Errorf("the failed release reached the switch:\n%s", r.Stderr)
+	}
+	if _, body, h := in.Get(app, "/"); !strings.Contains(body, "Hello from Conductor v1<") || h.Get("X-Conductor-Release") != v1 {
+		t.Errorf("GET / = %q (release %q), want v1 serving", body, h.Get("X-Conductor-Release"))
+	}
+	if cur, _, _ := in.currentRelease(app); cur != v1 {
+		t.Errorf("current release %s, want %s", cur, v1)
+	}
+	if after := pidsOf(); after["web"] != before["web"] || after["worker"] != before["worker"] {
+		t.Errorf("v1's processes changed: before %v, after %v", before, after)
+	}
+	if got, want := in.appWatchers(app), []string{app + "_web_" + port, app + "_worker_" + port}; !slices.Equal(got, want) {
+		t.Errorf("watchers %v, want only v1's %v", got, want)
+	}
+}
