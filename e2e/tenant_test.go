@@ -691,6 +691,8 @@ func (h *hostileRun) names() []plantName {
 			tmp.real = h.otherSettings
 		}
 		names = append(names, plantName{name: spec, real: h.otherSpec}, tmp)
+		// Other process types' specs are per release too (process.ReleaseWatcher).
+		names = append(names, plantName{name: h.app + "_worker_" + port + ".json"})
 	}
 	return names
 }
