@@ -117,6 +117,9 @@ func TestRedis(t *testing.T) {
 			t.Errorf("%s shows the Redis password: %s", cmd, r)
 		}
 	}
+	if r := in.SSH(dev, "apps:info "+app); !strings.Contains(r.Stdout, "Redis:       "+addr+" (maxmemory 32mb, noeviction)") || !strings.Contains(r.Stdout, "redis-server=1 (active)") {
+		t.Errorf("apps:info does not show the Redis: %s", r)
+	}
 	if strings.Contains(in.logs.String(), password) {
 		t.Error("conductor's log shows the Redis password")
 	}

@@ -178,6 +178,7 @@ func (s *Server) appsInfoCommand() *cobra.Command {
 				Database  any           `json:"database,omitempty"` // engine, name, host; never the password
 				Processes []processInfo `json:"processes"`
 				Release   *release      `json:"release"`
+				Redis     *redisInfo    `json:"redis,omitempty"` // redis:create's; never the password
 				Created   time.Time     `json:"created"`
 			}{Name: app.Name, Host: app.Host, Repo: s.repoURL(app.Name), URL: s.appURL(app.Name), Domains: domains, DB: app.DBKind, Processes: procs, Created: app.CreatedAt}
 			dbDesc := app.DBKind
@@ -194,6 +195,17 @@ func (s *Server) appsInfoCommand() *cobra.Command {
 					dbDesc += " on " + d.Host // a unix socket
 				}
 				dbDesc += ")"
+			}
+			if r, err := s.store.AppRedis(ctx, app.ID); err == nil {
+				info.Redis = &redisInfo{App: app.Name, Host: "127.0.0.1", Port: r.Port, MaxMemory: r.MaxMemory, Policy: r.Policy, Env: "REDIS_URL", CreatedAt: r.CreatedAt}
+				info.Redis.State = "stopped"
+				for _, p := range procs {
+					if p.Watcher == app.Name+"_redis-server" {
+						info.Redis.State, info.Redis.Running = p.State, p.Running
+					}
+				}
+			} else if conductor.ErrorCode(err) != conductor.ENOTFOUND {
+				return err
 			}
 			cur, err := s.store.CurrentRelease(ctx, app.ID)
 			if err == nil {
@@ -216,6 +228,9 @@ func (s *Server) appsInfoCommand() *cobra.Command {
 				ps = append(ps, fmt.Sprintf("%s=%d (%s)", p.Type, p.Running, p.State))
 			}
 			fmt.Fprintf(w, "Processes:   %s\n", orNone(strings.Join(ps, ", ")))
+			if info.Redis != nil {
+				fmt.Fprintf(w, "Redis:       127.0.0.1:%d (maxmemory %s, %s), REDIS_URL\n", info.Redis.Port, info.Redis.MaxMemory, info.Redis.Policy)
+			}
 			if info.Release != nil {
 				fmt.Fprintf(w, "Release:     %s (rev %.8s, %s)\n", cur.ID, cur.Rev, cur.CreatedAt.Format(time.RFC3339))
 			} else {
