@@ -344,3 +344,39 @@ func backupStateQuery(t *testing.T, archive, query string) string {
 		return strings.TrimSuffix(string(out), "\n")
 	}
 }
+
+// TestConfigFilesRollback: a rollback places the app's config files as
+// they are now: one removed since the release ran is taken out of the kept
+// directory (a removed secret does not come back), and one added since is
+// placed in it.
+func TestConfigFilesRollback(t *testing.T) {
+	const app = "cfgroll"
+	cleanAppUsers(t, app)
+	in := StartInstance(t)
+	admin := in.AdminKey
+	work := in.configWorkTree(t)
+	must(t, "apps:create", in.SSH(admin, "apps:create "+app))
+	must(t, "config:file", in.SSHIn(admin, "config:file "+app+" secrets.json", "old-secret"))
+	r := in.pushOK(work, app) // v1
+	v1 := in.releaseDir(t, app, r)
+	in.wantSecret(t, app, "old-secret")
+	setVersion(t, work, "v2")
+	in.Commit(work, "v2")
+	in.pushOK(work, app) // v2
+
+	must(t, "config:file:remove", in.SSH(admin, "config:file:remove "+app+" secrets.json")) // v3
+	if code, _, _ := in.Get(app, "/secret"); code != 404 {
+		t.Fatalf("after config:file:remove, GET /secret = %d, want 404", code)
+	}
+	must(t, "rollback to v1", in.SSH(admin, "rollback "+app+" v1")) // v4, in v1's dir
+	if code, body, _ := in.Get(app, "/secret"); code != 404 {
+		t.Errorf("after a rollback to v1, GET /secret = %d %q: the removed file came back", code, body)
+	}
+	if _, err := os.Lstat(filepath.Join(v1, "secrets.json")); err == nil {
+		t.Errorf("the removed config file is still in v1's directory")
+	}
+
+	must(t, "config:file new", in.SSHIn(admin, "config:file "+app+" secrets.json --no-restart", "new-secret"))
+	must(t, "rollback to v2", in.SSH(admin, "rollback "+app+" v2"))
+	in.wantSecret(t, app, "new-secret")
+}
