@@ -42,9 +42,10 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 		return err
 	}
 	pauseAt("switch:site")
-	// The old release serves until nginx's workers run the new site: it
-	// is retired only after this, and the deploy fails without it.
-	if err := d.b.Nginx.WaitServing(ctx, d.host(), d.job.ID, 15*time.Second); err != nil {
+	// The deploy fails unless nginx's workers serve the new site. Old
+	// workers may still hold requests to the old release (a slow download,
+	// a websocket): retire waits for them before it stops its processes.
+	if err := d.b.Nginx.WaitRelease(ctx, d.host(), d.job.ID, 15*time.Second); err != nil {
 		return fmt.Errorf("the front nginx does not serve the new release: %w", err)
 	}
 	pauseAt("switch:served")

@@ -320,11 +320,21 @@ func (n *Nginx) reload() error {
 	return nil
 }
 
-// WaitServing waits until nginx answers for host with the given release in
-// X-Conductor-Release, i.e. its workers run the configuration WriteSite
+// WaitServing waits until nginx serves the given release for host
+// (WaitRelease) and the workers its reloads replaced have exited: until
+// then they may still accept a connection with the old configuration.
+func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout time.Duration) error {
+	if err := n.WaitRelease(ctx, host, release, timeout); err != nil {
+		return err
+	}
+	return n.WaitOldWorkers(ctx, timeout)
+}
+
+// WaitRelease waits until nginx answers for host with the given release in
+// X-Conductor-Release, i.e. its new workers run the configuration WriteSite
 // wrote. A reload signal that arrives while nginx is busy starting can be
 // lost, so it is sent again every 2 s.
-func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout time.Duration) error {
+func (n *Nginx) WaitRelease(ctx context.Context, host, release string, timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	start := time.Now()
 	lastHUP := start
@@ -334,9 +344,7 @@ func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout t
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.Header.Get("X-Conductor-Release") == release {
-				// New workers serve it; old ones may still accept a
-				// connection with the old configuration until they exit.
-				return n.WaitOldWorkers(ctx, timeout)
+				return nil
 			}
 		}
 		if time.Since(lastHUP) > 2*time.Second {
