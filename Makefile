@@ -31,6 +31,7 @@ lint:
 test: setup build lint
 	$(GO) test -count=1 -timeout 25m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateNames$$' -fuzztime 200000x .
+	$(GO) test -run '^$$' -fuzz '^FuzzConfigFilePath$$' -fuzztime 200000x .
 	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime 5000x ./gitserver
 	$(GO) test -run '^$$' -fuzz '^FuzzAppFromRepoPath$$' -fuzztime 30000x ./gitserver
 	$(GO) test -run '^$$' -fuzz '^FuzzSettingsLiteral$$' -fuzztime 50000x ./provision
