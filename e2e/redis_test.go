@@ -177,8 +177,9 @@ func TestRedis(t *testing.T) {
 		t.Errorf("redis after redis:destroy: %s", r)
 	}
 
-	// apps:destroy takes a Redis with the app.
-	if r := in.SSH(in.AdminKey, "redis:create "+app+" --no-restart"); r.Code != 0 {
+	// Created on a deployed app, it restarts the app with REDIS_URL;
+	// apps:destroy takes it with the app.
+	if r := in.SSH(in.AdminKey, "redis:create "+app); r.Code != 0 || !strings.Contains(r.Stdout, "Restarting "+app) {
 		t.Fatalf("redis:create again: %s", r)
 	}
 	r = in.SSH(in.AdminKey, "redis "+app+" --json")
@@ -186,8 +187,9 @@ func TestRedis(t *testing.T) {
 		t.Fatalf("redis --json: %s", r)
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(info.Port)
-	if err := redisDial(addr); err != nil {
-		t.Fatalf("the new Redis does not answer: %v", err)
+	password = redisPassword(t, in, app, info.Port)
+	if got := redisSay(t, addr, "AUTH", password, "GET", "kept"); !strings.HasSuffix(got, "$-1") {
+		t.Errorf("the new Redis has the destroyed one's data: %q", got)
 	}
 	if r := in.SSH(in.AdminKey, "apps:destroy "+app+" --confirm "+app); r.Code != 0 {
 		t.Fatalf("apps:destroy: %s", r)
