@@ -310,6 +310,21 @@ func TestRedisBackupRestore(t *testing.T) {
 	if r := in.SSH(in.AdminKey, "redis:create "+app+" --no-restart"); r.Code != 0 || !strings.Contains(r.Stdout, "Not restarted") {
 		t.Fatalf("redis:create: %s", r)
 	}
+	if r := in.SSH(in.AdminKey, "redis:destroy "+app); r.Code == 0 {
+		t.Fatalf("redis:destroy without --confirm: %s", r)
+	}
+	// Both are in the audit trail, with their outcome.
+	var trail []auditRow
+	if err := json.Unmarshal([]byte(in.SSH(in.AdminKey, "audit --app "+app+" --json").Stdout), &trail); err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, e := range trail {
+		ops = append(ops, e.Op+" "+e.Outcome)
+	}
+	if !slices.Contains(ops, "redis:create ok") || !slices.Contains(ops, "redis:destroy failed") {
+		t.Errorf("audit trail of %s: %v", app, ops)
+	}
 	conf := filepath.Join(in.Data, "srv", "projects", app, "data", "redis", "redis.conf")
 	port, password := redisConfValues(t, conf)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
