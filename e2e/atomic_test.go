@@ -235,3 +235,71 @@ func TestWorkerCrashFailsPush(t *testing.T) {
 		t.Errorf("watchers %v, want only v1's %v", got, want)
 	}
 }
+
+// TestFailedSwitchRestoresSite: a deploy that fails inside the switch, after
+// nginx's site already names the new release but before the release is
+// recorded (deploys:cancel while the test hook holds it there), points
+// nginx back at the previous release and removes the new one; the push
+// fails and the next push works.
+func TestFailedSwitchRestoresSite(t *testing.T) {
+	pauses := t.TempDir()
+	t.Setenv("CONDUCTOR_TEST_PAUSE_DIR", pauses)
+	in := StartInstance(t)
+	const app = "unswitch"
+	work := in.WorkTree("hello")
+	writeFile(t, filepath.Join(work, "Procfile"), workerProcfile(sleepingWorker))
+	setVersion(t, work, "v1")
+	in.Commit(work, "v1")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("first push: %s", r)
+	}
+	v1, port, _ := in.currentRelease(app)
+
+	writeFile(t, filepath.Join(pauses, "pause-at"), "switch:site")
+	setVersion(t, work, "v2")
+	in.Commit(work, "v2")
+	pushed := make(chan Result, 1)
+	go func() { pushed <- in.Push(work, app, "main") }()
+	paused := filepath.Join(pauses, "paused")
+	waitFor(t, "the deploy to pause after writing the site", func() bool {
+		_, err := os.Stat(paused)
+		return err == nil
+	})
+	// nginx routes to the new release already.
+	waitFor(t, "nginx to serve v2", func() bool {
+		_, body, _ := in.Get(app, "/")
+		return strings.Contains(body, "Hello from Conductor v2<")
+	})
+	must(t, "deploys:cancel", in.SSH(in.AdminKey, "deploys:cancel "+app))
+	os.Remove(filepath.Join(pauses, "pause-at"))
+	os.Remove(paused)
+	r := <-pushed
+	if r.Code == 0 {
+		t.Fatalf("a deploy canceled before its commit point succeeded: %s", r)
+	}
+	newID := in.sqlite(`SELECT d.id FROM deploys d JOIN apps a ON a.id = d.app_id WHERE a.name = '` + app + `' ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1`)
+	if status := in.sqlite(`SELECT status FROM deploys WHERE id = '` + newID + `'`); status != "failed" {
+		t.Errorf("deploy %s is %s, want failed", newID, status)
+	}
+	if cur, _, _ := in.currentRelease(app); cur != v1 {
+		t.Errorf("current release %s, want %s", cur, v1)
+	}
+	// Right away, no restart: the site names v1 again.
+	if _, body, h := in.Get(app, "/"); !strings.Contains(body, "Hello from Conductor v1<") || h.Get("X-Conductor-Release") != v1 {
+		t.Errorf("GET / = %q (release %q), want v1", body, h.Get("X-Conductor-Release"))
+	}
+	if got, want := in.appWatchers(app), []string{app + "_web_" + port, app + "_worker_" + port}; !slices.Equal(got, want) {
+		t.Errorf("watchers %v, want only v1's %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(in.Data, "srv", "projects", app, "releases", newID)); !os.IsNotExist(err) {
+		t.Errorf("the canceled release's directory is left (%v)", err)
+	}
+	setVersion(t, work, "v3")
+	in.Commit(work, "v3")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("push after the failed switch: %s", r)
+	}
+	if _, body, _ := in.Get(app, "/"); !strings.Contains(body, "Hello from Conductor v3<") {
+		t.Errorf("GET / = %q, want v3", body)
+	}
+}
