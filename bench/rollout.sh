@@ -110,8 +110,9 @@ cleanup() {
   set +e
   [ -n "$LOAD_PID" ] && stop_child "$LOAD_PID" 15
   NGINX_PIDS=$(nginx_snapshot)
-  # serve stops circusd (and with it the app's gunicorns) and nginx
   [ -n "$SERVE_PID" ] && stop_child "$SERVE_PID" 60
+  # circusd (and with it the app's gunicorns) and nginx outlive serve
+  "$BIN" stop-all --data "$DIR/data" >/dev/null 2>&1
   if [ -n "${BENCH_LOGS:-}" ]; then
     mkdir -p "$BENCH_LOGS" && cp -r "$DIR/logs" "$DIR/serve.log" "$DIR"/*.tsv "$DIR"/*.json "$BENCH_LOGS"/ 2>/dev/null
   fi

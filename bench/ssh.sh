@@ -97,7 +97,7 @@ cleanup() {
   local rc=$? pid
   trap - EXIT INT TERM
   set +e
-  stop_pid "$SERVE_PID" 60 # serve stops its circusd and nginx
+  stop_serve # and its circusd and nginx, which outlive it
   stop_pid "$SSHD_PID" 10
   if [ -n "${BENCH_LOGS:-}" ]; then
     mkdir -p "$BENCH_LOGS" && cp -r "$DIR/logs" "$SUMMARY" "$BENCH_LOGS"/ 2>/dev/null
@@ -131,6 +131,7 @@ RANGE=$(pick_port_range 400)
 start_serve() {
   local data=$1 log=$2 t0
   shift 2
+  SERVE_DATA=$data
   if [ ! -d "$data" ]; then
     "$BIN" init --data "$data" --admin-key "$DIR/key.pub" >"$log.init" 2>&1 || { cat "$log.init" >&2; die "conductor init failed"; }
   fi
@@ -147,7 +148,12 @@ start_serve() {
   done
   START_MS=$(ms_since "$t0")
 }
-stop_serve() { stop_pid "$SERVE_PID" 60; SERVE_PID=""; }
+# stop_serve stops serve, then its circusd, nginx and apps (they outlive it).
+stop_serve() {
+  stop_pid "$SERVE_PID" 60
+  SERVE_PID=""
+  [ -z "${SERVE_DATA:-}" ] || "$BIN" stop-all --data "$SERVE_DATA" >/dev/null 2>&1
+}
 cssh() { ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" git@127.0.0.1 "$@"; }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }

@@ -54,6 +54,8 @@ cleanup() {
   set +e
   for pid in "${WORKER_PIDS[@]}"; do stop_pid "$pid"; done
   [ -n "$SERVE_PID" ] && stop_pid "$SERVE_PID"
+  # circusd, nginx and the apps outlive serve and the workers.
+  for d in "$DIR"/*/; do [ -d "$d/circus" ] && "$BIN" stop-all --data "$d" >/dev/null 2>&1; done
   for pid in $(pgrep -f -- "$DIR"); do kill -KILL "$pid" 2>/dev/null; done
   for app in "${CREATED_APPS[@]}"; do
     [ "$(getent passwd "$app" | cut -d: -f5)" = "conductor app" ] && userdel "$app" 2>/dev/null
@@ -145,6 +147,9 @@ for W in $WORKER_COUNTS; do
   done
   for pid in "${WORKER_PIDS[@]}"; do stop_pid "$pid"; done
   WORKER_PIDS=()
+  # The next round starts from nothing: this round's apps, circusd and nginx
+  # (which outlive their worker) stop too.
+  for d in "$DIR"/w"$W"-*/; do "$BIN" stop-all --data "$d" >/dev/null 2>&1; done
 done
 
 /usr/bin/python3 - "$RESULTS" "$APPS" <<'EOF'
