@@ -117,10 +117,14 @@ func (s *Server) dbCreateCommand() *cobra.Command {
 				fmt.Fprintf(out, "The SQLite database %s is kept with its data; the app no longer uses it (apps:destroy removes it)\n", res.KeptSQLite)
 			}
 			if noRestart {
-				fmt.Fprintf(out, "Not redeployed: the app sees the database after its next deploy or restart\n")
+				fmt.Fprintf(out, "Not redeployed: the app sees the database from its next deploy (a push or deploy runs migrate on it)\n")
 				return nil
 			}
-			return s.redeployRelease(ctx, app, "db:create "+alias, out)
+			if err := s.redeployRelease(ctx, app, "db:create "+alias, out); err != nil {
+				fmt.Fprintf(out, "The database stays and the next deploy uses it; the serving release keeps the databases it had (db:destroy %s --alias %s --confirm undoes it)\n", app.Name, alias)
+				return err
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&alias, "alias", conductor.DefaultAlias, "Django database alias")

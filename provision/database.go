@@ -213,14 +213,17 @@ func (p *Databases) Remove(ctx context.Context, app *conductor.App, alias string
 	if err := srv.Drop(ctx, db); err != nil {
 		return nil, err
 	}
+	// The row goes before the kind changes: a failure in between leaves a
+	// server default without a row, which a retried db:destroy finishes
+	// (the ENOTFOUND case above), never a row no command can reach.
+	if err := p.Store.DeleteAppDatabase(ctx, app.ID, alias); err != nil {
+		return nil, err
+	}
 	if alias == conductor.DefaultAlias {
 		if err := p.Store.SetAppDBKind(ctx, app.ID, conductor.DBSQLite); err != nil {
 			return nil, err
 		}
 		app.DBKind = conductor.DBSQLite
-	}
-	if err := p.Store.DeleteAppDatabase(ctx, app.ID, alias); err != nil {
-		return nil, err
 	}
 	slog.Info("dropped app database", "app", app.Name, "db", db)
 	return db, nil
