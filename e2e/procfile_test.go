@@ -119,6 +119,7 @@ func TestProcfileShellAndHealthchecks(t *testing.T) {
 
 	t.Run("a retired wrapper's gunicorn stops with its watcher", func(t *testing.T) {
 		writeFile(t, filepath.Join(work, "app.json"), healthJSON("ok", 5))
+		setVersion(t, work, "v3") // a change even when the subtests before were skipped
 		in.Commit(work, "good health check again")
 		r := in.pushOK(work, app)
 		port2 := webPort(t, r)
