@@ -48,38 +48,53 @@ func (d *deployment) check(ctx context.Context) error {
 	return d.confirmPort(ctx) // the answer came from the release's own socket (ports.go)
 }
 
-// runCheck runs one health check until it passes, runs out of attempts,
-// the deadline passes or the web processes keep exiting.
+// runCheck runs one health check of the new web process (probe).
 func (d *deployment) runCheck(ctx context.Context, c pybuild.Healthcheck, bound time.Duration, deadline time.Time, w *crashWatch) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", d.port, c.Path)
-	what := "health check"
-	if !c.Default {
-		what = fmt.Sprintf("health check %q (GET %s)", c.Name, c.Path)
-	}
 	// A redirect is an answer: an app with SECURE_SSL_REDIRECT sends the
 	// check to https://<host>/, which is up as far as the new process
 	// goes. Following it would ask DNS and the front nginx instead.
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
+	get := func(ctx context.Context, timeout time.Duration) (int, []byte, error) {
+		return d.get(ctx, client, url, timeout)
+	}
+	// circus respawns a process that dies at boot forever: when three of
+	// the release's processes have died, it is crashing.
+	crashing := func() bool { return w.crashing(ctx, d) }
+	status, err := probe(ctx, c, get, crashing, bound, deadline)
+	if err == nil {
+		d.log.Printf("       GET %s answered %d", c.Path, status)
+	}
+	return err
+}
+
+// probe asks with get until an answer passes the check c (its status is
+// returned), c's attempts run out, the deadline passes or crashing says
+// the processes keep exiting.
+func probe(ctx context.Context, c pybuild.Healthcheck, get func(context.Context, time.Duration) (int, []byte, error),
+	crashing func() bool, bound time.Duration, deadline time.Time) (int, error) {
+	what := "health check"
+	if !c.Default {
+		what = fmt.Sprintf("health check %q (GET %s)", c.Name, c.Path)
+	}
 	if !sleepUntil(ctx, time.Now().Add(c.InitialDelay), deadline) {
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 	last, attempts := "no answer", 0
 	for {
 		if !time.Now().Before(deadline) {
-			return failf("%s of the new release failed: no pass within %s (last answer: %s)", what, bound, last)
+			return 0, failf("%s of the new release failed: no pass within %s (last answer: %s)", what, bound, last)
 		}
-		// circus respawns a process that dies at boot forever: when three
-		// of the release's processes have died, it is crashing.
-		if w.crashing(ctx, d) {
-			return failf("%s of the new release failed (last answer: %s): its processes keep exiting", what, last)
+		if crashing() {
+			return 0, failf("%s of the new release failed (last answer: %s): its processes keep exiting", what, last)
 		}
-		status, body, err := d.get(ctx, client, url, min(c.Timeout, time.Until(deadline)))
+		status, body, err := get(ctx, min(c.Timeout, time.Until(deadline)))
 		wait := c.Wait
 		switch {
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return 0, ctx.Err()
 		case errors.Is(err, syscall.ECONNREFUSED):
 			// Not listening yet: the process is starting. Not an attempt.
 			last, wait = "connection refused", 50*time.Millisecond
@@ -89,17 +104,16 @@ func (d *deployment) runCheck(ctx context.Context, c pybuild.Healthcheck, bound 
 		default:
 			aerr := c.Accepts(status, body)
 			if aerr == nil {
-				d.log.Printf("       GET %s answered %d", c.Path, status)
-				return nil
+				return status, nil
 			}
 			attempts++
 			last = aerr.Error()
 		}
 		if c.Attempts > 0 && attempts >= c.Attempts {
-			return failf("%s of the new release failed after %d attempts (last answer: %s)", what, attempts, last)
+			return 0, failf("%s of the new release failed after %d attempts (last answer: %s)", what, attempts, last)
 		}
 		if !sleepUntil(ctx, time.Now().Add(max(wait, 50*time.Millisecond)), deadline) {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 }
