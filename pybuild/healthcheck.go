@@ -285,7 +285,7 @@ func parseCheck(raw json.RawMessage, field string) (Healthcheck, string, error) 
 				err = fmt.Errorf("%s.scheme: %q is not supported: the check speaks plain http to the process, as nginx does", field, s)
 			}
 		case "uptime":
-			n, err = num(k, 0, 600)
+			_, err = num(k, 0, 600) // the web check is HTTP: noted, not run
 			uptime = true
 		case "command", "listening":
 			err = fmt.Errorf("%s.%s: not supported: Conductor runs HTTP checks (\"path\")", field, k)
