@@ -9,7 +9,7 @@ import (
 
 // FuzzParseProcfile: any bytes parse without a panic; an accepted Procfile
 // has only valid process types, at most one per line, each with a command
-// that splits into words and uses no shell operator.
+// bash can be given (not empty, no NUL byte).
 func FuzzParseProcfile(f *testing.F) {
 	for _, s := range []string{
 		"web: gunicorn hello.wsgi\nworker: python manage.py worker\n",
