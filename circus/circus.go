@@ -11,6 +11,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,6 +115,7 @@ func (c *Circus) Start(ctx context.Context) error {
 		return err
 	}
 	conf := filepath.Join(c.Dir, "circus.ini")
+	before, _ := os.ReadFile(conf)
 	if err := os.WriteFile(conf, ini, 0o600); err != nil {
 		return err
 	}
@@ -142,6 +144,10 @@ func (c *Circus) Start(ctx context.Context) error {
 	}
 	if err := c.child.Start(ctx); err != nil {
 		return fmt.Errorf("start circusd: %w", err)
+	}
+	if c.child.Adopted() && !bytes.Equal(before, ini) {
+		// circusd reads its own settings only when it starts.
+		slog.Warn("circus.ini changed: the running circusd (kept, with the apps) uses it after conductor stop-all and a start")
 	}
 	return c.waitReady(ctx)
 }
