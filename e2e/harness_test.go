@@ -68,6 +68,7 @@ type Instance struct {
 	HTTPAddr string
 	AdminKey string // private key file of the admin
 	Ports    string // app port range
+	Bin      string // the conductor binary Start runs ("": conductorBin), to test an upgrade
 
 	mu        sync.Mutex
 	cmd       *exec.Cmd
@@ -195,7 +196,11 @@ func (in *Instance) Start() {
 	}
 	args := []string{"serve", "--data", in.Data, "--ssh-addr", in.SSHAddr,
 		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug"}
-	in.cmd = exec.Command(conductorBin, append(args, in.serveArgs...)...)
+	bin := conductorBin
+	if in.Bin != "" {
+		bin = in.Bin
+	}
+	in.cmd = exec.Command(bin, append(args, in.serveArgs...)...)
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 	readyBefore := strings.Count(in.logs.String(), readyLine)
 	if err := in.cmd.Start(); err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -152,8 +153,8 @@ func pidIn(t *testing.T, path string) int {
 	return pid
 }
 
-// TestAppsOutliveConductor: SIGKILL and SIGTERM of `conductor serve` and
-// SIGKILL of a `conductor worker` leave nginx, circusd and the apps
+// TestAppsOutliveConductor: SIGKILL, SIGTERM and an upgrade of `conductor
+// serve` and SIGKILL of a `conductor worker` leave nginx, circusd and the apps
 // serving (0 failed requests from clients that never retry), and the next
 // start adopts the same circusd and nginx; a push works after each.
 func TestAppsOutliveConductor(t *testing.T) {
@@ -167,10 +168,23 @@ func TestAppsOutliveConductor(t *testing.T) {
 	nginxPid := filepath.Join(in.Data, "nginx", "nginx.pid")
 	circusd, nginx := pidIn(t, circusPid), pidIn(t, nginxPid)
 
+	// An upgrade: serve stops and a new binary starts (a copy of this one
+	// with bytes appended: another file, another content).
+	upgraded := filepath.Join(in.Dir, "conductor-upgraded")
+	self, err := os.ReadFile(conductorBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newBin := append(self, []byte("\nupgraded\n")...)
+	if err := os.WriteFile(upgraded, newBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	upgrade := func() { in.Stop(); in.Bin = upgraded }
+
 	for _, stop := range []struct {
 		name string
 		do   func()
-	}{{"SIGKILL", in.Kill}, {"SIGTERM", in.Stop}} {
+	}{{"SIGKILL", in.Kill}, {"SIGTERM", in.Stop}, {"upgrade", upgrade}} {
 		l := startStrictLoad(in.HTTPAddr, "outlive", 3)
 		l.served(t, 50)
 		mark := len(in.logs.String())
@@ -187,6 +201,12 @@ func TestAppsOutliveConductor(t *testing.T) {
 		}
 		if log := in.logs.String()[mark:]; !strings.Contains(log, "adopted the running circusd and nginx") {
 			t.Errorf("after %s: serve's log does not say it adopted circusd and nginx:\n%s", stop.name, log)
+		}
+		if stop.name == "upgrade" {
+			// circus starts new app processes from the new binary.
+			if got, err := os.ReadFile(filepath.Join(in.Data, "bin", "conductor")); err != nil || !bytes.Equal(got, newBin) {
+				t.Errorf("after the upgrade, data/bin/conductor is not the new binary (%v)", err)
+			}
 		}
 		version := "after-" + strings.ToLower(stop.name)
 		setVersion(t, work, version)
@@ -245,6 +265,6 @@ func TestAppsOutliveConductor(t *testing.T) {
 	in.Start()
 	waitFor(t, "the app served after stop-all and a start", func() bool {
 		_, body, _ := in.Get("outlive", "/")
-		return strings.Contains(body, "Hello from Conductor after-sigterm<")
+		return strings.Contains(body, "Hello from Conductor after-upgrade<")
 	})
 }
