@@ -152,6 +152,12 @@ func TestKillAtEveryStep(t *testing.T) {
 			}
 			return n == 2
 		})
+		// What circusd runs, not only its files: one worker process is left
+		// (a retire cut short leaves the old one running without a file).
+		waitFor(t, p.at+": a single worker process", func() bool {
+			out, _ := exec.Command("pgrep", "-u", app, "-f", "worker of").Output()
+			return len(strings.Fields(string(out))) == 1
+		})
 		if !p.committed {
 			if _, err := os.Stat(filepath.Join(in.Data, "srv", "projects", app, "releases", newID)); !os.IsNotExist(err) {
 				t.Errorf("%s: the new release's directory is left (%v)", p.at, err)
@@ -167,9 +173,11 @@ func TestKillAtEveryStep(t *testing.T) {
 	// The next push works.
 	setVersion(t, work, "final")
 	in.Commit(work, "final")
+	start := time.Now()
 	if r := in.Push(work, app, "main"); r.Code != 0 {
 		t.Fatalf("push after the kills: %s", r)
 	}
+	t.Logf("code-only push of web+worker took %s", time.Since(start).Round(time.Millisecond))
 	if _, body, _ := in.Get(app, "/"); !strings.Contains(body, "Hello from Conductor final<") {
 		t.Errorf("GET / = %q, want the final version", body)
 	}
