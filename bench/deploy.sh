@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Deploy benchmark: wall time from the start of `git push` until the new
-# release answers through the front nginx, for a first deploy and for N
-# code-only redeploys of examples/hello, next to bench/plain-deploy.sh doing
-# the same steps by hand on the same machine.
+# release answers through the front nginx, for first deploys, for N
+# code-only redeploys and for rebuilds of the virtualenv with a warm cache,
+# of examples/hello with a worker process added (Procfile "web:" gunicorn
+# and "worker:" a Python loop that sets Django up, like a Celery or RQ
+# worker without a broker), next to bench/plain-deploy.sh doing the same
+# steps by hand on the same machine. Every line of each push's output is
+# timestamped when it arrives, for the per-step table and the time to the
+# first useful line.
 #
 #   make bench            # setup + build, then this script
 #   bench/deploy.sh       # from the repo root, after `make build`; as root
 #
 # Environment: BENCH_N (redeploys per tool, default 10), BENCH_COLD (first
 # deploys per tool, each of a new app with an empty pip cache, alternating
-# which tool goes first; default 3), BENCH_DOC (where the
+# which tool goes first; default 3), BENCH_WARM (deploys per tool that
+# change requirements.txt, so a new virtualenv is built from the tool's
+# warm local cache; default 3), BENCH_DOC (where the
 # results go, default docs/benchmarks.md; "-" prints only), BENCH_LOGS (a dir
 # to copy the run's logs and raw timings to before the temp dir is removed),
 # BENCH_BIN (the conductor binary, default bin/conductor).
@@ -26,6 +33,7 @@ ROOT=$PWD
 
 N=${BENCH_N:-10}
 COLD=${BENCH_COLD:-3}
+WARM=${BENCH_WARM:-3}
 DOC=${BENCH_DOC:-docs/benchmarks.md}
 BIN=${BENCH_BIN:-$ROOT/bin/conductor}
 
@@ -121,6 +129,22 @@ say "bench: plain nginx on 127.0.0.1:$PLAIN_HTTP_PORT, gunicorn ports $((RANGE +
 # --- the app ----------------------------------------------------------------
 WORK=$DIR/work
 cp -r examples/hello "$WORK"
+# The worker: imports the project like a Celery or RQ worker would, then
+# beats; it stops at SIGTERM.
+cat >"$WORK/worker.py" <<'EOF'
+import signal, sys, time
+
+import django
+
+django.setup()
+from greetings.version import VERSION  # noqa: E402
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print("worker", VERSION, "started", flush=True)
+while True:
+    time.sleep(1)
+EOF
+printf 'web: gunicorn hello.wsgi --log-file -\nworker: python worker.py\n' >"$WORK/Procfile"
 export GIT_SSH_COMMAND="ssh -p $SSH_PORT -i $DIR/key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 export GIT_TERMINAL_PROMPT=0 GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com \
   GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
@@ -148,10 +172,17 @@ wait_marker() {
 RESULTS=$DIR/results.tsv # tool kind run t_start t_returned t_marker release
 : >"$RESULTS"
 
+# stamp: each line of stdin prefixed with the time it was read.
+stamp() {
+  local line
+  while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
+}
+
 conductor_deploy() { # KIND RUN VERSION
-  local log=$DIR/logs/push-$2.log t0 t1 t2 job
+  local log=$DIR/logs/push-$1-$2.log t0 t1 t2 job
   t0=$EPOCHREALTIME
-  git -C "$WORK" push "ssh://git@127.0.0.1:$SSH_PORT/$APP" main >"$log" 2>&1 || fail_logs "$log" "git push ($1 $2) failed"
+  echo "$t0 START" >"$log"
+  git -C "$WORK" push "ssh://git@127.0.0.1:$SSH_PORT/$APP" main 2>&1 | stamp >>"$log" || fail_logs "$log" "git push ($1 $2) failed"
   t1=$EPOCHREALTIME
   wait_marker "$HTTP_PORT" "$3" "$HOST" || fail_logs "$log" "conductor: $3 never appeared on http://$HOST:$HTTP_PORT/"
   t2=$EPOCHREALTIME
@@ -162,7 +193,7 @@ conductor_deploy() { # KIND RUN VERSION
 }
 
 plain_deploy() { # KIND RUN VERSION
-  local log=$DIR/logs/plain-$2.log t0 t1 t2 rel rev
+  local log=$DIR/logs/plain-$1-$2.log t0 t1 t2 rel rev
   rev=$(git -C "$WORK" rev-parse HEAD)
   t0=$EPOCHREALTIME
   "$ROOT/bench/plain-deploy.sh" deploy "$DIR/plain" "$WORK" "$rev" >"$log" 2>&1 || fail_logs "$log" "plain-deploy.sh ($1 $2) failed"
@@ -208,7 +239,18 @@ for i in $(seq 1 "$N"); do
   plain_deploy redeploy "$i" "v$((i + 1))"
 done
 
-/usr/bin/python3 bench/report.py --results "$RESULTS" \
+# Rebuilds with a warm cache: requirements.txt changes (a comment), so
+# Conductor builds a new virtualenv with uv from the app's own cache, and
+# the plain script a new one with pip from its pip cache.
+for i in $(seq 1 "$WARM"); do
+  echo "# rebuild $i" >>"$WORK/requirements.txt"
+  commit_version "w$i"
+  rm -rf "$DIR/plain/venv" # keeps $DIR/plain/pip-cache
+  conductor_deploy warm "$i" "w$i"
+  plain_deploy warm "$i" "w$i"
+done
+
+/usr/bin/python3 bench/report.py --results "$RESULTS" --push-logs "$DIR/logs" \
   --serve-log "$DIR/serve.log" --serve-mark "$SERVE_MARK" \
   --plain-steps "$DIR/plain/steps.log" --plain-mark "$PLAIN_MARK" \
   --binary "$BIN_VERSION" --doc "$DOC"

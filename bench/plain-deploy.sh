@@ -22,6 +22,10 @@
 #   check          poll the new gunicorn every 0.1 s until it answers < 500
 #   switch         rewrite the nginx server block, nginx -t, nginx -s reload,
 #                  poll the front every 0.1 s until it serves this release
+#   worker         only if the Procfile has "worker:": restart it the way
+#                  `systemctl restart` does, SIGTERM the old one and wait
+#                  for it to exit, then start the new release's in the
+#                  background (setsid, like gunicorn above)
 #   retire         wait until the nginx workers replaced by the reload have
 #                  exited (they may still be proxying to the old gunicorn),
 #                  SIGTERM the old gunicorn without waiting for it to exit,
@@ -228,6 +232,26 @@ EOF
   done
   step_done
 
+  local worker
+  worker=$(sed -n 's/^worker:[[:space:]]*//p' "$dir/Procfile")
+  if [ -n "$worker" ]; then
+    step_start worker
+    if [ -f "$STATE/run/worker.pid" ]; then
+      stop_pid "$(cat "$STATE/run/worker.pid")"
+      rm -f "$STATE/run/worker.pid"
+    fi
+    cd "$dir"
+    # shellcheck disable=SC2086 # the Procfile line is a command line
+    env -i PATH="$STATE/venv/bin:/usr/local/bin:/usr/bin:/bin" VIRTUAL_ENV="$STATE/venv" \
+      HOME="$STATE" LANG=C.UTF-8 PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=local_settings \
+      DATABASE_URL="sqlite:///$STATE/data/db.sqlite3" \
+      setsid $worker >"$STATE/logs/worker-$id.log" 2>&1 </dev/null &
+    echo $! >"$STATE/run/worker.pid"
+    cd - >/dev/null
+    echo "       worker: $worker (pid $(cat "$STATE/run/worker.pid"))"
+    step_done
+  fi
+
   step_start retire
   local master deadline=$((SECONDS + 30))
   master=$(cat "$STATE/nginx/nginx.pid")
@@ -254,7 +278,7 @@ cmd_teardown() {
   [ -d "$1" ] || return 0
   STATE=$(cd "$1" && pwd)
   local f pid
-  for f in "$STATE"/run/gunicorn-*.pid; do
+  for f in "$STATE"/run/gunicorn-*.pid "$STATE"/run/worker.pid; do
     [ -f "$f" ] || continue
     stop_pid "$(cat "$f")"
     rm -f "$f"

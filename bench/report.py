@@ -13,9 +13,6 @@ import sys
 
 BEGIN = "<!-- BEGIN bench/deploy.sh output: regenerated on every run, do not edit by hand -->"
 END = "<!-- END bench/deploy.sh output -->"
-STEPS = ["provision", "unpack", "virtualenv", "settings", "release", "collectstatic",
-         "start", "check", "switch", "retire"]
-TARGET_S, TARGET_RATIO = 3.0, 1.2
 
 DUR_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -46,37 +43,6 @@ def conductor_steps(path, mark):
             d = after if n >= mark else before
             d.setdefault(kv["deploy"], {})[kv["step"]] = go_duration_ms(kv["took"])
     return before, after
-
-
-def ts(kv):
-    return datetime.datetime.fromisoformat(kv["time"].replace("Z", "+00:00")).timestamp()
-
-
-def conductor_phases(path):
-    """{deploy id: (ms from the SSH session opening to the first step starting,
-    ms from the last step to the SSH session ending)}, from log timestamps."""
-    out, session, start, end, current = {}, None, {}, {}, None
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if "time=" not in line:
-                continue
-            kv = logfmt(line)
-            msg = kv.get("msg")
-            if msg == "ssh session" and "receive-pack" in kv.get("command", ""):
-                session = ts(kv)
-            elif msg == "step done":
-                d = kv["deploy"]
-                if d not in start:
-                    start[d] = (session, ts(kv) - go_duration_ms(kv["took"]) / 1000)
-                current = d
-            elif msg == "deploy succeeded":
-                end[kv["deploy"]] = ts(kv)
-            elif msg == "ssh session done" and "receive-pack" in kv.get("command", "") and current in end:
-                sess, first = start[current]
-                if sess is not None:
-                    out[current] = ((first - sess) * 1000, (ts(kv) - end[current]) * 1000)
-                current = None
-    return out
 
 
 def plain_steps(path, mark):
@@ -145,62 +111,138 @@ def fmt_ms(x):
     return f"{x:,.0f} ms" if x >= 10 else f"{x:.1f} ms"
 
 
+HEADER_RE = re.compile(r"^(\d+\.\d+) remote: -----> (.*?)\s*$")
+PUSH_LOG_RE = re.compile(r"^push-(\w+)-(\d+)\.log$")
+
+
+def push_timeline(path):
+    """(t0, [(t, header)], t_last_line) from a push log whose lines bench/deploy.sh
+    prefixed with the time they arrived ("EPOCH line"); the first line is "EPOCH START"."""
+    t0, heads, last = None, [], None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            ts_s, _, rest = line.rstrip("\n").partition(" ")
+            try:
+                t = float(ts_s)
+            except ValueError:
+                continue
+            if rest == "START":
+                t0 = t
+                continue
+            last = t
+            m = HEADER_RE.match(line.rstrip("\n"))
+            if m:
+                heads.append((t, m.group(2)))
+    return t0, heads, last
+
+
+def label(header):
+    """A step header without the per-deploy parts (app, revision, release id)."""
+    for prefix in ("Deploying ", "Deployed ", "Creating app "):
+        if header.startswith(prefix):
+            return prefix.strip()
+    return header
+
+
+def segments(t0, heads, returned):
+    """[(segment name, ms)]: from the push's start to the first line, then each
+    header to the next, the last header to the push's end."""
+    out, prev_t, prev_name = [], t0, "ssh, receive-pack and the hook, to the first line"
+    for t, h in heads:
+        out.append((prev_name, (t - prev_t) * 1000))
+        prev_t, prev_name = t, label(h)
+    out.append((prev_name + " → push returned", (returned - prev_t) * 1000))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
+    ap.add_argument("--push-logs", required=True, help="dir of bench/deploy.sh's timestamped push logs")
     ap.add_argument("--serve-log", required=True)
-    ap.add_argument("--serve-mark", type=int, required=True)
+    ap.add_argument("--serve-mark", type=int, default=0)
     ap.add_argument("--plain-steps", required=True)
-    ap.add_argument("--plain-mark", type=int, required=True)
+    ap.add_argument("--plain-mark", type=int, default=0)
     ap.add_argument("--binary", default="unknown", help="output of `conductor version`")
     ap.add_argument("--doc", default="docs/benchmarks.md")
     a = ap.parse_args()
 
-    runs = []  # (tool, kind, run, total s, returned s, release id)
+    runs = []  # (tool, kind, run, total s, returned s, release id, t0)
     with open(a.results) as f:
         for line in f:
             tool, kind, run, t0, t1, t2, rel = line.rstrip("\n").split("\t")
-            runs.append((tool, kind, int(run), float(t2) - float(t0), float(t1) - float(t0), rel))
+            runs.append((tool, kind, int(run), float(t2) - float(t0), float(t1) - float(t0), rel, float(t0)))
 
     def totals(tool, kind, col=3):
         return [r[col] for r in runs if r[0] == tool and r[1] == kind]
 
-    c_first, c_redo = totals("conductor", "first"), totals("conductor", "redeploy")
-    p_first, p_redo = totals("plain", "first"), totals("plain", "redeploy")
-    n = len(c_redo)
+    kinds = [k for k in ("first", "redeploy", "warm") if totals("conductor", k) and totals("plain", k)]
+    n = {k: len(totals("conductor", k)) for k in kinds}
 
-    c_before, c_after = conductor_steps(a.serve_log, a.serve_mark)
-    p_before, p_after = plain_steps(a.plain_steps, a.plain_mark)
+    # Per-step times as each tool logs them: Conductor's `step done`, the plain script's timer.
+    cb, ca = conductor_steps(a.serve_log, a.serve_mark)
+    pb, pa = plain_steps(a.plain_steps, a.plain_mark)
+    c_steps, p_steps = {**cb, **ca}, {**pb, **pa}
 
-    def step_medians(by_release):
+    def ids(tool, kind):
+        return [r[5] for r in runs if r[0] == tool and r[1] == kind]
+
+    def step_medians(by_release, rels):
+        names = []
+        for r in rels:
+            for s in by_release.get(r, {}):
+                if s not in names:
+                    names.append(s)
         out = {}
-        for s in STEPS:
-            xs = [v[s] for v in by_release.values() if s in v]
-            if xs:
-                out[s] = statistics.median(xs)
+        for s in names:
+            xs = [by_release[r][s] for r in rels if s in by_release.get(r, {})]
+            out[s] = statistics.median(xs)
         return out
 
-    def outside(tool, kind, by_release):
-        """Per run: wall time to the marker minus the sum of the logged steps."""
-        xs = []
+    # Conductor's per-step times from the `remote:` lines' arrival times.
+    timelines = {}
+    for name in os.listdir(a.push_logs):
+        m = PUSH_LOG_RE.match(name)
+        if m:
+            timelines[(m.group(1), int(m.group(2)))] = push_timeline(os.path.join(a.push_logs, name))
+
+    def remote_segments(kind):
+        order, per = [], {}
         for r in runs:
-            if r[0] == tool and r[1] == kind and r[5] in by_release:
-                xs.append(r[3] * 1000 - sum(by_release[r[5]].values()))
-        return statistics.median(xs) if xs else None
+            if r[0] != "conductor" or r[1] != kind or (kind, r[2]) not in timelines:
+                continue
+            t0, heads, _ = timelines[(kind, r[2])]
+            if t0 is None or not heads:
+                continue
+            for seg, ms in segments(t0, heads, t0 + r[4]):
+                if seg not in per:
+                    order.append(seg)
+                per.setdefault(seg, []).append(ms)
+        return [(s, statistics.median(per[s]), len(per[s])) for s in order]
 
-    c_med, p_med = step_medians(c_after), step_medians(p_after)
-    c_first_steps, p_first_steps = step_medians(c_before), step_medians(p_before)
-    c_out, p_out = outside("conductor", "redeploy", c_after), outside("plain", "redeploy", p_after)
-    c_first_out, p_first_out = outside("conductor", "first", c_before), outside("plain", "first", p_before)
-
-    ratio_first = statistics.median(c_first) / statistics.median(p_first)
-    ratio_redo = statistics.median(c_redo) / statistics.median(p_redo)
-    med_redo = statistics.median(c_redo)
-    met_abs, met_ratio = med_redo < TARGET_S, ratio_redo <= TARGET_RATIO
+    first_line = []  # ms from the push's start to "-----> Deploying …"
+    for (kind, run), (t0, heads, _) in timelines.items():
+        for t, h in heads:
+            if h.startswith("Deploying "):
+                first_line.append((t - t0) * 1000)
+                break
 
     m, v = machine(), tool_versions()
     commit = git("rev-parse", "--short", "HEAD")
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    def mmm(xs):
+        lo, md, hi = stats(xs)
+        return f"{lo:.2f} / **{md:.2f}** / {hi:.2f} s" if len(xs) > 1 else f"**{md:.2f} s**"
+
+    def ratio(kind):
+        return statistics.median(totals("conductor", kind)) / statistics.median(totals("plain", kind))
+
+    what = {
+        "first": "First deploy: a new app, empty caches, packages from the index",
+        "redeploy": "Code-only redeploy",
+        "warm": "Dependency change: a new virtualenv from the tool's warm local cache",
+    }
 
     L = []
     L.append(f"- **Date:** {date}")
@@ -209,107 +251,77 @@ def main():
              f"(`conductor version`, i.e. `git describe --always --dirty` when it was built){dirty}")
     L.append(f"- **Machine:** {m['cpu']}, {m['ram']} RAM, {m['os']}")
     L.append(f"- **Software:** {v['python']} (app virtualenvs), {v['nginx']}, {v['git']}")
-    L.append(f"- **Load average after the run:** {m['load']} (other jobs may share this machine)")
-    L.append("- **Reproduce:** `make bench` (setup + build, then `bench/deploy.sh`), "
-             f"or `bench/deploy.sh` after `make build`; as root. `BENCH_N={n}` redeploys per tool.")
+    L.append(f"- **Load average after the run:** {m['load']} (other jobs share this machine: compare the two tools within one run)")
+    L.append("- **Reproduce:** `make bench` (setup + build, then `bench/deploy.sh`), or `bench/deploy.sh` after "
+             f"`make build`; as root. This run: `BENCH_N={n.get('redeploy', 0)} BENCH_COLD={n.get('first', 0)} BENCH_WARM={n.get('warm', 0)}`.")
     L.append("")
-    L.append("Wall time from the start of `git push` (Conductor) or of `bench/plain-deploy.sh deploy` "
-             "(plain) until `GET /` through that tool's front nginx shows the new version marker. "
-             f"First deploy: {len(c_first)} run(s) each, a new app and an empty pip cache each time, alternating which tool goes first. Code-only redeploy: {n} runs each, alternating the two tools.")
+    L.append("The app is `examples/hello` with a worker added: Procfile `web: gunicorn hello.wsgi` and "
+             "`worker: python worker.py` (it runs `django.setup()` and then beats once a second, like a Celery or RQ "
+             "worker without a broker). Wall time from the start of `git push` (Conductor) or of "
+             "`bench/plain-deploy.sh deploy` (the same steps by hand: git archive, settings, migrate, collectstatic, "
+             "start the new gunicorn, check it, switch nginx, restart the worker) until `GET /` through that tool's "
+             "front nginx shows the new version. The runs of the two tools alternate.")
     L.append("")
-    L.append("| Case | Conductor min / median / max | Plain script min / median / max | Ratio of medians (Conductor / plain) |")
-    L.append("|---|---|---|---|")
-
-    def mmm(xs):
-        lo, md, hi = stats(xs)
-        return f"{lo:.2f} / **{md:.2f}** / {hi:.2f} s" if len(xs) > 1 else f"**{md:.2f} s**"
-
-    L.append(f"| First deploy (venv + pip install from PyPI) | {mmm(c_first)} | {mmm(p_first)} | {ratio_first:.2f}× |")
-    L.append(f"| Code-only redeploy | {mmm(c_redo)} | {mmm(p_redo)} | **{ratio_redo:.2f}×** |")
+    L.append("| Case | Runs each | Conductor min / median / max | By hand min / median / max | Ratio of medians (Conductor / by hand) |")
+    L.append("|---|---:|---|---|---|")
+    for k in kinds:
+        L.append(f"| {what[k]} | {n[k]} | {mmm(totals('conductor', k))} | {mmm(totals('plain', k))} | **{ratio(k):.2f}×** |")
     L.append("")
-    L.append("Every redeploy, in order (s): Conductor " + ", ".join(f"{x:.2f}" for x in c_redo)
-             + "; plain " + ", ".join(f"{x:.2f}" for x in p_redo) + ".")
-    L.append("")
-    c_ret, p_ret = totals("conductor", "redeploy", 4), totals("plain", "redeploy", 4)
-    c_poll = [t - r for t, r in zip(c_redo, c_ret)]
-    p_poll = [t - r for t, r in zip(p_redo, p_ret)]
-    L.append(f"For Conductor, `git push` itself returned after a median {statistics.median(c_ret):.2f} s "
-             "of the redeploy (the builder waits for nginx to serve the new release before the push ends); "
-             f"the marker poll after it took a median {statistics.median(c_poll) * 1000:.0f} ms "
-             f"(plain: script returned after {statistics.median(p_ret):.2f} s, poll {statistics.median(p_poll) * 1000:.0f} ms).")
-    L.append("")
-    verdict = "**met**" if met_abs and met_ratio else "**not met**"
-    L.append(f"**Target** (code-only redeploy under {TARGET_S:.0f} s and within {TARGET_RATIO}× of the plain script): "
-             f"{verdict} — median {med_redo:.2f} s is {'under' if met_abs else 'over'} {TARGET_S:.0f} s, "
-             f"and {ratio_redo:.2f}× the plain script is {'within' if met_ratio else 'over'} {TARGET_RATIO}×.")
-    L.append("")
-    L.append(f"### Per-step medians, code-only redeploy ({n} runs each)")
-    L.append("")
-    L.append("From `step done … step=X took=…` in `conductor serve --log-level debug`'s log, and from the "
-             "plain script's own per-step timer (`STATE/steps.log`).")
-    L.append("")
-    L.append("| Step | Conductor | Plain script | Difference |")
-    L.append("|---|---:|---:|---:|")
-    for s in STEPS:
-        c, p = c_med.get(s), p_med.get(s)
-        cs = fmt_ms(c) if c is not None else "—"
-        ps = fmt_ms(p) if p is not None else "—"
-        d = (c or 0) - (p or 0)
-        L.append(f"| {s} | {cs} | {ps} | {d:+,.0f} ms |")
-    if c_out is not None and p_out is not None:
-        L.append(f"| outside the steps¹ | {fmt_ms(c_out)} | {fmt_ms(p_out)} | {c_out - p_out:+,.0f} ms |")
-    sc, sp = sum(c_med.values()) + (c_out or 0), sum(p_med.values()) + (p_out or 0)
-    L.append(f"| **sum of the medians**² | **{fmt_ms(sc)}** | **{fmt_ms(sp)}** | **{sc - sp:+,.0f} ms** |")
-    L.append("")
-    L.append("¹ Per run, the measured total minus the sum of that run's logged steps, then the median. "
-             "Conductor: SSH session, `git receive-pack`, the pre-receive hook (`git archive` into the "
-             "NATS object store, publishing the job), the builder picking it up, streaming the log back, "
-             "the push ending, and the marker poll. Plain: bash and `git archive` start-up outside the "
-             "step timers, and the marker poll.")
-    phases = conductor_phases(a.serve_log)
-    pre = [phases[r[5]][0] for r in runs if r[0] == "conductor" and r[1] == "redeploy" and r[5] in phases]
-    post = [phases[r[5]][1] for r in runs if r[0] == "conductor" and r[1] == "redeploy" and r[5] in phases]
-    if pre and c_out is not None:
-        pm, qm = statistics.median(pre), statistics.median(post)
+    if "redeploy" in kinds:
+        c_redo, p_redo = totals("conductor", "redeploy"), totals("plain", "redeploy")
+        L.append("Every code-only redeploy, in order (s): Conductor " + ", ".join(f"{x:.2f}" for x in c_redo)
+                 + "; by hand " + ", ".join(f"{x:.2f}" for x in p_redo) + ".")
+        c_ret, p_ret = totals("conductor", "redeploy", 4), totals("plain", "redeploy", 4)
         L.append("")
-        L.append(f"Conductor's time outside the steps, split with the server log's timestamps (ms resolution): "
-                 f"a median {pm:.0f} ms on the server from the SSH session opening to the first step starting "
-                 "(`git receive-pack`, the hook, `git archive` into NATS, queueing, the builder taking the job), "
-                 f"{qm:.0f} ms from the last step to the SSH session ending, and about {c_out - pm - qm:.0f} ms "
-                 "on the client (ssh start-up and key exchange, the push negotiation, the marker poll).")
-    L.append("")
-    L.append("² Medians do not add up exactly to the median total; the sum is a cross-check.")
-    L.append("")
-    L.append(f"### First deploy, per step (median of {len(c_first)} run(s) each)")
-    L.append("")
-    L.append("| Step | Conductor | Plain script |")
-    L.append("|---|---:|---:|")
-    for s in STEPS:
-        c, p = c_first_steps.get(s), p_first_steps.get(s)
-        L.append(f"| {s} | {fmt_ms(c) if c is not None else '—'} | {fmt_ms(p) if p is not None else '—'} |")
-    if c_first_out is not None and p_first_out is not None:
-        L.append(f"| outside the steps¹ | {fmt_ms(c_first_out)} | {fmt_ms(p_first_out)} |")
-    L.append("")
-    L.append("Both first deploys build a virtualenv with an empty pip cache and download Django and "
-             "gunicorn from PyPI, so they mostly measure the network and pip; the runs alternate which tool goes first.")
-    generated = "\n".join(L)
+        L.append(f"`git push` returned after a median {statistics.median(c_ret):.2f} s (it returns once nginx serves "
+                 f"the new release and the other processes are handled); the by-hand script after {statistics.median(p_ret):.2f} s.")
+        L.append("")
+    if first_line:
+        lo, md, hi = stats(first_line)
+        L.append(f"**First useful output** (`-----> Deploying …` on the pusher's terminal, from the start of `git push`, "
+                 f"all {len(first_line)} pushes): min {lo:.0f} / median **{md:.0f}** / max {hi:.0f} ms.")
+        L.append("")
+
+    for k in kinds:
+        segs = remote_segments(k)
+        if not segs:
+            continue
+        L.append(f"### Conductor, where a {'code-only redeploy' if k == 'redeploy' else ('first deploy' if k == 'first' else 'dependency change')} goes "
+                 f"(median of {n[k]}, from the `remote:` lines' arrival)")
+        L.append("")
+        L.append("Each row runs from one `-----> …` line to the next as the pusher's terminal got them.")
+        L.append("")
+        L.append("| From the line | Median |")
+        L.append("|---|---:|")
+        for seg, md, cnt in segs:
+            L.append(f"| {seg} | {fmt_ms(md)} |")
+        L.append("")
+        cm = step_medians(c_steps, ids("conductor", k))
+        pm = step_medians(p_steps, ids("plain", k))
+        if cm or pm:
+            L.append(f"Per step as each tool logs it (Conductor: `step done … took=` in `conductor serve --log-level debug`; "
+                     f"by hand: the script's own timer), median of {n[k]}:")
+            L.append("")
+            L.append("| Step | Conductor | By hand |")
+            L.append("|---|---:|---:|")
+            for s in list(cm) + [s for s in pm if s not in cm]:
+                c, p = cm.get(s), pm.get(s)
+                L.append(f"| {s} | {fmt_ms(c) if c is not None else '—'} | {fmt_ms(p) if p is not None else '—'} |")
+            L.append("")
+    generated = "\n".join(L).rstrip("\n")
 
     # Terminal summary.
     print()
-    print(f"{'':24} {'conductor (min/med/max)':>26} {'plain (min/med/max)':>24} {'ratio':>7}")
-    for name, c, p in (("first deploy", c_first, p_first), (f"redeploy (n={n})", c_redo, p_redo)):
-        cl, cm, ch = stats(c)
-        pl, pm, ph = stats(p)
-        print(f"{name:24} {cl:7.2f} {cm:7.2f} {ch:7.2f} s   {pl:6.2f} {pm:6.2f} {ph:6.2f} s {cm / pm:6.2f}x")
-    print()
-    print(f"{'step (redeploy median)':24} {'conductor':>12} {'plain':>12}")
-    for s in STEPS:
-        c, p = c_med.get(s), p_med.get(s)
-        print(f"{s:24} {(f'{c:.0f} ms' if c is not None else '-'):>12} {(f'{p:.0f} ms' if p is not None else '-'):>12}")
-    if c_out is not None and p_out is not None:
-        print(f"{'outside the steps':24} {c_out:9.0f} ms {p_out:9.0f} ms")
-    print()
-    print(f"target (<{TARGET_S:.0f} s and <= {TARGET_RATIO}x plain): {'met' if met_abs and met_ratio else 'NOT met'}")
+    print(f"{'':12} {'conductor (min/med/max)':>26} {'by hand (min/med/max)':>24} {'ratio':>7}")
+    for k in kinds:
+        c, p = totals("conductor", k), totals("plain", k)
+        cl, cm_, ch = stats(c)
+        pl, pm_, ph = stats(p)
+        print(f"{k:12} {cl:7.2f} {cm_:7.2f} {ch:7.2f} s   {pl:6.2f} {pm_:6.2f} {ph:6.2f} s {cm_ / pm_:6.2f}x")
+    if first_line:
+        print(f"first useful line: median {statistics.median(first_line):.0f} ms, max {max(first_line):.0f} ms")
+    for seg, md, _ in remote_segments("redeploy"):
+        print(f"  {seg[:60]:60} {md:8.0f} ms")
 
     if a.doc == "-":
         return
