@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +26,6 @@ import (
 // DefaultUptime is how long each process of a non-web type must stay up
 // after its start for the check to pass.
 const DefaultUptime = time.Second
-
-// maxUptime bounds the uptime an app may ask for.
-const maxUptime = 10 * time.Minute
 
 // otherType is one of the new release's non-web process types, started.
 type otherType struct {
@@ -265,10 +261,10 @@ func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
 	for _, t := range types {
 		out[t] = DefaultUptime
 	}
-	if v, ok := d.config["CONDUCTOR_CHECK_UPTIME"]; ok && v != "" {
-		u, err := parseUptime(v)
+	if v, ok := d.config[process.ConfigUptime]; ok && v != "" {
+		u, err := process.ParseUptime(v)
 		if err != nil {
-			return nil, failf("CONDUCTOR_CHECK_UPTIME=%q: %v", truncate(v), err)
+			return nil, failf("%s=%q: %v", process.ConfigUptime, truncate(v), err)
 		}
 		for _, t := range types {
 			out[t] = u
@@ -301,7 +297,7 @@ func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
 			if len(c.Uptime) == 0 || (c.Type != "" && c.Type != "startup") {
 				continue
 			}
-			u, err := parseUptime(strings.Trim(string(c.Uptime), `"`))
+			u, err := process.ParseUptime(strings.Trim(string(c.Uptime), `"`))
 			if err != nil {
 				return nil, failf("app.json: healthchecks.%s[%d].uptime: %v", t, i, err)
 			}
@@ -312,15 +308,6 @@ func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
 		}
 	}
 	return out, nil
-}
-
-// parseUptime reads a number of seconds from 0 to maxUptime.
-func parseUptime(s string) (time.Duration, error) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || f < 0 || f > maxUptime.Seconds() {
-		return 0, fmt.Errorf("want a number of seconds from 0 to %d", int(maxUptime.Seconds()))
-	}
-	return time.Duration(f * float64(time.Second)), nil
 }
 
 // truncate shortens a value for an error message.

@@ -242,6 +242,11 @@ func TestWorkerCrashFailsPush(t *testing.T) {
 	if got, want := in.appWatchers(app), []string{app + "_web_" + port, app + "_worker_" + port}; !slices.Equal(got, want) {
 		t.Errorf("watchers %v, want only v1's %v", got, want)
 	}
+	// The uptime's config var is checked when it is set, and nothing is stored.
+	refused(t, "a bad uptime", in.SSH(in.AdminKey, "config:set "+app+" CONDUCTOR_CHECK_UPTIME=soon"), "CONDUCTOR_CHECK_UPTIME: want a number of seconds from 0 to 600")
+	if out := must(t, "config", in.SSH(in.AdminKey, "config "+app)); strings.Contains(out, "CONDUCTOR_CHECK_UPTIME") {
+		t.Errorf("a refused value was stored:\n%s", out)
+	}
 }
 
 // TestFailedSwitchRestoresSite: a deploy that fails inside the switch, after

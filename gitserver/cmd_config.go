@@ -9,6 +9,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/internal/termtext"
+	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/pybuild"
 )
 
@@ -106,6 +107,11 @@ func (s *Server) configSetCommand() *cobra.Command {
 				if k == pybuild.ConfigHealthcheck && strings.TrimSpace(v) != "" {
 					if _, err := pybuild.ParseHealthcheckVar(v); err != nil {
 						return err
+					}
+				}
+				if k == process.ConfigUptime && v != "" {
+					if _, err := process.ParseUptime(v); err != nil {
+						return conductor.Errorf(conductor.EINVALID, "%s: %v", k, err)
 					}
 				}
 				vars[k] = v
