@@ -19,13 +19,8 @@ import (
 // state) into this host's CertsDir, where nginx reads it: on a worker that
 // is the only copy. A certificate that cannot be had is left out (its
 // domain stays on plain HTTP) rather than failing the switch. A host whose
-// nginx serves no HTTPS serves every domain over plain HTTP.
-func (d *deployment) tlsHosts(ctx context.Context) ([]nginx.TLSHost, error) {
-	return d.b.tlsHosts(ctx, d.app, d.domains, d.log.Printf)
-}
-
-// tlsHosts is deployment.tlsHosts for any of the app's releases (the
-// start-up reconcile writes sites too); printf tells what it found.
+// nginx serves no HTTPS serves every domain over plain HTTP. printf tells
+// what it found (the deploy's output; the start-up reconcile's none).
 func (b *Builder) tlsHosts(ctx context.Context, app *conductor.App, domains []string, printf func(string, ...any)) ([]nginx.TLSHost, error) {
 	if b.Nginx == nil || b.Nginx.HTTPSListen == "" {
 		return nil, nil
