@@ -38,6 +38,7 @@ test: setup build lint
 	$(GO) test -run '^$$' -fuzz '^FuzzSiteConf$$' -fuzztime 100000x ./nginx
 	$(GO) test -run '^$$' -fuzz '^FuzzWatcherIni$$' -fuzztime 250000x ./circus
 	$(GO) test -run '^$$' -fuzz '^FuzzParseProcfile$$' -fuzztime 20000x ./process
+	$(GO) test -run '^$$' -fuzz '^FuzzHealthchecks$$' -fuzztime 20000x ./pybuild
 
 bench: setup build
 	bench/deploy.sh
