@@ -311,6 +311,13 @@ func TestNoCgroupsWorkerChildren(t *testing.T) {
 	if r := in.Push(work, "plain", "main"); r.Code != 0 {
 		t.Fatalf("push: %s", r)
 	}
+	// The push does not wait for the old release's processes: they are
+	// retired in the background (graceful_timeout), and what they left is
+	// killed by session 5 s after that.
+	deadline := time.Now().Add(30 * time.Second) // graceful_timeout (10 s) + 5 s, with room
+	for (liveProcess(hog1) || liveProcess(child1)) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
 	if liveProcess(hog1) {
 		t.Errorf("the worker (pid %d) runs on", hog1)
 	}
