@@ -186,7 +186,7 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 		now := time.Now()
 		left := pending[:0]
 		for _, o := range pending {
-			if o.want == 0 { // scaled to zero: nothing runs
+			if o.want == 0 || o.uptime == 0 { // scaled to zero, or not checked
 				continue
 			}
 			pids, err := d.b.Circus.Pids(ctx, o.watcher)
@@ -255,7 +255,7 @@ func (d *deployment) logSize(typ string) int64 {
 //
 //	{"healthchecks": {"worker": [{"type": "startup", "uptime": 5}]}}
 //
-// else DefaultUptime.
+// else DefaultUptime. An uptime of 0 leaves the type unchecked.
 func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
 	out := map[string]time.Duration{}
 	for _, t := range types {
