@@ -133,8 +133,13 @@ func TestKillAtEveryStep(t *testing.T) {
 			_, body, h := in.Get(app, "/")
 			return h.Get("X-Conductor-Release") == wantID && strings.Contains(body, "Hello from Conductor "+serving+"<")
 		})
-		if status := in.sqlite(`SELECT status FROM deploys WHERE id = '` + newID + `'`); status != wantStatus {
-			t.Errorf("%s: deploy %s is %s, want %s", p.at, newID, status, wantStatus)
+		// What `deploys` tells the pusher whose push was cut off.
+		var deploys []struct{ ID, Status string }
+		if err := json.Unmarshal([]byte(must(t, "deploys", in.SSH(in.AdminKey, "deploys "+app+" --json"))), &deploys); err != nil {
+			t.Fatal(err)
+		}
+		if len(deploys) == 0 || deploys[0].ID != newID || deploys[0].Status != wantStatus {
+			t.Errorf("%s: deploys says %+v first, want %s %s", p.at, deploys[:min(1, len(deploys))], newID, wantStatus)
 		}
 		if target, err := os.Readlink(filepath.Join(in.Data, "srv", "projects", app, "current")); err != nil || target != dir {
 			t.Errorf("%s: current -> %q (%v), want %s", p.at, target, err, dir)
