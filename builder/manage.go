@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -81,6 +82,9 @@ type manageRunner struct {
 // interpreter: Conductor runs both (no release: command of the app's own)
 // and nothing of the app's runs between them (no bin/post_compile).
 func (d *deployment) oneInterpreter() bool {
+	if !pipelineFits {
+		return false
+	}
 	if _, ok := d.procfile["release"]; ok {
 		return false
 	}
@@ -89,6 +93,38 @@ func (d *deployment) oneInterpreter() bool {
 	}
 	st, err := safefs.Lstat(d.dir, path.Join(d.build.AppDir, "manage.py"))
 	return err == nil && st.Mode&0o170000 == 0o100000
+}
+
+// pipelineFits: the deploy pipeline runs the release phase right after
+// collectstatic (set in init: the pipeline's steps refer to this file).
+var pipelineFits bool
+
+func init() { pipelineFits = adjacent(pipeline, "collectstatic", "release", "post_compile") }
+
+// adjacent tells whether step b comes after step a in steps with nothing
+// between them but the steps named in skip (which oneInterpreter makes
+// sure run nothing). Another step there could run a build command, and
+// each build command starts by killing what is left in the app's build
+// group (runInGroup), the waiting interpreter included.
+func adjacent(steps []step, a, b string, skip ...string) bool {
+	ia, ib := -1, -1
+	for i, s := range steps {
+		switch s.name {
+		case a:
+			ia = i
+		case b:
+			ib = i
+		}
+	}
+	if ia < 0 || ib <= ia {
+		return false
+	}
+	for _, s := range steps[ia+1 : ib] {
+		if !slices.Contains(skip, s.name) {
+			return false
+		}
+	}
+	return true
 }
 
 // hasHook tells whether hook(name) would run something: the same lookup,

@@ -40,3 +40,33 @@ func TestTokenWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestAdjacent: one interpreter only when nothing but post_compile runs
+// between collectstatic and the release phase, in that order.
+func TestAdjacent(t *testing.T) {
+	steps := func(names ...string) []step {
+		var out []step
+		for _, n := range names {
+			out = append(out, step{name: n})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		steps []string
+		want  bool
+	}{
+		{[]string{"settings", "collectstatic", "post_compile", "release", "start"}, true},
+		{[]string{"collectstatic", "release"}, true},
+		{[]string{"collectstatic", "post_compile", "start", "release"}, false},
+		{[]string{"release", "collectstatic"}, false},
+		{[]string{"collectstatic", "start"}, false},
+		{[]string{"release"}, false},
+	} {
+		if got := adjacent(steps(tc.steps...), "collectstatic", "release", "post_compile"); got != tc.want {
+			t.Errorf("adjacent(%v) = %v, want %v", tc.steps, got, tc.want)
+		}
+	}
+	if !adjacent(pipeline, "collectstatic", "release", "post_compile") {
+		t.Error("the deploy pipeline no longer has collectstatic and release next to each other: one interpreter is never used")
+	}
+}
