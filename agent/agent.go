@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -228,10 +229,18 @@ func (h *Host) scale(ctx context.Context, data []byte) (any, error) {
 	if conductor.ValidateAppName(req.App) != nil {
 		return nil, conductor.Errorf(conductor.EINVALID, "scale: bad app")
 	}
-	if _, ok := WatcherType(req.App, req.Watcher); !ok || req.N < 0 {
+	typ, port, ok := process.ParseWatcher(req.App, req.Watcher)
+	if !ok || req.N < 0 {
 		return nil, conductor.Errorf(conductor.EINVALID, "scale: %s is not a watcher of %s", req.Watcher, req.App)
 	}
-	return nil, h.Processes.Scale(ctx, req.Watcher, req.N)
+	name := req.Watcher
+	if port != 0 && typ != "web" {
+		// A release deployed before names had ports runs <app>_<type>.
+		if names, err := h.Processes.Watchers(); err == nil && !slices.Contains(names, name) && slices.Contains(names, req.App+"_"+typ) {
+			name = req.App + "_" + typ
+		}
+	}
+	return nil, h.Processes.Scale(ctx, name, req.N)
 }
 
 // destroy undoes what the host holds of an app: processes, site,
