@@ -181,16 +181,24 @@ func (c *Circus) Shutdown() int {
 	return pid
 }
 
-// waitReady returns once circusd answers on its endpoint.
+// waitReady returns once circusd answers on its endpoint. circusd (a
+// Python program) takes ~0.1–0.2 s to listen: asked again after 10 ms,
+// doubling up to 100 ms, not every 200 ms.
 func (c *Circus) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
+	wait := 10 * time.Millisecond
 	for {
 		if _, err := c.call(ctx, "list", nil); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("circusd did not answer on %s within 30s: %w", c.endpoint(), err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 

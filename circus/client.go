@@ -158,8 +158,10 @@ func asCircusError(err error, target **circusError) bool {
 // its answer. The caller owns *sockp until it returns.
 func (c *Circus) roundTrip(ctx context.Context, sockp *zmq4.Socket, command string, props map[string]any) (map[string]any, error) {
 	if *sockp == nil {
+		// zmq4 sleeps its retry interval (250 ms by default) after a
+		// failed connect: circusd starting takes ~0.2 s to listen.
 		sock := zmq4.NewDealer(context.Background(), zmq4.WithID(zmq4.SocketIdentity(randomID())),
-			zmq4.WithDialerTimeout(5*time.Second))
+			zmq4.WithDialerTimeout(5*time.Second), zmq4.WithDialerRetry(10*time.Millisecond))
 		if err := sock.Dial(c.endpoint()); err != nil {
 			sock.Close()
 			return nil, fmt.Errorf("connect to circusd: %w", err)
