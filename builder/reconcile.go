@@ -88,19 +88,13 @@ func (b *Builder) reconcileApp(ctx context.Context, app *conductor.App) error {
 	if err != nil {
 		return err
 	}
-	var keep []string
+	var keep, others []string
 	for _, w := range names {
 		_, port, _ := process.ParseWatcher(app.Name, w)
 		if cur != nil && (port == cur.Port || port == 0) || w == redisWatcher(app.Name) {
 			keep = append(keep, w)
-			continue
-		}
-		slog.Warn("removing a watcher of no current release", "app", app.Name, "watcher", w)
-		if err := b.Circus.Remove(ctx, w); err != nil {
-			return err
-		}
-		if err := os.Remove(filepath.Join(b.Layout.RunDir(app.Name), w+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
+		} else {
+			others = append(others, w)
 		}
 	}
 	if cur != nil {
@@ -108,8 +102,25 @@ func (b *Builder) reconcileApp(ctx context.Context, app *conductor.App) error {
 			return err
 		}
 	}
-	if err := b.reconcileSite(ctx, app, cur); err != nil {
+	// nginx goes back to the current release before the processes it may
+	// route to now (a deploy killed after its site was written) stop.
+	rewrote, err := b.reconcileSite(ctx, app, cur)
+	if err != nil {
 		return err
+	}
+	if rewrote && cur != nil && len(others) > 0 {
+		if err := b.Nginx.WaitServing(ctx, app.Name+"."+b.Domain, cur.ID, 15*time.Second); err != nil {
+			slog.Warn("reconcile: nginx does not serve the current release yet", "app", app.Name, "err", err)
+		}
+	}
+	for _, w := range others {
+		slog.Warn("removing a watcher of no current release", "app", app.Name, "watcher", w)
+		if err := b.Circus.Remove(ctx, w); err != nil {
+			return err
+		}
+		if err := os.Remove(filepath.Join(b.Layout.RunDir(app.Name), w+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	link := b.Layout.CurrentLink(app.Name)
 	if cur != nil {
@@ -184,33 +195,33 @@ func (b *Builder) ensureWatchers(ctx context.Context, app *conductor.App, names 
 
 // reconcileSite points the app's nginx site at cur (rewriting it when it
 // names another release or is missing), or removes it when the app has no
-// current release.
-func (b *Builder) reconcileSite(ctx context.Context, app *conductor.App, cur *conductor.Release) error {
+// current release. It tells whether it changed the site.
+func (b *Builder) reconcileSite(ctx context.Context, app *conductor.App, cur *conductor.Release) (bool, error) {
 	if b.Nginx == nil {
-		return nil
+		return false, nil
 	}
 	named := siteRelease(b.Nginx.SitePath(app.Name))
 	if cur == nil {
 		if named == "" {
-			return nil
+			return false, nil
 		}
 		slog.Warn("removing the site of a release that was never recorded", "app", app.Name, "release", named)
-		return b.Nginx.RemoveSite(ctx, app.Name)
+		return true, b.Nginx.RemoveSite(ctx, app.Name)
 	}
 	if named == cur.ID {
-		return nil
+		return false, nil
 	}
 	domains, err := b.Store.Domains(ctx, app.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	site, err := b.releaseSite(ctx, app, cur.ID, cur.Port, cur.Dir, domains, func(string, ...any) {})
 	if err != nil {
-		return err
+		return false, err
 	}
 	site.MaxBody = maxBody(cur.Config, func(string, ...any) {})
 	slog.Warn("pointing the site back at the current release", "app", app.Name, "site_release", named, "release", cur.ID)
-	return b.Nginx.WriteSite(ctx, site)
+	return true, b.Nginx.WriteSite(ctx, site)
 }
 
 // siteRelease reads which release a site file serves from its first line
