@@ -75,7 +75,8 @@ func (in *Instance) ps(app string) []psEntry {
 // before the commit point, the previous release serves, is recorded and
 // `current` points at it, the deploy is failed and nothing of the new
 // release is left; killed after it, the new release serves, is recorded,
-// `current` points at it and the deploy succeeded. Each next push works.
+// `current` points at it and the deploy succeeded. Each next push works,
+// and no request fails throughout.
 func TestKillAtEveryStep(t *testing.T) {
 	pauses := t.TempDir()
 	t.Setenv("CONDUCTOR_TEST_PAUSE_DIR", pauses)
@@ -97,6 +98,9 @@ func TestKillAtEveryStep(t *testing.T) {
 		{"step:switch", false}, {"switch:site", false}, {"switch:served", false},
 		{"switch:committed", true}, {"switch:linked", true}, {"step:retire", true}, {"retire:stopped", true}, {"step:end", true},
 	}
+	// The app serves throughout: killed and restarted conductors, adopted
+	// circusd and nginx, and reconciles included.
+	l := startLoad(in, app, 2, 20*time.Minute, 1000000)
 	serving := "v0"
 	for i, p := range points {
 		version := fmt.Sprintf("v%d", i+1)
@@ -174,6 +178,11 @@ func TestKillAtEveryStep(t *testing.T) {
 		if t.Failed() {
 			t.FailNow()
 		}
+	}
+	l.finish()
+	t.Logf("%d requests served across the kills, %d failed", l.ok.Load(), len(l.fails))
+	if len(l.fails) > 0 {
+		t.Errorf("%d requests failed; first ones:\n%s", len(l.fails), strings.Join(l.fails[:min(len(l.fails), 10)], "\n"))
 	}
 	// The next push works.
 	setVersion(t, work, "final")
