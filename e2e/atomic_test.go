@@ -330,3 +330,60 @@ func TestFailedSwitchRestoresSite(t *testing.T) {
 		t.Errorf("GET / = %q, want v3", body)
 	}
 }
+
+// TestKillDuringRollback: a rollback restores its release's config vars
+// in the transaction that records it. Killed just before that record, the
+// app keeps its config and release; killed just after, it has the rolled
+// back release and its config, also after the restart.
+func TestKillDuringRollback(t *testing.T) {
+	pauses := t.TempDir()
+	t.Setenv("CONDUCTOR_TEST_PAUSE_DIR", pauses)
+	in := StartInstance(t)
+	const app = "rollkill"
+	work := in.WorkTree("hello")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	must(t, "config:set", in.SSH(in.AdminKey, "config:set "+app+" FLAVOR=old"))
+	target, _, _ := in.currentRelease(app) // runs with FLAVOR=old
+	must(t, "config:set", in.SSH(in.AdminKey, "config:set "+app+" FLAVOR=new"))
+	flavor := func() string {
+		var vars map[string]string
+		if err := json.Unmarshal([]byte(must(t, "config", in.SSH(in.AdminKey, "config "+app+" --json"))), &vars); err != nil {
+			t.Fatal(err)
+		}
+		return vars["FLAVOR"]
+	}
+	for _, c := range []struct {
+		at, wantFlavor string
+		committed      bool
+	}{
+		{"switch:served", "new", false},
+		{"switch:committed", "old", true},
+	} {
+		before, _, _ := in.currentRelease(app)
+		writeFile(t, filepath.Join(pauses, "pause-at"), c.at)
+		os.Remove(filepath.Join(pauses, "paused"))
+		done := make(chan Result, 1)
+		go func() { done <- in.SSH(in.AdminKey, "rollback "+app+" "+target) }()
+		waitFor(t, "the rollback to pause at "+c.at, func() bool {
+			_, err := os.Stat(filepath.Join(pauses, "paused"))
+			return err == nil
+		})
+		in.Kill()
+		<-done
+		os.Remove(filepath.Join(pauses, "pause-at"))
+		in.Start()
+		cur, _, _ := in.currentRelease(app)
+		if (cur != before) != c.committed {
+			t.Errorf("%s: current release %s (before %s), committed %v", c.at, cur, before, c.committed)
+		}
+		if got := flavor(); got != c.wantFlavor {
+			t.Errorf("%s: FLAVOR=%q after the restart, want %q", c.at, got, c.wantFlavor)
+		}
+		waitFor(t, c.at+": nginx to serve "+cur, func() bool {
+			_, _, h := in.Get(app, "/")
+			return h.Get("X-Conductor-Release") == cur
+		})
+	}
+}
