@@ -61,7 +61,8 @@ cleanup() {
   set +e
   if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
     kill -TERM "$SERVE_PID"
-    # serve stops circusd (and with it the app's gunicorns) and nginx
+    # serve leaves circusd, nginx and the apps running (a restart of
+    # Conductor never stops an app): the loop below stops them
     for _ in $(seq 1 600); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$SERVE_PID" 2>/dev/null && { say "bench: conductor serve ignored SIGTERM for 60s; killing it"; kill -KILL "$SERVE_PID"; }
     wait "$SERVE_PID" 2>/dev/null
@@ -74,7 +75,8 @@ cleanup() {
     cp "$DIR/data/circus/circusd.log" "$BENCH_LOGS/" 2>/dev/null
     echo "$SERVE_MARK $PLAIN_MARK" >"$BENCH_LOGS/marks" 2>/dev/null
   fi
-  # Anything still running from the temp dir was started by this run.
+  # Anything still running from the temp dir was started by this run:
+  # circusd, nginx and the apps' processes among them.
   for pid in $(pgrep -f -- "$DIR"); do
     say "bench: leftover process $(ps -o pid=,args= -p "$pid" 2>/dev/null); stopping it"
     kill -TERM "$pid" 2>/dev/null
