@@ -61,12 +61,13 @@ cleanup() {
   set +e
   if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
     kill -TERM "$SERVE_PID"
-    # serve leaves circusd, nginx and the apps running (a restart of
-    # Conductor never stops an app): the loop below stops them
     for _ in $(seq 1 600); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$SERVE_PID" 2>/dev/null && { say "bench: conductor serve ignored SIGTERM for 60s; killing it"; kill -KILL "$SERVE_PID"; }
     wait "$SERVE_PID" 2>/dev/null
   fi
+  # circusd, nginx and the apps outlive serve (a restart of Conductor
+  # never stops an app).
+  [ -d "$DIR/data/circus" ] && "$BIN" stop-all --data "$DIR/data" >/dev/null 2>&1
   "$ROOT/bench/plain-deploy.sh" teardown "$DIR/plain" 2>/dev/null
   if [ -n "${BENCH_LOGS:-}" ]; then
     mkdir -p "$BENCH_LOGS" && cp -r "$DIR/logs" "$DIR/serve.log" "$DIR/results.tsv" "$BENCH_LOGS"/ 2>/dev/null
@@ -75,8 +76,7 @@ cleanup() {
     cp "$DIR/data/circus/circusd.log" "$BENCH_LOGS/" 2>/dev/null
     echo "$SERVE_MARK $PLAIN_MARK" >"$BENCH_LOGS/marks" 2>/dev/null
   fi
-  # Anything still running from the temp dir was started by this run:
-  # circusd, nginx and the apps' processes among them.
+  # Anything still running from the temp dir was started by this run.
   for pid in $(pgrep -f -- "$DIR"); do
     say "bench: leftover process $(ps -o pid=,args= -p "$pid" 2>/dev/null); stopping it"
     kill -TERM "$pid" 2>/dev/null
