@@ -387,3 +387,77 @@ func TestKillDuringRollback(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileConverges: at start-up, whatever the files say, the host
+// ends serving the recorded release: a current release's watcher whose
+// file was lost is installed again from its process spec, a site that
+// names another release is rewritten, a `current` link pointing elsewhere
+// is set back, and a leftover watcher of no release goes.
+func TestReconcileConverges(t *testing.T) {
+	in := StartInstance(t)
+	const app = "converge"
+	work := in.WorkTree("hello")
+	writeFile(t, filepath.Join(work, "Procfile"), workerProcfile(sleepingWorker))
+	in.Commit(work, "web and worker")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	cur, port, dir := in.currentRelease(app)
+	in.StopAll() // circusd and nginx too: they start afresh from the files
+	watchers := filepath.Join(in.Data, "circus", "watchers")
+	if err := os.Remove(filepath.Join(watchers, app+"_worker_"+port+".ini")); err != nil {
+		t.Fatal(err)
+	}
+	web, err := os.ReadFile(filepath.Join(watchers, app+"_web_"+port+".ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A watcher of no release (another port), as an interrupted deploy leaves it.
+	stray := app + "_web_1999"
+	writeFile(t, filepath.Join(watchers, stray+".ini"), strings.ReplaceAll(string(web), app+"_web_"+port, stray))
+	site := filepath.Join(in.Data, "nginx", "sites", app+".conf")
+	conf, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, site, strings.ReplaceAll(string(conf), cur, "20200101T000000-0badc0de"))
+	link := filepath.Join(in.Data, "srv", "projects", app, "current")
+	os.Remove(link)
+	if err := os.Symlink("/tmp", link); err != nil {
+		t.Fatal(err)
+	}
+
+	in.Start()
+	if got, want := in.appWatchers(app), []string{app + "_web_" + port, app + "_worker_" + port}; !slices.Equal(got, want) {
+		t.Errorf("watchers after the restart %v, want %v", got, want)
+	}
+	waitFor(t, "web and worker to run", func() bool {
+		n := 0
+		for _, e := range in.ps(app) {
+			if e.Running == 1 && strings.HasSuffix(e.Watcher, "_"+port) {
+				n++
+			}
+		}
+		return n == 2
+	})
+	if got := siteHeader(t, site); !strings.Contains(got, "release "+cur+".") {
+		t.Errorf("site header %q, want release %s", got, cur)
+	}
+	waitFor(t, "nginx to serve "+cur, func() bool {
+		_, _, h := in.Get(app, "/")
+		return h.Get("X-Conductor-Release") == cur
+	})
+	if target, err := os.Readlink(link); err != nil || target != dir {
+		t.Errorf("current -> %q (%v), want %s", target, err, dir)
+	}
+}
+
+func siteHeader(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return line
+}
