@@ -57,6 +57,7 @@ def both(argv=None):
     if sys.stdin.readline().strip() != "migrate":
         os._exit(0)  # the deploy stopped before its release step
     argv = ["manage.py", "migrate", "--noinput"]
+    sys.argv = argv  # for code that looks at it while migrate runs
     management.ManagementUtility(argv).fetch_command("migrate").run_from_argv(argv)
 management.execute_from_command_line = both
 sys.argv = ["manage.py", "collectstatic", "--noinput", "-v", "1"]
