@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -234,10 +235,35 @@ func (d *deployment) processFailed(ctx context.Context, o *otherType, what strin
 	for d.logSize(o.typ) <= o.logSize && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
-	d.log.Printf("       Process type %s did not stay up; last lines of its log:", o.typ)
-	d.log.Printf("%s", indent(safefs.Tail(d.b.Layout.ProjectsDir(), d.app.Name+"/logs/"+o.typ+".log", 20)))
+	d.log.Printf("       Process type %s did not stay up; what it logged since it started:", o.typ)
+	d.log.Printf("%s", indent(d.logSince(o.typ, o.logSize, 20)))
 	return failf("process type %s is not running: %s (it must stay up %s: app.json healthchecks.%s[].uptime, or config:set %s CONDUCTOR_CHECK_UPTIME=<seconds>)",
 		o.typ, what, o.uptime, o.typ, d.app.Name)
+}
+
+// logSince returns the last n lines a process type's log got after it was
+// offset bytes long (the old release's processes of the type log into the
+// same file), read from at most its last 64 KiB.
+func (d *deployment) logSince(typ string, offset int64, n int) string {
+	f, err := safefs.Open(d.b.Layout.ProjectsDir(), d.app.Name+"/logs/"+typ+".log")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	if fi.Size() < offset { // rotated meanwhile
+		offset = 0
+	}
+	offset = max(offset, fi.Size()-64<<10)
+	data, err := io.ReadAll(io.NewSectionReader(f, offset, fi.Size()-offset))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // logSize is the size of a process type's log file now (0 if none).

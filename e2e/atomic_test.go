@@ -236,6 +236,7 @@ func TestWorkerCrashFailsPush(t *testing.T) {
 	if r.Code == 0 {
 		t.Fatalf("the push of a release whose worker crashes succeeded: %s", r)
 	}
+	t.Logf("the failed push's output:\n%s", r.Stderr)
 	for _, want := range []string{"process type worker is not running", "worker v2 cannot reach its broker"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("push output lacks %q:\n%s", want, r.Stderr)
