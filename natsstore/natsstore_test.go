@@ -93,10 +93,16 @@ func TestClientAgainstSQLite(t *testing.T) {
 	if err := c.AddRelease(ctx, rel); err != nil || rel.Number != 1 || !rel.Current {
 		t.Fatalf("AddRelease = %v, %+v (want number 1, current)", err, rel)
 	}
+	// Recording the release is the deploy's commit point: it succeeded, so
+	// only a deploy still queued is unfinished.
+	d2 := &conductor.Deploy{ID: "20261126T000001-bbbbbbbb", AppID: app.ID, Rev: "def", Ref: "refs/heads/main", Pusher: "admin"}
+	if err := c.CreateDeploy(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
 	if ids, err := c.FailUnfinishedDeploys(ctx, "h2", "gone"); err != nil || len(ids) != 0 {
 		t.Errorf("FailUnfinishedDeploys(h2) = %v, %v: the deploy is on h1", ids, err)
 	}
-	if ids, err := c.FailUnfinishedDeploys(ctx, "h1", "gone"); err != nil || !reflect.DeepEqual(ids, []string{d.ID}) {
+	if ids, err := c.FailUnfinishedDeploys(ctx, "h1", "gone"); err != nil || !reflect.DeepEqual(ids, []string{d2.ID}) {
 		t.Errorf("FailUnfinishedDeploys(h1) = %v, %v", ids, err)
 	}
 	if _, err := c.FindRelease(ctx, app.ID, "v9"); conductor.ErrorCode(err) != conductor.ENOTFOUND {
