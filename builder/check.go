@@ -96,8 +96,10 @@ func probe(ctx context.Context, c pybuild.Healthcheck, get func(context.Context,
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
 		case errors.Is(err, syscall.ECONNREFUSED):
-			// Not listening yet: the process is starting. Not an attempt.
-			last, wait = "connection refused", 50*time.Millisecond
+			// Not listening yet: the process is starting. Not an attempt,
+			// and asked again soon: a refused connect costs nothing, and
+			// the deploy waits on gunicorn binding its port.
+			last, wait = "connection refused", 10*time.Millisecond
 		case err != nil:
 			attempts++
 			last = err.Error()
@@ -112,7 +114,7 @@ func probe(ctx context.Context, c pybuild.Healthcheck, get func(context.Context,
 		if c.Attempts > 0 && attempts >= c.Attempts {
 			return 0, failf("%s of the new release failed after %d attempts (last answer: %s)", what, attempts, last)
 		}
-		if !sleepUntil(ctx, time.Now().Add(max(wait, 50*time.Millisecond)), deadline) {
+		if !sleepUntil(ctx, time.Now().Add(max(wait, 10*time.Millisecond)), deadline) {
 			return 0, ctx.Err()
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hasadna/conductor/internal/procnet"
 	"github.com/hasadna/conductor/internal/safefs"
 	"github.com/hasadna/conductor/process"
 )
@@ -25,8 +26,15 @@ import (
 // never for the old ones to finish.
 
 // DefaultUptime is how long each process of a non-web type must stay up
-// after its start for the check to pass.
+// after its start for the check to pass, unless it has booted sooner
+// (settled).
 const DefaultUptime = time.Second
+
+// settleWindow is how long a process type's processes must be asleep and
+// use no CPU at all to count as booted: a worker that has imported its
+// code and waits for its first job (a Celery or RQ worker, a loop that
+// sleeps). A process still importing, or crashing, is running.
+const settleWindow = 100 * time.Millisecond
 
 // otherType is one of the new release's non-web process types, started.
 type otherType struct {
@@ -34,6 +42,7 @@ type otherType struct {
 	want         int           // processes it runs (ps:scale)
 	started      time.Time     // when its watcher was added
 	uptime       time.Duration // how long they must stay up from started
+	early        bool          // the default uptime: passes once settled
 	logSize      int64         // its log's size before it started
 }
 
@@ -52,7 +61,7 @@ func (d *deployment) startOthers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	uptimes, err := d.uptimes(types)
+	uptimes, explicit, err := d.uptimes(types)
 	if err != nil {
 		return err
 	}
@@ -62,7 +71,7 @@ func (d *deployment) startOthers(ctx context.Context) error {
 		if !ok {
 			want = 1
 		}
-		o := &otherType{typ: typ, watcher: name, want: want, uptime: uptimes[typ], logSize: d.logSize(typ)}
+		o := &otherType{typ: typ, watcher: name, want: want, uptime: uptimes[typ], early: !explicit[typ], logSize: d.logSize(typ)}
 		d.newWatchers = append(d.newWatchers, name) // cleanup removes it, even half added
 		o.started = time.Now()
 		if err := d.addWatcher(ctx, name, typ, 0); err != nil {
@@ -183,6 +192,7 @@ func (d *deployment) checkRelease(ctx context.Context) error {
 func (d *deployment) checkProcesses(ctx context.Context) error {
 	pending := slices.Clone(d.others)
 	seen := map[string]map[int]bool{}
+	quiet := map[string]*settling{}
 	for len(pending) > 0 {
 		now := time.Now()
 		left := pending[:0]
@@ -204,8 +214,13 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 				}
 			}
 			seen[o.watcher] = cur
-			if now.Sub(o.started) < o.uptime {
+			booted := o.early && len(pids) >= o.want && settled(quiet, o.watcher, pids, now)
+			if now.Sub(o.started) < o.uptime && !booted {
 				left = append(left, o)
+				continue
+			}
+			if booted && now.Sub(o.started) < o.uptime {
+				d.log.Printf("       %s: %d running, booted and waiting after %s", o.typ, len(pids), now.Sub(o.started).Round(10*time.Millisecond))
 				continue
 			}
 			if len(pids) < o.want {
@@ -224,6 +239,27 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// settling is what settled last saw of a type's processes.
+type settling struct {
+	pids  []int
+	ticks uint64
+	since time.Time // when they were last seen running (or first seen)
+}
+
+// settled tells whether a type's processes (and what they started) have
+// been asleep without using any CPU for settleWindow: booted, waiting for
+// work. Any change of pids or CPU time starts the window again.
+func settled(quiet map[string]*settling, watcher string, pids []int, now time.Time) bool {
+	tree := procnet.Tree(procnet.Parents(), pids)
+	ticks, asleep, err := procnet.Activity(tree)
+	q := quiet[watcher]
+	if err != nil || !asleep || q == nil || q.ticks != ticks || !slices.Equal(q.pids, pids) {
+		quiet[watcher] = &settling{pids: slices.Clone(pids), ticks: ticks, since: now}
+		return false
+	}
+	return now.Sub(q.since) >= settleWindow
 }
 
 // processFailed reports a process type that did not stay up, with what it
@@ -281,27 +317,29 @@ func (d *deployment) logSize(typ string) int64 {
 //
 //	{"healthchecks": {"worker": [{"type": "startup", "uptime": 5}]}}
 //
-// else DefaultUptime. An uptime of 0 leaves the type unchecked.
-func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
-	out := map[string]time.Duration{}
+// else DefaultUptime, which a type passes sooner once settled (explicit
+// says which types asked for theirs and wait it in full). An uptime of 0
+// leaves the type unchecked.
+func (d *deployment) uptimes(types []string) (map[string]time.Duration, map[string]bool, error) {
+	out, explicit := map[string]time.Duration{}, map[string]bool{}
 	for _, t := range types {
 		out[t] = DefaultUptime
 	}
 	if v, ok := d.config[process.ConfigUptime]; ok && v != "" {
 		u, err := process.ParseUptime(v)
 		if err != nil {
-			return nil, failf("%s=%q: %v", process.ConfigUptime, truncate(v), err)
+			return nil, nil, failf("%s=%q: %v", process.ConfigUptime, truncate(v), err)
 		}
 		for _, t := range types {
-			out[t] = u
+			out[t], explicit[t] = u, true
 		}
-		return out, nil
+		return out, explicit, nil
 	}
 	data, err := safefs.ReadFileConfined(d.dir, "app.json", 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
+		return out, explicit, nil
 	} else if err != nil {
-		return nil, failf("app.json: %v", err)
+		return nil, nil, failf("app.json: %v", err)
 	}
 	var doc struct {
 		Healthchecks map[string][]struct {
@@ -310,7 +348,7 @@ func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
 		} `json:"healthchecks"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, failf("app.json: %v", err)
+		return nil, nil, failf("app.json: %v", err)
 	}
 	for _, t := range types {
 		checks, ok := doc.Healthchecks[t]
@@ -325,15 +363,15 @@ func (d *deployment) uptimes(types []string) (map[string]time.Duration, error) {
 			}
 			u, err := process.ParseUptime(strings.Trim(string(c.Uptime), `"`))
 			if err != nil {
-				return nil, failf("app.json: healthchecks.%s[%d].uptime: %v", t, i, err)
+				return nil, nil, failf("app.json: healthchecks.%s[%d].uptime: %v", t, i, err)
 			}
 			most, found = max(most, u), true
 		}
 		if found {
-			out[t] = most
+			out[t], explicit[t] = most, true
 		}
 	}
-	return out, nil
+	return out, explicit, nil
 }
 
 // truncate shortens a value for an error message.

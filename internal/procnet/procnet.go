@@ -86,9 +86,38 @@ func Listening(port int) ([]Socket, error) {
 	return out, nil
 }
 
+// Stat is what Conductor reads of a process's /proc/<pid>/stat.
+type Stat struct {
+	State byte   // R running, S sleeping, D disk wait, Z zombie…
+	PPID  int    // its parent
+	Ticks uint64 // CPU time used (utime + stime), in clock ticks
+}
+
+// ParseStat reads the text of /proc/<pid>/stat.
+func ParseStat(stat []byte) (Stat, error) {
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return Stat{}, errors.New("procnet: malformed stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 || len(f[0]) != 1 {
+		return Stat{}, errors.New("procnet: malformed stat")
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return Stat{}, fmt.Errorf("procnet: ppid: %w", err)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return Stat{}, fmt.Errorf("procnet: cpu time: %w", err)
+	}
+	return Stat{State: f[0][0], PPID: ppid, Ticks: utime + stime}, nil
+}
+
 // ParsePPID returns the parent pid from the text of /proc/<pid>/stat.
 func ParsePPID(stat []byte) (int, error) {
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
 		return 0, errors.New("procnet: malformed stat")
@@ -98,6 +127,26 @@ func ParsePPID(stat []byte) (int, error) {
 		return 0, errors.New("procnet: malformed stat")
 	}
 	return strconv.Atoi(f[1])
+}
+
+// Activity sums the CPU time of pids and tells whether every one of them
+// is asleep (state S: waiting for something, not running or in a disk
+// wait); a pid that is gone makes it an error.
+func Activity(pids []int) (ticks uint64, asleep bool, err error) {
+	asleep = true
+	for _, p := range pids {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "stat"))
+		if err != nil {
+			return 0, false, err
+		}
+		st, err := ParseStat(b)
+		if err != nil {
+			return 0, false, err
+		}
+		ticks += st.Ticks
+		asleep = asleep && st.State == 'S'
+	}
+	return ticks, asleep, nil
 }
 
 // Tree returns roots and all their descendants, given each process's

@@ -3,6 +3,7 @@ package procnet
 import (
 	"net"
 	"os"
+	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
@@ -56,6 +57,47 @@ func TestParsePPID(t *testing.T) {
 	}
 	if _, err := ParsePPID([]byte("garbage")); err == nil {
 		t.Error("ParsePPID accepted garbage")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A real line: gunicorn's master, asleep, 1234+56 ticks of CPU.
+	line := "4242 (gunicorn: (master) x) S 1 4242 4242 0 -1 4194560 5000 0 3 0 1234 56 0 0 20 0 1 0 7100 30000000 5000 18446744073709551615"
+	st, err := ParseStat([]byte(line))
+	if err != nil || st != (Stat{State: 'S', PPID: 1, Ticks: 1290}) {
+		t.Errorf("ParseStat = %+v, %v", st, err)
+	}
+	for _, bad := range []string{"garbage", "1 (x) S 1 2 3", "1 (x) S x 1 1 0 -1 0 0 0 0 0 1 1", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 a 1"} {
+		if _, err := ParseStat([]byte(bad)); err == nil {
+			t.Errorf("ParseStat(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestActivity(t *testing.T) {
+	// A sleeping child uses no CPU between two looks; this test's own
+	// process is running while it reads.
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var ticks uint64
+	asleep := false
+	for i := 0; i < 200 && !asleep; i++ { // until the child has exec'd sleep and blocked
+		var err error
+		if ticks, asleep, err = Activity([]int{cmd.Process.Pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !asleep {
+		t.Fatal("sleep never shown asleep")
+	}
+	if again, asleep2, err := Activity([]int{cmd.Process.Pid}); err != nil || !asleep2 || again != ticks {
+		t.Errorf("Activity again = %d, %v, %v; want %d, asleep", again, asleep2, err, ticks)
+	}
+	if _, _, err := Activity([]int{cmd.Process.Pid, 1 << 30}); err == nil {
+		t.Error("Activity of a pid that does not exist: no error")
 	}
 }
 
