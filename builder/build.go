@@ -66,7 +66,10 @@ func (d *deployment) detect() error {
 		_, hasServer := pybuild.HasWSGIServer(b.Install)
 		d.addGunicorn = !hasServer
 	}
-	return nil
+	// The other types' uptimes (app.json, CONDUCTOR_CHECK_UPTIME): a
+	// mistake fails here too, not after the release phase.
+	d.uptime, d.uptimeAsked, err = d.uptimes(d.otherTypes())
+	return err
 }
 
 // describeBuild says in the build output what detect found.

@@ -108,6 +108,10 @@ type deployment struct {
 	// health is how check tests the web process (app.json's healthchecks,
 	// CONDUCTOR_HEALTHCHECK), read by detect.
 	health *pybuild.WebChecks
+	// uptime is how long each other process type must stay up (uptimes);
+	// uptimeAsked, the types whose uptime app.json or the config var set.
+	uptime      map[string]time.Duration
+	uptimeAsked map[string]bool
 }
 
 func (d *deployment) run(ctx context.Context) error {

@@ -46,14 +46,20 @@ type otherType struct {
 	logSize      int64         // its log's size before it started
 }
 
-// startOthers starts the new release's other process types.
-func (d *deployment) startOthers(ctx context.Context) error {
+// otherTypes lists the Procfile's process types other than web.
+func (d *deployment) otherTypes() []string {
 	var types []string
 	for _, typ := range d.procfile.Types() {
 		if typ != "web" {
 			types = append(types, typ)
 		}
 	}
+	return types
+}
+
+// startOthers starts the new release's other process types.
+func (d *deployment) startOthers(ctx context.Context) error {
+	types := d.otherTypes()
 	if len(types) == 0 {
 		return nil
 	}
@@ -61,10 +67,7 @@ func (d *deployment) startOthers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	uptimes, explicit, err := d.uptimes(types)
-	if err != nil {
-		return err
-	}
+	uptimes, explicit := d.uptime, d.uptimeAsked // read by detect
 	for _, typ := range types {
 		name := process.ReleaseWatcher(d.app.Name, typ, d.port)
 		want, ok := scale[typ]
