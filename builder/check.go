@@ -164,15 +164,19 @@ func sleepUntil(ctx context.Context, t, deadline time.Time) bool {
 }
 
 // crashWatch counts the new web processes that died, from circus's pids
-// about once a second.
+// every crashPoll. A process that dies at boot lives a few tens of
+// milliseconds and circus respawns it about once a second (its check
+// delay): a sparser look would mostly see none alive and miss the deaths.
 type crashWatch struct {
 	alive  map[int]bool
 	died   int
 	polled time.Time
 }
 
+const crashPoll = 50 * time.Millisecond
+
 func (w *crashWatch) crashing(ctx context.Context, d *deployment) bool {
-	if time.Since(w.polled) < time.Second {
+	if time.Since(w.polled) < crashPoll {
 		return w.died >= 3
 	}
 	w.polled = time.Now()
