@@ -1,143 +1,15 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// strictLoad sends GET /health to an app through a front nginx with clients
-// that never retry: some open a new connection per request, one keeps a
-// connection alive and counts a reset or an unannounced close as a failure
-// (it redials only after a response that said Connection: close).
-type strictLoad struct {
-	ok    atomic.Int64
-	mu    sync.Mutex
-	fails []string
-	stop  context.CancelFunc
-	done  sync.WaitGroup
-}
-
-func startStrictLoad(addr, app string, fresh int) *strictLoad {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	l := &strictLoad{stop: cancel}
-	req := "GET /health HTTP/1.1\r\nHost: " + app + ".localhost\r\n"
-	// roundTrip sends one request on c and reads its response.
-	roundTrip := func(c net.Conn, br *bufio.Reader, closeConn bool) (*http.Response, error) {
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		r := req
-		if closeConn {
-			r += "Connection: close\r\n"
-		}
-		if _, err := io.WriteString(c, r+"\r\n"); err != nil {
-			return nil, err
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return nil, err
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != 200 {
-			return nil, fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-		}
-		return resp, nil
-	}
-	for range fresh {
-		l.done.Add(1)
-		go func() {
-			defer l.done.Done()
-			for ctx.Err() == nil {
-				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-				if err != nil {
-					l.fail("new connection: " + err.Error())
-					continue
-				}
-				_, err = roundTrip(c, bufio.NewReader(c), true)
-				c.Close()
-				if err != nil {
-					l.fail("new connection: " + err.Error())
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
-	l.done.Add(1)
-	go func() {
-		defer l.done.Done()
-		var c net.Conn
-		var br *bufio.Reader
-		defer func() {
-			if c != nil {
-				c.Close()
-			}
-		}()
-		for ctx.Err() == nil {
-			if c == nil {
-				var err error
-				if c, err = net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
-					l.fail("keep-alive dial: " + err.Error())
-					c = nil
-					continue
-				}
-				br = bufio.NewReader(c)
-			}
-			resp, err := roundTrip(c, br, false)
-			if err != nil {
-				l.fail("keep-alive: " + err.Error())
-				c.Close()
-				c = nil
-				continue
-			}
-			l.ok.Add(1)
-			if resp.Close { // announced: not a failure
-				c.Close()
-				c = nil
-			}
-		}
-	}()
-	return l
-}
-
-func (l *strictLoad) fail(msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails = append(l.fails, time.Now().Format("15:04:05.000")+" "+msg)
-}
-
-// served waits until n more requests have succeeded.
-func (l *strictLoad) served(t *testing.T, n int64) {
-	t.Helper()
-	want := l.ok.Load() + n
-	waitFor(t, fmt.Sprintf("%d more requests served", n), func() bool { return l.ok.Load() >= want })
-}
-
-func (l *strictLoad) finish(t *testing.T, what string) {
-	t.Helper()
-	l.stop()
-	l.done.Wait()
-	t.Logf("%s: %d requests served, %d failed", what, l.ok.Load(), len(l.fails))
-	if len(l.fails) > 0 {
-		t.Errorf("%s: %d requests failed; first ones:\n%s", what, len(l.fails), strings.Join(l.fails[:min(len(l.fails), 10)], "\n"))
-	}
-}
 
 // pidIn reads a pid file.
 func pidIn(t *testing.T, path string) int {
@@ -185,14 +57,14 @@ func TestAppsOutliveConductor(t *testing.T) {
 		name string
 		do   func()
 	}{{"SIGKILL", in.Kill}, {"SIGTERM", in.Stop}, {"upgrade", upgrade}} {
-		l := startStrictLoad(in.HTTPAddr, "outlive", 3)
+		l := startLoadAt(in.HTTPAddr, "outlive", 4, 10*time.Minute, 1<<62)
 		l.served(t, 50)
 		mark := len(in.logs.String())
 		stop.do()
 		l.served(t, 200) // served while conductor is down
 		in.Start()
 		l.served(t, 200)
-		l.finish(t, "serve "+stop.name+" and restart")
+		l.check(t, "serve "+stop.name+" and restart", false)
 		if got := pidIn(t, circusPid); got != circusd {
 			t.Errorf("after %s: circusd is pid %d, was %d: not adopted", stop.name, got, circusd)
 		}
@@ -230,7 +102,7 @@ func TestAppsOutliveConductor(t *testing.T) {
 		t.Fatalf("push to w1: %s", r)
 	}
 	wCircus := pidIn(t, filepath.Join(w.Data, "circus", "circusd.pid"))
-	l := startStrictLoad(w.HTTPAddr, "remote", 3)
+	l := startLoadAt(w.HTTPAddr, "remote", 4, 10*time.Minute, 1<<62)
 	l.served(t, 50)
 	w.Kill()
 	l.served(t, 200)
@@ -240,7 +112,7 @@ func TestAppsOutliveConductor(t *testing.T) {
 		return strings.Contains(w.out.String()[mark:], "worker is serving")
 	})
 	l.served(t, 200)
-	l.finish(t, "worker SIGKILL and restart")
+	l.check(t, "worker SIGKILL and restart", false)
 	if got := pidIn(t, filepath.Join(w.Data, "circus", "circusd.pid")); got != wCircus {
 		t.Errorf("the worker's circusd is pid %d, was %d: not adopted", got, wCircus)
 	}
