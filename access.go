@@ -94,6 +94,14 @@ var Permissions = map[string]Permission{
 	"access:revoke": {Level: Admin, PerApp: true, Changes: true},
 	"audit":         {Level: Admin},
 	"hosts":         {Level: Admin},
+
+	// Webhook notifications: platform-wide subscriptions are the admin's,
+	// an app's are its developers' (--app names it, so the commands check
+	// it themselves: gitserver/cmd_notify.go, mayNotify).
+	"notify":        {Level: ReadOnly},
+	"notify:add":    {Level: ReadOnly, Changes: true},
+	"notify:remove": {Level: ReadOnly, Changes: true},
+	"notify:test":   {Level: ReadOnly, Changes: true},
 }
 
 // Authorize decides, in one place, whether user u may do op (a key of

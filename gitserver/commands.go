@@ -218,6 +218,10 @@ func (s *Server) commandBuilders(sess session) []commandBuilder {
 		{"access:revoke", s.accessRevokeCommand},
 		{"audit", s.auditCommand},
 		{"hosts", s.hostsCommand},
+		{"notify", s.notifyCommand},
+		{"notify:add", s.notifyAddCommand},
+		{"notify:remove", s.notifyRemoveCommand},
+		{"notify:test", s.notifyTestCommand},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/agent"
+	"github.com/hasadna/conductor/notify"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/queue"
 )
@@ -52,6 +53,9 @@ type Config struct {
 	// Certs issues and installs TLS certificates of custom domains
 	// (certs.Manager, see cmd_domains.go). Nil: the server has no HTTPS.
 	Certs Certificates
+
+	// Notify sends webhook notifications (cmd_notify.go). Nil: none.
+	Notify *notify.Notifier
 }
 
 // Server is the SSH endpoint.

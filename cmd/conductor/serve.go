@@ -35,7 +35,8 @@ type serveOptions struct {
 	defaultDB, logLevel              string
 	limits                           gitserver.Limits
 
-	tls tlsOptions // --https-addr and --acme-* (tls.go)
+	tls    tlsOptions    // --https-addr and --acme-* (tls.go)
+	notify notifyOptions // --notify-* (notify.go)
 }
 
 func serveCommand() *cobra.Command {
@@ -59,6 +60,7 @@ func serveCommand() *cobra.Command {
 	f.StringVar(&o.sshAddr, "ssh-addr", "127.0.0.1:2222", "SSH listen address")
 	o.hostOptions.addFlags(f)
 	o.tls.addFlags(f, &o.httpsAddr)
+	o.notify.addFlags(f)
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS cluster, one URL or several comma-separated (default: embedded server)")
 	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server, e.g. 0.0.0.0:4222 for workers on other hosts (port 0: any free port)")
 	f.StringVar(&o.natsCAFile, "nats-ca-file", "", "PEM certificates of the CA that signed the external NATS cluster's TLS certificates (with --nats-url; default: the system's)")
@@ -163,12 +165,16 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	defer q.Close()
+	// Deploy outcomes, this host's and the workers', are written through
+	// store, which sends their notifications (notify.go).
+	notifier := o.notify.start(ctx, db, o.name)
+	store := notifyingDB{DB: db, n: notifier}
 	// Workers on other hosts read and record state through this process.
-	if err := natsstore.Serve(ctx, q.NATS(), db); err != nil {
+	if err := natsstore.Serve(ctx, q.NATS(), store); err != nil {
 		return err
 	}
 
-	h, err := startHost(ctx, o.hostOptions, data, bin, q, db, db, o.defaultDB, stop)
+	h, err := startHost(ctx, o.hostOptions, data, bin, q, store, db, o.defaultDB, stop)
 	if err != nil {
 		return err
 	}
@@ -186,7 +192,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Addr: o.sshAddr, HostKey: hostKey, ReposDir: filepath.Join(data, "repos"), HooksDir: hooksDir,
 		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
 		HTTPAddr: o.httpAddr, Agents: agents,
-		Databases: h.Databases, Limits: o.limits, Certs: certs,
+		Databases: h.Databases, Limits: o.limits, Certs: certs, Notify: notifier,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {
