@@ -192,6 +192,9 @@ type BuilderStore interface {
 	ProcessLimits(ctx context.Context, appID int64) (map[string]ProcessLimits, error)
 	// The app's Redis, for REDIS_URL (redis.go).
 	RedisStore
+	// Maintenance mode (maintenance.go): every site the builder writes
+	// renders it; db:restore sets it on the app's host.
+	MaintenanceStore
 	// AppSettings are the settings set with apps:set (settings.go); keys
 	// at their default are absent.
 	AppSettings(ctx context.Context, appID int64) (map[string]string, error)

@@ -41,6 +41,9 @@ func methods(s Backend) map[string]handler {
 		"ProcessScale":          call1(s.ProcessScale),
 		"ProcessLimits":         call1(s.ProcessLimits),
 		"AppRedis":              call1(s.AppRedis),
+		"Maintenance":           call1(s.Maintenance),
+		"SetMaintenance":        update(s.SetMaintenance),
+		"ClearMaintenance":      clearMaintenance(s), // maintenance.go
 		"AppSettings":           call1(s.AppSettings),
 		"CreateDeploy":          update(s.CreateDeploy),
 		"FinishDeploy":          exec3(s.FinishDeploy),

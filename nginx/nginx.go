@@ -335,6 +335,15 @@ func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout t
 // wrote. A reload signal that arrives while nginx is busy starting can be
 // lost, so it is sent again every 2 s.
 func (n *Nginx) WaitRelease(ctx context.Context, host, release string, timeout time.Duration) error {
+	return n.waitHeaders(ctx, host, timeout, "release "+release, func(h http.Header) bool {
+		return h.Get("X-Conductor-Release") == release
+	})
+}
+
+// waitHeaders asks nginx for host's /static/ until the answer's headers
+// satisfy served (the new site's workers answer); what names the awaited
+// state in messages.
+func (n *Nginx) waitHeaders(ctx context.Context, host string, timeout time.Duration, what string, served func(http.Header) bool) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	start := time.Now()
 	lastHUP := start
@@ -343,12 +352,12 @@ func (n *Nginx) WaitRelease(ctx context.Context, host, release string, timeout t
 		req.Host = host
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.Header.Get("X-Conductor-Release") == release {
+			if served(resp.Header) {
 				return nil
 			}
 		}
 		if time.Since(lastHUP) > 2*time.Second {
-			slog.Warn("nginx has not loaded the new site yet; reloading again", "host", host, "release", release)
+			slog.Warn("nginx has not loaded the new site yet; reloading again", "host", host, "state", what)
 			_ = n.reload()
 			lastHUP = time.Now()
 		}
@@ -362,7 +371,7 @@ func (n *Nginx) WaitRelease(ctx context.Context, host, release string, timeout t
 	if n.System {
 		errorLog = "the system nginx's error log"
 	}
-	return fmt.Errorf("nginx did not serve release %s for %s within %s (see %s)", release, host, timeout, errorLog)
+	return fmt.Errorf("nginx did not serve %s for %s within %s (see %s)", what, host, timeout, errorLog)
 }
 
 // WaitOldWorkers waits (up to timeout) until the workers that nginx
@@ -438,6 +447,10 @@ type Site struct {
 
 	// TLS lists the hosts (of Hosts) served over HTTPS (nginx/tls.go).
 	TLS []TLSHost
+
+	// Maintenance, when set, answers 503 with its page to everything but
+	// the static files and uploads (maintenance.go).
+	Maintenance *Maintenance
 }
 
 // WriteSite installs or replaces an app's server block and reloads nginx.
@@ -451,6 +464,9 @@ func (n *Nginx) WriteSite(ctx context.Context, s Site) error {
 	defer n.mu.Unlock()
 	path := n.SitePath(s.App)
 	if err := n.checkOurs(path); err != nil {
+		return err
+	}
+	if err := n.writeMaintenancePage(s.App, s.Maintenance); err != nil {
 		return err
 	}
 	old, oldErr := os.ReadFile(path)
@@ -498,11 +514,15 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	maint, err := n.maintenanceData(s.App, s.Maintenance)
+	if err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
 		"App": s.App, "Release": s.Release, "Hosts": tls.PlainHosts, "Port": s.Port,
 		"StaticDir": s.StaticDir, "MediaDir": s.MediaDir, "Listen": n.Listen, "TLS": tls,
-		"MaxBody": maxBody,
+		"MaxBody": maxBody, "Maintenance": maint,
 	}); err != nil {
 		return nil, fmt.Errorf("render site %s: %w", s.App, err)
 	}
@@ -518,6 +538,9 @@ func (n *Nginx) RemoveSite(ctx context.Context, app string) error {
 		return err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := n.removeMaintenancePages(app); err != nil {
 		return err
 	}
 	return n.reload()
