@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hookRequest is one POST a test receiver got.
+type hookRequest struct {
+	Path   string
+	Header http.Header
+	Body   []byte
+	Event  map[string]any
+	Answer int
+}
+
+// hookReceiver is a real HTTP receiver on loopback: /ok answers 200,
+// /flaky 500 twice then 200, /down always 500.
+type hookReceiver struct {
+	*httptest.Server
+	mu    sync.Mutex
+	got   []hookRequest
+	flaky int
+	more  chan struct{}
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	r := &hookReceiver{more: make(chan struct{}, 100)}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		code := http.StatusOK
+		switch req.URL.Path {
+		case "/flaky":
+			if r.flaky++; r.flaky <= 2 {
+				code = http.StatusInternalServerError
+			}
+		case "/down":
+			code = http.StatusInternalServerError
+		}
+		h := hookRequest{Path: req.URL.Path, Header: req.Header.Clone(), Body: body, Answer: code}
+		_ = json.Unmarshal(body, &h.Event)
+		r.got = append(r.got, h)
+		r.mu.Unlock()
+		r.more <- struct{}{}
+		w.WriteHeader(code)
+		io.WriteString(w, "thanks")
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// wait returns the requests to path until cond holds for them (60 s).
+func (r *hookReceiver) wait(t *testing.T, what string, path string, cond func([]hookRequest) bool) []hookRequest {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		r.mu.Lock()
+		var got []hookRequest
+		for _, h := range r.got {
+			if h.Path == path {
+				got = append(got, h)
+			}
+		}
+		r.mu.Unlock()
+		if cond(got) {
+			return got
+		}
+		select {
+		case <-r.more:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; %s got %d requests", what, path, len(got))
+		}
+	}
+}
+
+// withEvent is a condition: some request carries event ev.
+func withEvent(ev string) func([]hookRequest) bool {
+	return func(hs []hookRequest) bool { return findEvent(hs, ev) != nil }
+}
+
+func findEvent(hs []hookRequest, ev string) *hookRequest {
+	for i := range hs {
+		if hs[i].Event["event"] == ev {
+			return &hs[i]
+		}
+	}
+	return nil
+}
+
+// checkSignature verifies a delivery as a receiver would: HMAC-SHA256 with
+// the subscription's secret of "<timestamp>.<body>", a recent timestamp.
+func checkSignature(t *testing.T, h *hookRequest, secret string) {
+	t.Helper()
+	ts := h.Header.Get("X-Conductor-Timestamp")
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		t.Errorf("timestamp %q is not a recent Unix time", ts)
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts + "."))
+	m.Write(h.Body)
+	want := "sha256=" + hex.EncodeToString(m.Sum(nil))
+	if got := h.Header.Get("X-Conductor-Signature"); !hmac.Equal([]byte(got), []byte(want)) {
+		t.Errorf("signature %q, want %q", got, want)
+	}
+}
+
+type notifyAdded struct {
+	Subscription struct {
+		ID int64 `json:"id"`
+	} `json:"subscription"`
+	Secret string `json:"secret"`
+}
+
+func addHook(t *testing.T, in *Instance, key, args string) notifyAdded {
+	t.Helper()
+	var a notifyAdded
+	out := must(t, "notify:add "+args, in.SSH(key, "notify:add "+args+" --json"))
+	if err := json.Unmarshal([]byte(out), &a); err != nil || a.Secret == "" || a.Subscription.ID == 0 {
+		t.Fatalf("notify:add --json: %v\n%s", err, out)
+	}
+	return a
+}
+
+type notifyListed struct {
+	ID         int64  `json:"id"`
+	URL        string `json:"url"`
+	App        string `json:"app"`
+	Failed     int    `json:"failed"`
+	Deliveries []struct {
+		Event    string `json:"event"`
+		Status   string `json:"status"`
+		Attempts int    `json:"attempts"`
+		Code     int    `json:"response_code"`
+		Error    string `json:"error"`
+	} `json:"deliveries"`
+}
+
+func listHooks(t *testing.T, in *Instance, key string) map[int64]notifyListed {
+	t.Helper()
+	out := must(t, "notify --json", in.SSH(key, "notify --json"))
+	var l []notifyListed
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatalf("notify --json: %v\n%s", err, out)
+	}
+	m := map[int64]notifyListed{}
+	for _, e := range l {
+		m[e.ID] = e
+	}
+	return m
+}
+
+// TestNotifications: deploy events delivered signed to a real receiver,
+// retries with backoff on 500, failures listed by notify, notify:test,
+// and who may subscribe to what.
+func TestNotifications(t *testing.T) {
+	recv := newHookReceiver(t)
+	// The receiver is on loopback, which the default policy refuses; a
+	// short backoff keeps the retries quick (50+100+200+400 ms).
+	in := StartInstance(t, "--notify-allow-private", "--notify-backoff", "50ms", "--notify-attempts", "5")
+	admin := in.AdminKey
+
+	ok := addHook(t, in, admin, recv.URL+"/ok --events deploy.succeeded,deploy.failed")
+	flaky := addHook(t, in, admin, recv.URL+"/flaky --events deploy.succeeded")
+	down := addHook(t, in, admin, recv.URL+"/down --events deploy.failed")
+	refused(t, "bad URL", in.SSH(admin, "notify:add ftp://example.com/x"), "http:// or https://")
+	refused(t, "URL with a password", in.SSH(admin, "notify:add https://u:p@example.com/x"), "user or password")
+	refused(t, "unknown event", in.SSH(admin, "notify:add https://example.com/x --events deploy.maybe"), "unknown event")
+
+	work := in.WorkTree("hello")
+	start := time.Now()
+	if r := in.Push(work, "hello", "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	pushTook := time.Since(start)
+	rev := strings.TrimSpace(in.mustGit(work, "rev-parse", "HEAD"))
+	h := findEvent(recv.wait(t, "deploy.succeeded", "/ok", withEvent("deploy.succeeded")), "deploy.succeeded")
+	checkSignature(t, h, ok.Secret)
+	if h.Event["app"] != "hello" || h.Event["commit"] != rev || h.Event["release"] != "v1" || h.Event["pusher"] != "admin" ||
+		h.Event["duration"] == nil || h.Event["time"] == nil {
+		t.Errorf("deploy.succeeded event: %s", h.Body)
+	}
+	if h.Header.Get("X-Conductor-Event") != "deploy.succeeded" {
+		t.Errorf("X-Conductor-Event = %q", h.Header.Get("X-Conductor-Event"))
+	}
+	// 500, 500, then 200: the third attempt delivers.
+	fl := recv.wait(t, "the flaky receiver's third attempt", "/flaky", func(hs []hookRequest) bool { return len(hs) >= 3 })
+	for _, x := range fl {
+		checkSignature(t, &x, flaky.Secret)
+		if string(x.Body) != string(fl[0].Body) {
+			t.Errorf("a retry's body differs from the first:\n%s\n%s", x.Body, fl[0].Body)
+		}
+	}
+	waitFor(t, "the flaky delivery recorded delivered", func() bool {
+		ds := listHooks(t, in, admin)[flaky.Subscription.ID].Deliveries
+		return len(ds) == 1 && ds[0].Status == "delivered" && ds[0].Attempts == 3
+	})
+	t.Logf("push took %s; the flaky receiver got %d requests", pushTook, len(fl))
+
+	// A failing push: deploy.failed, with the error line and the log command.
+	mig, err := os.ReadFile(filepath.Join("..", "examples", "hello-bad-migration", "0002_fail.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "greetings", "migrations", "0002_fail.py"), mig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.Commit(work, "broken migration")
+	if r := in.Push(work, "hello", "main"); r.Code == 0 {
+		t.Fatalf("push with a failing migration succeeded: %s", r)
+	}
+	badRev := strings.TrimSpace(in.mustGit(work, "rev-parse", "HEAD"))
+	h = findEvent(recv.wait(t, "deploy.failed", "/ok", withEvent("deploy.failed")), "deploy.failed")
+	checkSignature(t, h, ok.Secret)
+	errLine, _ := h.Event["error"].(string)
+	logCmd, _ := h.Event["log"].(string)
+	if h.Event["commit"] != badRev || !strings.Contains(errLine, "migrate") || strings.Contains(errLine, "\n") ||
+		!strings.HasPrefix(logCmd, "logs hello --build ") {
+		t.Errorf("deploy.failed event: %s", h.Body)
+	}
+	// /down answers 500 to all 5 attempts: notify lists the failure.
+	recv.wait(t, "5 attempts at /down", "/down", func(hs []hookRequest) bool { return len(hs) >= 5 })
+	waitFor(t, "the failed delivery recorded", func() bool {
+		e := listHooks(t, in, admin)[down.Subscription.ID]
+		return e.Failed == 1 && len(e.Deliveries) == 1 && e.Deliveries[0].Status == "failed" &&
+			e.Deliveries[0].Attempts == 5 && e.Deliveries[0].Code == 500
+	})
+	if out := must(t, "notify", in.SSH(admin, "notify")); !strings.Contains(out, "the receiver answered 500") ||
+		!strings.Contains(out, "1 of the last 1 deliveries failed") {
+		t.Errorf("notify does not show the failure:\n%s", out)
+	}
+
+	// notify:test sends now and reports the answer.
+	if out := must(t, "notify:test", in.SSH(admin, "notify:test "+strconv.FormatInt(ok.Subscription.ID, 10))); !strings.Contains(out, "answered 200") {
+		t.Errorf("notify:test: %q", out)
+	}
+	checkSignature(t, findEvent(recv.wait(t, "the test event", "/ok", withEvent("test")), "test"), ok.Secret)
+	refused(t, "notify:test of a failing receiver", in.SSH(admin, "notify:test "+strconv.FormatInt(down.Subscription.ID, 10)), "answered 500")
+
+	// A developer: their app's subscriptions only.
+	dev := in.NewKey("dev")
+	must(t, "keys:add dev", in.SSHIn(admin, "keys:add dev", readFile(t, dev+".pub")))
+	must(t, "apps:create shop", in.SSH(admin, "apps:create shop"))
+	must(t, "access:grant", in.SSH(admin, "access:grant shop dev"))
+	refused(t, "dev platform-wide", in.SSH(dev, "notify:add "+recv.URL+"/ok"), "need an admin")
+	refused(t, "dev on an app not granted", in.SSH(dev, "notify:add "+recv.URL+"/ok --app hello"), `app "hello" not found`)
+	mine := addHook(t, in, dev, recv.URL+"/ok --app shop --events deploy.failed")
+	seen := listHooks(t, in, dev)
+	if len(seen) != 1 || seen[mine.Subscription.ID].App != "shop" {
+		t.Errorf("dev's notify lists %v, want only subscription %d", seen, mine.Subscription.ID)
+	}
+	refused(t, "dev removes the admin's", in.SSH(dev, "notify:remove "+strconv.FormatInt(ok.Subscription.ID, 10)), "not found")
+	refused(t, "dev tests the admin's", in.SSH(dev, "notify:test "+strconv.FormatInt(ok.Subscription.ID, 10)), "not found")
+	must(t, "dev notify:test", in.SSH(dev, "notify:test "+strconv.FormatInt(mine.Subscription.ID, 10)))
+	must(t, "dev notify:remove", in.SSH(dev, "notify:remove "+strconv.FormatInt(mine.Subscription.ID, 10)))
+	if _, still := listHooks(t, in, admin)[mine.Subscription.ID]; still {
+		t.Error("a removed subscription is still listed")
+	}
+
+	// The audit trail has the commands, without the webhook URL's path.
+	audit := must(t, "audit", in.SSH(admin, "audit"))
+	for _, want := range []string{"notify:add", "notify:remove", "notify:test"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %s:\n%s", want, audit)
+		}
+	}
+	if strings.Contains(audit, "/flaky") {
+		t.Errorf("audit keeps a webhook URL's path:\n%s", audit)
+	}
+}
