@@ -80,6 +80,12 @@ var Permissions = map[string]Permission{
 	"ps:limit":   {Level: Admin, PerApp: true, Changes: true}, // limits guard the host from the app: the admin's
 	"run":        {Level: ReadWrite, PerApp: true, Changes: true},
 
+	// Maintenance mode (maintenance:on/off): the app's developers, like
+	// ps:restart.
+	"maintenance":     {Level: ReadWrite, PerApp: true},
+	"maintenance:on":  {Level: ReadWrite, PerApp: true, Changes: true},
+	"maintenance:off": {Level: ReadWrite, PerApp: true, Changes: true},
+
 	"domains":        {Level: ReadWrite, PerApp: true},
 	"domains:add":    {Level: ReadWrite, PerApp: true, Changes: true},
 	"domains:remove": {Level: ReadWrite, PerApp: true, Changes: true},

@@ -65,6 +65,9 @@ type Host struct {
 	Instance            string
 	// Redis runs the apps' Redis servers (redis.go); nil: none here.
 	Redis RedisServers
+	// Maintenance renders apps' maintenance mode into their sites
+	// (maintenance.go); nil: none here.
+	Maintenance MaintenanceSites
 }
 
 // Process is one watcher of an app: its process type, how many processes
@@ -110,6 +113,8 @@ func (h *Host) Serve(ctx context.Context, nc *nats.Conn) error {
 		// redis.go
 		"redis-start": h.redisStart,
 		"redis-stop":  h.redisStop,
+		// maintenance.go
+		"maintenance": h.maintenance,
 	}
 	var subs []*nats.Subscription
 	for op, f := range ops {

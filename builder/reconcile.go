@@ -200,6 +200,8 @@ func (b *Builder) reconcileSite(ctx context.Context, app *conductor.App, cur *co
 	if b.Nginx == nil {
 		return false, nil
 	}
+	unlock := b.lockSite(app.Name)
+	defer unlock()
 	named := siteRelease(b.Nginx.SitePath(app.Name))
 	if cur == nil {
 		if named == "" {
@@ -208,7 +210,7 @@ func (b *Builder) reconcileSite(ctx context.Context, app *conductor.App, cur *co
 		slog.Warn("removing the site of a release that was never recorded", "app", app.Name, "release", named)
 		return true, b.Nginx.RemoveSite(ctx, app.Name)
 	}
-	if named == cur.ID {
+	if named == cur.ID && !b.siteMaintenanceStale(ctx, app, cur) { // maintenance.go
 		return false, nil
 	}
 	domains, err := b.Store.Domains(ctx, app.ID)

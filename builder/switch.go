@@ -30,6 +30,9 @@ import (
 // switchTraffic points nginx at the new release, waits until nginx serves
 // it, records it (the commit point) and points `current` at it.
 func (d *deployment) switchTraffic(ctx context.Context) error {
+	// A maintenance toggle waits until this release is recorded (or not).
+	unlock := d.b.lockSite(d.app.Name)
+	defer unlock()
 	site, err := d.b.releaseSite(ctx, d.app, d.job.ID, d.port, d.dir, d.domains, d.log.Printf)
 	if err != nil {
 		return err
@@ -86,9 +89,14 @@ func (b *Builder) releaseSite(ctx context.Context, app *conductor.App, id string
 	if err != nil {
 		return nginx.Site{}, err
 	}
+	maint, err := b.siteMaintenance(ctx, app, dir, printf) // maintenance.go
+	if err != nil {
+		return nginx.Site{}, err
+	}
 	return nginx.Site{
 		App: app.Name, Release: id, Hosts: append([]string{app.Name + "." + b.Domain}, domains...), Port: port,
 		StaticDir: filepath.Join(dir, "staticfiles"), MediaDir: b.Layout.MediaDir(app.Name), TLS: tls,
+		Maintenance: maint,
 	}, nil
 }
 
@@ -96,6 +104,8 @@ func (b *Builder) releaseSite(ctx context.Context, app *conductor.App, id string
 // release (or removes the site of a first deploy). It tells whether nginx
 // no longer routes to the new release.
 func (d *deployment) restoreSite(ctx context.Context) bool {
+	unlock := d.b.lockSite(d.app.Name)
+	defer unlock()
 	var err error
 	if d.previous == nil {
 		err = d.b.Nginx.RemoveSite(ctx, d.app.Name)
