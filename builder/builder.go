@@ -57,7 +57,7 @@ type Builder struct {
 
 	mu    sync.Mutex
 	apps  map[string]*appJobs
-	sites siteLocks // one writer of an app's nginx site at a time (maintenance.go)
+	sites siteLocks     // one writer of an app's nginx site at a time (maintenance.go)
 	slots chan struct{} // holds a token per running job (Jobs of them)
 }
 
