@@ -66,6 +66,13 @@ var Permissions = map[string]Permission{
 	"db:list":    {Level: ReadWrite, PerApp: true},
 	"db:create":  {Level: Admin, PerApp: true, Changes: true},
 	"db:destroy": {Level: Admin, PerApp: true, Changes: true},
+	// Backups: a developer may take one and list them (they read the
+	// app's own data). Restoring overwrites data, and a schedule keeps
+	// files on the host and deletes old ones: the admin's.
+	"db:backup":           {Level: ReadWrite, PerApp: true, Changes: true},
+	"db:backups":          {Level: ReadWrite, PerApp: true},
+	"db:restore":          {Level: Admin, PerApp: true, Changes: true},
+	"db:backups:schedule": {Level: Admin, PerApp: true, Changes: true},
 
 	// An app's Redis takes memory on its host and redis:destroy deletes
 	// data: the admin's, like db:create. A developer sees it (never its

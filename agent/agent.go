@@ -68,6 +68,11 @@ type Host struct {
 	// Maintenance renders apps' maintenance mode into their sites
 	// (maintenance.go); nil: none here.
 	Maintenance MaintenanceSites
+	// Databases finds an app's databases for db:backup and db:restore
+	// (dbbackup.go); BackupDir is the root-only directory their files go
+	// in ("": this host takes no database backups).
+	Databases *provision.Databases
+	BackupDir string
 }
 
 // Process is one watcher of an app: its process type, how many processes
@@ -115,6 +120,10 @@ func (h *Host) Serve(ctx context.Context, nc *nats.Conn) error {
 		"redis-stop":  h.redisStop,
 		// maintenance.go
 		"maintenance": h.maintenance,
+		// dbbackup.go
+		"db-backup":        h.dbBackup,
+		"db-restore":       h.dbRestore,
+		"db-backup-remove": h.dbBackupRemove,
 	}
 	var subs []*nats.Subscription
 	for op, f := range ops {
@@ -356,11 +365,17 @@ type Client struct {
 
 // call sends a request to a host's agent and decodes the result into out.
 func (c *Client) call(ctx context.Context, host, op string, req, out any) error {
+	return c.callWithin(ctx, 2*time.Minute, host, op, req, out) // a destroy waits for processes to stop
+}
+
+// callWithin is call with a bound of its own (a database backup may take
+// longer than a destroy).
+func (c *Client) callWithin(ctx context.Context, limit time.Duration, host, op string, req, out any) error {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // a destroy waits for processes to stop
+	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	msg, err := c.NC.RequestWithContext(rctx, subject(host, op), data)
 	if errors.Is(err, nats.ErrNoResponders) {

@@ -71,6 +71,8 @@ type Server struct {
 	preauth    *preauthLimiter
 	// channelRefusals logs sessions rejected at open (channels.go).
 	channelRefusals refusalLog
+	// backupSched runs db:backups:schedule (dbbackup_schedule.go).
+	backupSched backupScheduler
 }
 
 // New builds the SSH server: a middleware chain (recover → authenticate →

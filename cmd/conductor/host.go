@@ -178,7 +178,9 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	// ps, ps:scale, run and apps:destroy of the apps on this host.
 	ag := &agent.Host{Name: o.name, Processes: h.Circus, Sites: h.Nginx, Layout: h.Layout, DropDatabases: h.Databases.Drop,
 		CertsDir: h.Builder.CertsDir, Cgroups: h.Builder.Cgroups, AppCgroups: h.Builder.AppCgroups, Instance: id,
-		Redis: h.Builder, Maintenance: h.Builder}
+		Redis: h.Builder, Maintenance: h.Builder,
+		// db:backup's files: root-only, in the data dir, never under srv.
+		Databases: h.Databases, BackupDir: filepath.Join(data, "db-backups")}
 	if o.httpsAddr != "" {
 		ag.ChallengeDir = h.Nginx.ChallengeDir()
 	}

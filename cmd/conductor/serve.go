@@ -198,6 +198,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.sshAddr, err)
 	}
+	// db:backups:schedule's backups, taken by the apps' hosts.
+	go srv.RunBackupSchedules(ctx)
 	go func() {
 		if err := srv.Serve(l); err != nil {
 			slog.Error("ssh server stopped", "err", err)

@@ -1,0 +1,67 @@
+package conductor
+
+import (
+	"context"
+	"time"
+)
+
+// Statuses of a DBBackup.
+const (
+	BackupRunning   = "running"
+	BackupSucceeded = "succeeded"
+	BackupFailed    = "failed"
+)
+
+// DBBackup is one db:backup of one of an app's databases (an alias): a file
+// in the root-only backups directory of the app's host.
+type DBBackup struct {
+	ID        int64         `json:"id"`
+	AppID     int64         `json:"-"`
+	Alias     string        `json:"alias"`
+	Kind      string        `json:"kind"` // DBSQLite, DBPostgres or DBMySQL
+	Host      string        `json:"host"` // where the file is
+	File      string        `json:"file"` // its name in that host's backups directory
+	Size      int64         `json:"size"`
+	SHA256    string        `json:"sha256"`
+	Started   time.Time     `json:"started"`
+	Duration  time.Duration `json:"duration_ns"`
+	Status    string        `json:"status"`
+	Error     string        `json:"error,omitempty"`
+	Scheduled bool          `json:"scheduled"`
+}
+
+// DBBackupSchedule is db:backups:schedule of one alias: a cron expression
+// and how many succeeded backups to keep.
+type DBBackupSchedule struct {
+	AppID    int64     `json:"-"`
+	Alias    string    `json:"alias"`
+	Schedule string    `json:"schedule"`
+	Keep     int       `json:"keep"`
+	Created  time.Time `json:"created"`
+}
+
+// DBBackupStore records per-app database backups and their schedules. It
+// is apart from Store because only the main host's SSH server and its
+// scheduler use it (the work itself is the app's host's agent's). The
+// sqlite package implements it.
+type DBBackupStore interface {
+	// AddDBBackup records a backup as started (b.Status BackupRunning)
+	// and sets b.ID.
+	AddDBBackup(ctx context.Context, b *DBBackup) error
+	// FinishDBBackup records how b ended (its Status, Error, File, Size,
+	// SHA256, Duration).
+	FinishDBBackup(ctx context.Context, b *DBBackup) error
+	// DBBackups lists an app's backups, newest first.
+	DBBackups(ctx context.Context, appID int64) ([]*DBBackup, error)
+	// FindDBBackup returns one of an app's backups (ENOTFOUND otherwise).
+	FindDBBackup(ctx context.Context, appID, id int64) (*DBBackup, error)
+	// DeleteDBBackup forgets a backup whose file is gone.
+	DeleteDBBackup(ctx context.Context, appID, id int64) error
+	// SetDBBackupSchedule adds or replaces an alias's schedule.
+	SetDBBackupSchedule(ctx context.Context, s *DBBackupSchedule) error
+	// DeleteDBBackupSchedule removes it (no error when there is none).
+	DeleteDBBackupSchedule(ctx context.Context, appID int64, alias string) error
+	// DBBackupSchedules lists the schedules of an app (appID > 0) or of
+	// every app (0).
+	DBBackupSchedules(ctx context.Context, appID int64) ([]*DBBackupSchedule, error)
+}
