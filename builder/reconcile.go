@@ -223,7 +223,15 @@ func (b *Builder) reconcileSite(ctx context.Context, app *conductor.App, cur *co
 	}
 	site.MaxBody = maxBody(cur.Config, func(string, ...any) {})
 	slog.Warn("pointing the site back at the current release", "app", app.Name, "site_release", named, "release", cur.ID)
-	return true, b.Nginx.WriteSite(ctx, site)
+	if err := b.Nginx.WriteSite(ctx, site); err != nil {
+		return true, err
+	}
+	if named == cur.ID { // only its maintenance mode changed: serve it before start-up ends
+		if err := b.Nginx.WaitMaintenance(ctx, app.Name+"."+b.Domain, cur.ID, site.Maintenance, 15*time.Second); err != nil {
+			slog.Warn("reconcile: nginx does not serve the app's maintenance mode yet", "app", app.Name, "err", err)
+		}
+	}
+	return true, nil
 }
 
 // siteRelease reads which release a site file serves from its first line

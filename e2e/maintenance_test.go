@@ -121,6 +121,16 @@ func TestMaintenance(t *testing.T) {
 	if m := state(); m["on"] != false {
 		t.Errorf("maintenance --json after off: %v", m)
 	}
+
+	// A mode recorded while conductor was down (a toggle cut short after
+	// its record) is what the start-up reconcile serves.
+	in.Stop()
+	in.sqlite(`INSERT INTO app_maintenance (app_id, message, retry_after) SELECT id, 'Recorded while down', 60 FROM apps WHERE name = '` + app + `'`)
+	in.Start()
+	inMaintenance("Our own maintenance page")
+	must(t, "maintenance:off", in.SSH(in.AdminKey, "maintenance:off "+app))
+	serving("m2")
+
 	audit := must(t, "audit", in.SSH(in.AdminKey, "audit"))
 	for _, want := range []string{"maintenance:on", "maintenance:off"} {
 		if !strings.Contains(audit, want) {
