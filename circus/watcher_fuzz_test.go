@@ -40,7 +40,7 @@ func iniSections(t *testing.T, ini string) map[string]map[string][]string {
 func FuzzWatcherIni(f *testing.F) {
 	keys := func(user bool) []string {
 		k := []string{"cmd", "args", "working_dir", "copy_env", "numprocesses", "stop_signal", "stop_children", "graceful_timeout",
-			"max_retry", "respawn", "stdout_stream.class", "stdout_stream.filename", "stdout_stream.max_bytes",
+			"hooks.before_signal", "max_retry", "respawn", "stdout_stream.class", "stdout_stream.filename", "stdout_stream.max_bytes",
 			"stdout_stream.backup_count", "stdout_stream.time_format"}
 		if user {
 			k = append(k, "uid", "gid")
