@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/backup"
+	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/provision"
 )
 
@@ -178,6 +181,12 @@ func (h *Host) stopApp(ctx context.Context, app string) (func(context.Context) e
 		for n, c := range counts {
 			errs = append(errs, h.Processes.Scale(ctx, n, c))
 		}
+		// The app comes out of maintenance once its web answers again.
+		for n := range counts {
+			if typ, port, ok := process.ParseWatcher(app, n); ok && typ == "web" && port > 0 {
+				errs = append(errs, waitListening(ctx, port))
+			}
+		}
 		return errors.Join(errs...)
 	}
 	names, err := h.Processes.Watchers()
@@ -272,4 +281,26 @@ func (c *Client) DBRestore(ctx context.Context, app *conductor.App, b *conductor
 // DBBackupRemove has the app's host delete backup files.
 func (c *Client) DBBackupRemove(ctx context.Context, app *conductor.App, files []string) error {
 	return c.call(ctx, app.Host, "db-backup-remove", dbBackupRequest{App: app, Files: files}, nil)
+}
+
+// waitListening waits (up to a minute) for a web process to accept
+// connections on its port again.
+func waitListening(ctx context.Context, port int) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(time.Minute)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the web process on port %d does not answer after a minute: %w", port, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
