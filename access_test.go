@@ -31,6 +31,7 @@ var (
 		"config:file", "config:files", "config:file:remove",
 		"ps", "ps:scale", "ps:restart", "run", "domains", "domains:add", "domains:remove", "domains:cert",
 		"redis", "db", "db:list",
+		"maintenance", "maintenance:on", "maintenance:off",
 	}
 	changingOps = []string{
 		conductor.OpPush, "apps:create", "apps:destroy", "apps:set", "config:set", "config:unset", "deploy", "rollback", "deploys:cancel",
@@ -39,6 +40,7 @@ var (
 		"redis:create", "redis:destroy",
 		"config:file", "config:file:remove",
 		"db:create", "db:destroy",
+		"maintenance:on", "maintenance:off",
 	}
 )
 
