@@ -16,13 +16,10 @@ It also names each line's process: `conductor run-process` first prints
 from then on the stream writes "[1234 web.1]" where FileStream writes
 "[1234]". Every line carries its name, so a log file that rotated past the
 start line still says which process wrote it.
-
-signal_group is the watchers' before_signal hook: see its comment.
 """
 
 import os
 import re
-import signal
 import stat
 import time
 
@@ -117,27 +114,3 @@ class LineFileStream(FileStream):
         self._pending.clear()
         super().close()
 
-
-# The signals that stop a process (stop_signal, circus's kill after the
-# graceful timeout, a Ctrl-C).
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL})
-
-
-def signal_group(watcher, arbiter, hook_name, pid=None, signum=None, **kwargs):
-    """before_signal hook: a stop signal circus sends a process goes to its
-    whole process group too, as Heroku stops every process of a dyno.
-
-    circus makes each process lead its own session, and stop_children
-    reaches only its direct children: in `web: test -n "$PORT" && bash
-    start.sh` gunicorn is a grandchild of the process circus knows, and
-    would run on, holding the port, until the watcher's cgroup or session
-    is killed after the graceful timeout. Other signals (a HUP to reload)
-    stay the process's own. Returns True: circus signals the process too.
-    """
-    if signum in STOP_SIGNALS and pid:
-        try:
-            if os.getpgid(pid) == pid:  # never circusd's own group
-                os.killpg(pid, signum)
-        except OSError:
-            pass  # gone already
-    return True
