@@ -86,6 +86,9 @@ var Permissions = map[string]Permission{
 	"ps:restart": {Level: ReadWrite, PerApp: true, Changes: true},
 	"ps:limit":   {Level: Admin, PerApp: true, Changes: true}, // limits guard the host from the app: the admin's
 	"run":        {Level: ReadWrite, PerApp: true, Changes: true},
+	// Scheduled jobs (app.json's cron): the app's developers, like run.
+	"cron":     {Level: ReadWrite, PerApp: true},
+	"cron:run": {Level: ReadWrite, PerApp: true, Changes: true},
 
 	// Maintenance mode (maintenance:on/off): the app's developers, like
 	// ps:restart.

@@ -110,6 +110,9 @@ type Release struct {
 	// RestoreConfig, when recording a release (a rollback), makes the
 	// app's config vars Config in the same transaction.
 	RestoreConfig bool `json:",omitempty"`
+	// Cron is the release's scheduled jobs (app.json's cron, cron.go),
+	// recorded by AddRelease with it.
+	Cron []CronEntry `json:",omitempty"`
 }
 
 // Store persists Conductor's state. The SQLite package implements it.
@@ -117,6 +120,7 @@ type Store interface {
 	BuilderStore    // what a builder reads and records
 	ConfigFileStore // config:file (configfile.go)
 	RedisAdmin      // redis:create, redis:destroy (redis.go)
+	CronHistory     // cron's listing (cron.go)
 
 	CreateUser(ctx context.Context, name string, admin bool) (*User, error)
 	FindUser(ctx context.Context, name string) (*User, error)
@@ -192,6 +196,8 @@ type BuilderStore interface {
 	ProcessLimits(ctx context.Context, appID int64) (map[string]ProcessLimits, error)
 	// The app's Redis, for REDIS_URL (redis.go).
 	RedisStore
+	// Scheduled jobs of the current release and their runs (cron.go).
+	CronStore
 	// Maintenance mode (maintenance.go): every site the builder writes
 	// renders it; db:restore sets it on the app's host.
 	MaintenanceStore

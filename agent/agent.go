@@ -65,6 +65,8 @@ type Host struct {
 	Instance            string
 	// Redis runs the apps' Redis servers (redis.go); nil: none here.
 	Redis RedisServers
+	// Cron runs cron:run's entries (cron.go): the host's scheduler; nil: none.
+	Cron CronRuns
 	// Maintenance renders apps' maintenance mode into their sites
 	// (maintenance.go); nil: none here.
 	Maintenance MaintenanceSites

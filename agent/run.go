@@ -46,6 +46,9 @@ type RunRequest struct {
 	Tty   *Window  `json:"tty,omitempty"` // run on a pseudo-terminal of this size
 	Term  string   `json:"term,omitempty"`
 	Inbox string   `json:"inbox"`
+	// Cron, instead of Argv, runs the current release's cron entry of
+	// this id (cron:run, cron.go).
+	Cron string `json:"cron,omitempty"`
 }
 
 // Window is a terminal size.
@@ -76,6 +79,10 @@ func (h *Host) serveRun(ctx context.Context, nc *nats.Conn, m *nats.Msg) {
 	// subject of the system.
 	if !strings.HasPrefix(req.Inbox, nats.InboxPrefix) || strings.ContainsAny(req.Inbox, "*> ") {
 		respond(conductor.Errorf(conductor.EINVALID, "run: bad inbox"))
+		return
+	}
+	if req.Cron != "" {
+		h.serveCronRun(ctx, nc, req, respond) // cron.go
 		return
 	}
 	cmd, err := h.command(ctx, req)
@@ -321,25 +328,7 @@ func (s *runSession) run(ctx context.Context, c *exec.Cmd, req RunRequest, respo
 	// conductor died without saying kill).
 	done := make(chan struct{})
 	defer close(done)
-	go func() {
-		t := time.NewTicker(runBeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = s.nc.Publish(s.inbox+".beat", nil)
-				s.mu.Lock()
-				silent := time.Since(s.heard) > runSilentIn
-				s.mu.Unlock()
-				if silent {
-					slog.Warn("one-off command: the asker went silent; stopping it", "app", req.App)
-					s.cancel()
-				}
-			}
-		}
-	}()
+	go s.beat(done, req.App)
 	err := c.Wait()
 	s.killAll(c) // what it started in the background goes with it
 	if copied != nil {
@@ -357,6 +346,28 @@ func (s *runSession) run(ctx context.Context, c *exec.Cmd, req RunRequest, respo
 		return code, nil
 	}
 	return 0, err
+}
+
+// beat publishes heartbeats until done, and stops the command if the
+// asker went silent (its conductor died without saying kill).
+func (s *runSession) beat(done <-chan struct{}, app string) {
+	t := time.NewTicker(runBeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			_ = s.nc.Publish(s.inbox+".beat", nil)
+			s.mu.Lock()
+			silent := time.Since(s.heard) > runSilentIn
+			s.mu.Unlock()
+			if silent {
+				slog.Warn("one-off command: the asker went silent; stopping it", "app", app)
+				s.cancel()
+			}
+		}
+	}
 }
 
 // runGroup makes a cgroup for one command of app (nil without cgroups).
@@ -423,7 +434,13 @@ type Stdio struct {
 // app's host and relays it to stdio until it exits or ctx ends (the client
 // left: the command is killed). It returns the command's exit status.
 func (c *Client) Run(ctx context.Context, app *conductor.App, port int, argv []string, stdio Stdio) (int, error) {
+	return c.run(ctx, app, RunRequest{App: app.Name, Port: port, Argv: argv, Tty: stdio.Tty, Term: stdio.Term}, stdio)
+}
+
+// run sends req (its inbox filled in here) and relays the command.
+func (c *Client) run(ctx context.Context, app *conductor.App, req RunRequest, stdio Stdio) (int, error) {
 	inbox := c.NC.NewInbox()
+	req.Inbox = inbox
 	exitc := make(chan int, 1)
 	var outMu sync.Mutex
 	var lastHeard time.Time
@@ -455,7 +472,6 @@ func (c *Client) Run(ctx context.Context, app *conductor.App, port int, argv []s
 	defer sub.Unsubscribe()
 	// Output may be large: the subscription buffers it rather than drop it.
 	_ = sub.SetPendingLimits(-1, 256<<20)
-	req := RunRequest{App: app.Name, Port: port, Argv: argv, Tty: stdio.Tty, Term: stdio.Term, Inbox: inbox}
 	if err := c.call(ctx, app.Host, "run", req, nil); err != nil {
 		return 0, err
 	}

@@ -66,6 +66,14 @@ func (d *deployment) detect() error {
 		_, hasServer := pybuild.HasWSGIServer(b.Install)
 		d.addGunicorn = !hasServer
 	}
+	// app.json's cron: a bad schedule fails the push here, naming the
+	// entry and what is wrong, before anything is built.
+	if d.cron, err = pybuild.CronEntries(d.dir); err != nil {
+		if conductor.ErrorCode(err) == conductor.EINVALID {
+			return failf("%s", conductor.ErrorMessage(err))
+		}
+		return err
+	}
 	// The other types' uptimes (app.json, CONDUCTOR_CHECK_UPTIME): a
 	// mistake fails here too, not after the release phase.
 	d.uptime, d.uptimeAsked, err = d.uptimes(d.otherTypes())
@@ -88,6 +96,9 @@ func (d *deployment) describeBuild() {
 	}
 	if w := d.procfile["web"]; w != "" {
 		d.log.Printf("       web: %s", w)
+	}
+	for _, e := range d.cron {
+		d.log.Printf("       cron %s: %s  %s", e.ID, e.Schedule, e.Command)
 	}
 }
 

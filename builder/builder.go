@@ -54,6 +54,9 @@ type Builder struct {
 	// job takes a slot only when it may run: one waiting for its app's
 	// turn holds none, so one app's queue cannot stall the others'.
 	Jobs int
+	// CronChanged is told the app whose current release changed, so the
+	// host's scheduler takes its cron entries at once (nil: none).
+	CronChanged func(app string)
 
 	mu    sync.Mutex
 	apps  map[string]*appJobs

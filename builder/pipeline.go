@@ -112,6 +112,9 @@ type deployment struct {
 	// uptimeAsked, the types whose uptime app.json or the config var set.
 	uptime      map[string]time.Duration
 	uptimeAsked map[string]bool
+	// cron is app.json's scheduled jobs, read and validated by detect and
+	// recorded with the release.
+	cron []conductor.CronEntry
 }
 
 func (d *deployment) run(ctx context.Context) error {

@@ -63,6 +63,7 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 		ID: d.job.ID, AppID: d.app.ID, Rev: d.job.Rev, Port: d.port, Dir: d.dir, Venv: d.venv,
 		Config: d.config, Pusher: d.job.Pusher, Description: desc, Duration: time.Since(d.started),
 		RestoreConfig: d.job.Kind == queue.KindRollback,
+		Cron:          d.cron, // app.json's, read by detect
 	}
 	if err := d.b.Store.AddRelease(ctx, rel); err != nil {
 		// Over NATS an answer can be lost after the state committed: ask.
@@ -73,6 +74,7 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 		rel.Number = cur.Number
 	}
 	d.committed = true
+	d.b.cronChanged(d.app.Name) // the scheduler takes the release's entries (cron.go)
 	pauseAt("switch:committed")
 	if err := d.b.linkCurrent(d.app.Name, d.dir); err != nil {
 		d.log.Printf("       Warning: %v (set again at the next start)", err)

@@ -213,6 +213,8 @@ func (s *Server) commandBuilders(sess session) []commandBuilder {
 		{"maintenance:on", s.maintenanceOnCommand},
 		{"maintenance:off", s.maintenanceOffCommand},
 		{"run", func() *cobra.Command { return s.runCmd(sess) }},
+		{"cron", s.cronCommand},
+		{"cron:run", func() *cobra.Command { return s.cronRunCommand(sess) }},
 		{"domains", s.domainsCommand},
 		{"domains:add", s.domainsAddCommand},
 		{"domains:remove", s.domainsRemoveCommand},

@@ -63,6 +63,11 @@ func methods(s Backend) map[string]handler {
 		"PlacedConfigFiles":     call2(s.PlacedConfigFiles),
 		"SetPlacedConfigFiles":  exec3(s.SetPlacedConfigFiles),
 		"MoveAppPort":           moveAppPort(s), // ports.go
+		// cron.go
+		"CronEntries":            call1(s.CronEntries),
+		"AddCronRun":             update(s.AddCronRun),
+		"FinishCronRun":          update(s.FinishCronRun),
+		"FailUnfinishedCronRuns": call2(s.FailUnfinishedCronRuns),
 	}
 }
 

@@ -346,6 +346,9 @@ func (db *DB) AddRelease(ctx context.Context, r *conductor.Release) error {
 			r.ID, r.AppID, r.Number, r.Rev, r.Port, r.Dir, r.Venv, string(config), r.Pusher, r.Description, r.Duration.Milliseconds()); err != nil {
 			return fmt.Errorf("add release: %w", err)
 		}
+		if err := addCronEntries(ctx, tx, r); err != nil { // cron.go
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deploys SET status = ?, error = '',
 			finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND app_id = ?`,
 			conductor.DeploySucceeded, r.ID, r.AppID); err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/pythons"
 	"github.com/hasadna/conductor/queue"
+	"github.com/hasadna/conductor/scheduler"
 )
 
 // hostOptions configure the part of Conductor that runs apps on a host: its
@@ -89,6 +90,8 @@ type host struct {
 	Layout    provision.Layout
 	Databases *provision.Databases
 	Builder   *builder.Builder
+	// Cron fires the cron entries of this host's apps (app.json).
+	Cron *scheduler.Scheduler
 
 	stopChildren context.CancelFunc
 	jobs         sync.WaitGroup
@@ -184,6 +187,14 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	if o.httpsAddr != "" {
 		ag.ChallengeDir = h.Nginx.ChallengeDir()
 	}
+	// The scheduler of this host's apps' cron entries: runs go through the
+	// agent (as run-like commands), cron:run reaches it through the agent,
+	// and the builder tells it when a release with new entries goes live.
+	// A failed run calls h.Cron.Failed (nil: nothing; the place for a
+	// cron.failed notification).
+	h.Cron = &scheduler.Scheduler{Host: o.name, Store: h.Builder.Store, Runner: ag}
+	ag.Cron = h.Cron
+	h.Builder.CronChanged = h.Cron.Reload
 	if err := ag.Serve(ctx, q.NATS()); err != nil {
 		return err
 	}
@@ -201,6 +212,11 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	}); err != nil {
 		return err
 	}
+	h.jobs.Add(1)
+	go func() {
+		defer h.jobs.Done()
+		h.Cron.Run(ctx)
+	}()
 	h.jobs.Add(1)
 	go func() {
 		defer h.jobs.Done()
