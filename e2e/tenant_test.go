@@ -1258,8 +1258,9 @@ func modesAlong(top, path string) string {
 
 // TestBrokenAppDoesNotStopServe: an app's developer breaks the Procfile of
 // its serving release (garbage, a link to a file of root's, a FIFO) and
-// conductor restarts: serve starts, the other app serves, the log names the
-// broken app and its Procfile, and nothing of root's file shows.
+// conductor restarts: serve starts, the other app serves, the broken app
+// serves on (start-up reads no Procfile) or the log names it and its
+// Procfile, and nothing of root's file shows.
 func TestBrokenAppDoesNotStopServe(t *testing.T) {
 	const bad, fine = "tnt-bad", "tnt-fine"
 	cleanAppUsers(t, bad, fine)
@@ -1293,8 +1294,13 @@ func TestBrokenAppDoesNotStopServe(t *testing.T) {
 				code, body, _ := in.Get(fine, "/")
 				return code == 200 && strings.Contains(body, "Hello from Conductor")
 			})
-			if !logNames(log, bad, "Procfile") {
-				t.Errorf("%s Procfile: conductor's log after the restart has no line naming %s and its Procfile:\n%s", c.name, bad, log)
+			// Start-up never reads a release's Procfile: the watchers run
+			// from root's specs in run/ (or, when circusd was stopped, are
+			// installed again from them), so the broken app serves on too.
+			// Were it read, the log would have to name the app and its
+			// Procfile.
+			if code, body, _ := in.Get(bad, "/"); (code != 200 || !strings.Contains(body, "Hello from Conductor")) && !logNames(log, bad, "Procfile") {
+				t.Errorf("%s Procfile: after the restart %s answers %d and conductor's log has no line naming it and its Procfile:\n%s", c.name, bad, code, log)
 			}
 		}
 		for _, m := range sent.markers(in.logs.String()[mark:]) {
