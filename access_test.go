@@ -24,13 +24,15 @@ func (s grantStore) HasAccess(_ context.Context, appID, userID int64) (bool, err
 var (
 	anyoneOps      = []string{"help", "whoami", "apps"}
 	adminServerOps = []string{"apps:create", "keys", "keys:add", "keys:remove", "audit", "hosts"}
-	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy", "config:file:get", "db:create", "db:destroy"}
+	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy", "config:file:get", "db:create", "db:destroy",
+		"db:restore", "db:backups:schedule"}
 	developerOps   = []string{
 		conductor.OpFetch, conductor.OpPush, "apps:info", "apps:get", "deploys", "releases", "deploy", "rollback", "deploys:cancel",
 		"config", "config:get", "config:set", "config:unset", "logs",
 		"config:file", "config:files", "config:file:remove",
 		"ps", "ps:scale", "ps:restart", "run", "domains", "domains:add", "domains:remove", "domains:cert",
 		"redis", "db", "db:list",
+		"db:backup", "db:backups",
 		"maintenance", "maintenance:on", "maintenance:off",
 	}
 	changingOps = []string{
@@ -40,6 +42,7 @@ var (
 		"redis:create", "redis:destroy",
 		"config:file", "config:file:remove",
 		"db:create", "db:destroy",
+		"db:backup", "db:restore", "db:backups:schedule",
 		"maintenance:on", "maintenance:off",
 	}
 )

@@ -2,7 +2,10 @@ package conductor
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Statuses of a DBBackup.
@@ -64,4 +67,66 @@ type DBBackupStore interface {
 	// DBBackupSchedules lists the schedules of an app (appID > 0) or of
 	// every app (0).
 	DBBackupSchedules(ctx context.Context, appID int64) ([]*DBBackupSchedule, error)
+}
+
+// DBBackupScheduleStatus is a schedule with its last success and next run.
+type DBBackupScheduleStatus struct {
+	*DBBackupSchedule
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	Next        time.Time  `json:"next"`
+	Stale       bool       `json:"stale"`
+}
+
+// DBBackupProblems lists what needs attention: the last backup of an alias
+// failed, or a schedule's last success is older than twice its period.
+func DBBackupProblems(now time.Time, backups []*DBBackup, scheds []*DBBackupSchedule) ([]DBBackupScheduleStatus, []string) {
+	problems := []string{}
+	seen := map[string]bool{}
+	lastOK := map[string]time.Time{}
+	for _, b := range backups { // newest first
+		if b.Status == BackupSucceeded {
+			if _, ok := lastOK[b.Alias]; !ok {
+				lastOK[b.Alias] = b.Started
+			}
+		}
+		if seen[b.Alias] || b.Status == BackupRunning {
+			continue
+		}
+		seen[b.Alias] = true
+		if b.Status == BackupFailed {
+			problems = append(problems, fmt.Sprintf("the last backup of %s (%d, %s) failed: %s", b.Alias, b.ID, b.Started.Format(time.RFC3339), b.Error))
+		}
+	}
+	out := []DBBackupScheduleStatus{}
+	for _, sc := range scheds {
+		ss := DBBackupScheduleStatus{DBBackupSchedule: sc}
+		spec, err := cron.ParseStandard(sc.Schedule)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("the schedule of %s (%q) does not parse: %v", sc.Alias, sc.Schedule, err))
+			out = append(out, ss)
+			continue
+		}
+		ss.Next = spec.Next(now)
+		since := sc.Created
+		if t, ok := lastOK[sc.Alias]; ok {
+			ss.LastSuccess = &t
+			since = t
+		}
+		if now.Sub(since) > 2*SchedulePeriod(spec, now) {
+			ss.Stale = true
+			what := "no backup has succeeded since it was set on " + sc.Created.Format(time.RFC3339)
+			if ss.LastSuccess != nil {
+				what = "the last successful backup is from " + ss.LastSuccess.Format(time.RFC3339)
+			}
+			problems = append(problems, fmt.Sprintf("the schedule of %s (%s) is behind: %s", sc.Alias, sc.Schedule, what))
+		}
+		out = append(out, ss)
+	}
+	return out, problems
+}
+
+// SchedulePeriod is the time between two runs of a schedule after now.
+func SchedulePeriod(spec cron.Schedule, now time.Time) time.Duration {
+	t1 := spec.Next(now)
+	return spec.Next(t1).Sub(t1)
 }

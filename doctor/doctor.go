@@ -114,6 +114,7 @@ func Run(ctx context.Context, c Config) []Result {
 		DataDir(c.Data, c.initCommand()),
 		ProtectedLinks(),
 		Cgroups(c.CircusDir, c.System),
+		DBBackups(ctx, c.Data),
 	)
 	return rs
 }

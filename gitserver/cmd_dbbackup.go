@@ -132,71 +132,9 @@ func (s *Server) dbBackupCommand() *cobra.Command {
 
 // dbBackupsList is db:backups --json.
 type dbBackupsList struct {
-	Backups   []*conductor.DBBackup `json:"backups"`
-	Schedules []scheduleStatus      `json:"schedules"`
-	Problems  []string              `json:"problems"`
-}
-
-// scheduleStatus is a schedule with its last success and next run.
-type scheduleStatus struct {
-	*conductor.DBBackupSchedule
-	LastSuccess *time.Time `json:"last_success,omitempty"`
-	Next        time.Time  `json:"next"`
-	Stale       bool       `json:"stale"`
-}
-
-// backupProblems lists what needs attention: the last backup of an alias
-// failed, or a schedule's last success is older than twice its period.
-func backupProblems(now time.Time, backups []*conductor.DBBackup, scheds []*conductor.DBBackupSchedule) ([]scheduleStatus, []string) {
-	problems := []string{}
-	seen := map[string]bool{}
-	lastOK := map[string]time.Time{}
-	for _, b := range backups { // newest first
-		if b.Status == conductor.BackupSucceeded {
-			if _, ok := lastOK[b.Alias]; !ok {
-				lastOK[b.Alias] = b.Started
-			}
-		}
-		if seen[b.Alias] || b.Status == conductor.BackupRunning {
-			continue
-		}
-		seen[b.Alias] = true
-		if b.Status == conductor.BackupFailed {
-			problems = append(problems, fmt.Sprintf("the last backup of %s (%d, %s) failed: %s", b.Alias, b.ID, b.Started.Format(time.RFC3339), b.Error))
-		}
-	}
-	out := []scheduleStatus{}
-	for _, sc := range scheds {
-		ss := scheduleStatus{DBBackupSchedule: sc}
-		spec, err := cron.ParseStandard(sc.Schedule)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("the schedule of %s (%q) does not parse: %v", sc.Alias, sc.Schedule, err))
-			out = append(out, ss)
-			continue
-		}
-		ss.Next = spec.Next(now)
-		since := sc.Created
-		if t, ok := lastOK[sc.Alias]; ok {
-			ss.LastSuccess = &t
-			since = t
-		}
-		if now.Sub(since) > 2*schedulePeriod(spec, now) {
-			ss.Stale = true
-			what := "no backup has succeeded since it was set on " + sc.Created.Format(time.RFC3339)
-			if ss.LastSuccess != nil {
-				what = "the last successful backup is from " + ss.LastSuccess.Format(time.RFC3339)
-			}
-			problems = append(problems, fmt.Sprintf("the schedule of %s (%s) is behind: %s", sc.Alias, sc.Schedule, what))
-		}
-		out = append(out, ss)
-	}
-	return out, problems
-}
-
-// schedulePeriod is the time between two runs of a schedule after now.
-func schedulePeriod(spec cron.Schedule, now time.Time) time.Duration {
-	t1 := spec.Next(now)
-	return spec.Next(t1).Sub(t1)
+	Backups   []*conductor.DBBackup              `json:"backups"`
+	Schedules []conductor.DBBackupScheduleStatus `json:"schedules"`
+	Problems  []string                           `json:"problems"`
 }
 
 func (s *Server) dbBackupsCommand() *cobra.Command {
@@ -220,7 +158,7 @@ func (s *Server) dbBackupsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			statuses, problems := backupProblems(time.Now(), backups, scheds)
+			statuses, problems := conductor.DBBackupProblems(time.Now(), backups, scheds)
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), dbBackupsList{Backups: backups, Schedules: statuses, Problems: problems})
 			}
@@ -401,7 +339,7 @@ func parseBackupSchedule(expr string) (cron.Schedule, error) {
 	if err != nil {
 		return nil, conductor.Errorf(conductor.EINVALID, "invalid schedule %q: %v (e.g. \"@daily\", \"30 3 * * *\")", expr, err)
 	}
-	if schedulePeriod(spec, time.Now()) < minBackupPeriod {
+	if conductor.SchedulePeriod(spec, time.Now()) < minBackupPeriod {
 		return nil, conductor.Errorf(conductor.EINVALID, "schedule %q runs more often than every %s", expr, minBackupPeriod)
 	}
 	return spec, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hasadna/conductor"
@@ -123,4 +124,60 @@ func (db *DB) DBBackupSchedules(ctx context.Context, appID int64) ([]*conductor.
 		out = append(out, &s)
 	}
 	return out, rows.Err()
+}
+
+// AppDBBackups is one app's backups and schedules, for conductor doctor.
+type AppDBBackups struct {
+	App       string
+	Backups   []*conductor.DBBackup
+	Schedules []*conductor.DBBackupSchedule
+}
+
+// ReadDBBackups reads every app's backups and schedules from the state at
+// path, read-only (conductor doctor, beside a running serve). A state
+// without the tables yet (migration 0014 pending) has none.
+func ReadDBBackups(ctx context.Context, path string) ([]AppDBBackups, error) {
+	raw, err := openReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	defer raw.Close()
+	db := &DB{db: raw}
+	rows, err := raw.QueryContext(ctx, `SELECT id, name FROM apps WHERE id IN (SELECT app_id FROM db_backups UNION SELECT app_id FROM db_backup_schedules) ORDER BY name`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read backups of %s: %w", path, err)
+	}
+	type app struct {
+		id   int64
+		name string
+	}
+	var apps []app
+	for rows.Next() {
+		var a app
+		if err := rows.Scan(&a.id, &a.name); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		apps = append(apps, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := []AppDBBackups{}
+	for _, a := range apps {
+		b, err := db.DBBackups(ctx, a.id)
+		if err != nil {
+			return nil, err
+		}
+		s, err := db.DBBackupSchedules(ctx, a.id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, AppDBBackups{App: a.name, Backups: b, Schedules: s})
+	}
+	return out, nil
 }
