@@ -129,9 +129,12 @@ func RestoreApp(ctx context.Context, db AppDB, dir, name, sum string) error {
 		return restoreSQLite(ctx, db, path)
 	case conductor.DBPostgres:
 		host, port := db.Server.Endpoint()
-		return runClient(ctx, postgresEnv(db.DB, host, port), nil, io.Discard,
+		if err := runClient(ctx, postgresEnv(db.DB, host, port), nil, io.Discard,
 			"pg_restore", "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
-			"--no-owner", "--no-privileges", "--dbname="+db.DB.Name, "--", path)
+			"--no-owner", "--no-privileges", "--dbname="+db.DB.Name, "--", path); err != nil {
+			return fmt.Errorf("%w; the transaction was rolled back: the database is as it was", err)
+		}
+		return nil
 	case conductor.DBMySQL:
 		return restoreMariaDB(ctx, db, dir, name)
 	}
@@ -203,13 +206,13 @@ func restoreSQLite(ctx context.Context, db AppDB, path string) error {
 	}
 	out, err := sqliteAsApp(ctx, u, own, copyPath, "-readonly", "PRAGMA integrity_check")
 	if err != nil {
-		return fmt.Errorf("check the backup: %w", err)
+		return fmt.Errorf("check the backup: %w; nothing was changed", err)
 	}
 	if strings.TrimSpace(out) != "ok" {
 		return conductor.Errorf(conductor.EINVALID, "the backup is not a sound SQLite database (%s); nothing was changed", firstLine(out))
 	}
 	if _, err := sqliteAsApp(ctx, u, own, db.SQLite, "", ".restore "+sqlString(copyPath)); err != nil {
-		return fmt.Errorf("restore as the app's user: %w", err)
+		return fmt.Errorf("restore as the app's user: %w; SQLite rolled the copy back: the database is as it was", err)
 	}
 	return nil
 }

@@ -91,6 +91,30 @@ func TestDBBackupRestore(t *testing.T) {
 			if r := in.SSH(dev, "db:backups "+app); r.Code != 0 || !strings.Contains(r.Stdout, "succeeded") {
 				t.Errorf("db:backups as a developer: %s", r)
 			}
+			if tc.kind == "sqlite" {
+				// A backup that fails is recorded, listed and warned of.
+				sq := filepath.Join(in.Data, "srv", "projects", app, "data", "db.sqlite3")
+				if err := os.Chmod(sq, 0); err != nil {
+					t.Fatal(err)
+				}
+				refused(t, "backup of an unreadable database", in.SSH(in.AdminKey, "db:backup "+app), "failed")
+				if err := os.Chmod(sq, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				l := in.dbBackups(app)
+				if len(l.Backups) != 2 || l.Backups[0].Status != "failed" || l.Backups[0].Error == "" || len(l.Problems) != 1 {
+					t.Errorf("db:backups after a failed backup: %+v", l)
+				}
+				if r := in.SSH(in.AdminKey, "db:backups "+app); !strings.Contains(r.Stdout, "WARNING: the last backup of default") {
+					t.Errorf("db:backups does not warn of the failed backup: %s", r)
+				}
+				if r := runCmd(t, "", nil, nil, conductorBin, "doctor", "--data", in.Data); !strings.Contains(r.Stdout, "db backups") || !strings.Contains(r.Stdout, app+": the last backup of default") {
+					t.Errorf("doctor does not warn of the failed backup: %s", r)
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+					t.Errorf("a failed backup left files: %v", entries)
+				}
+			}
 
 			after := in.greetings(app, "v1") // a row written after the backup
 			if after <= before {
@@ -167,9 +191,9 @@ func TestDBBackupRestore(t *testing.T) {
 		refused(t, "bad keep", in.SSH(in.AdminKey, "db:backups:schedule "+app+" @daily --keep 0"), "invalid --keep")
 		must(t, "schedule", in.SSH(in.AdminKey, "db:backups:schedule "+app+" '@every 1s' --keep 2"))
 		waitFor(t, "4 scheduled backups, 2 kept", func() bool {
-			// ids 1 and 2 are the two apps' db:backup: 6 is the 4th scheduled.
+			// ids 1-3 are db:backup's (one failed): 7 is the 4th scheduled.
 			hi, _ := strconv.Atoi(in.stateQuery(`SELECT coalesce(max(id), 0) FROM db_backups WHERE scheduled = 1 AND status = 'succeeded'`))
-			return hi >= 6 && in.stateQuery(`SELECT count(*) FROM db_backups WHERE scheduled = 1 AND status = 'succeeded'`) == "2"
+			return hi >= 7 && in.stateQuery(`SELECT count(*) FROM db_backups WHERE scheduled = 1 AND status = 'succeeded'`) == "2"
 		})
 		must(t, "schedule off", in.SSH(in.AdminKey, "db:backups:schedule "+app+" --off"))
 		l := in.dbBackups(app)
@@ -177,7 +201,7 @@ func TestDBBackupRestore(t *testing.T) {
 		for _, b := range l.Backups {
 			if b.Scheduled && b.Status == "succeeded" {
 				sched++
-			} else if !b.Scheduled {
+			} else if !b.Scheduled && b.Status == "succeeded" {
 				manual++
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -89,7 +90,9 @@ func (s *Server) backupDB(ctx context.Context, app *conductor.App, alias string,
 	}
 	if err != nil {
 		s.backupFailed(ctx, app, b)
-		return b, fmt.Errorf("backup %d of %s's %s database failed: %w", b.ID, app.Name, alias, err)
+		// The agent's errors come back as *conductor.Error: their message
+		// is the user's to see (see db:backups), with this line before it.
+		return b, conductor.Errorf(conductor.ErrorCode(err), "backup %d of %s's %s database failed: %s", b.ID, app.Name, alias, conductor.ErrorMessage(err))
 	}
 	return b, nil
 }
@@ -224,13 +227,7 @@ func (s *Server) dbRestoreCommand() *cobra.Command {
 				return conductor.Errorf(conductor.EINVALID, "this replaces %s's %s database with backup %d of %s, losing what was written since: confirm with db:restore %s %d --confirm",
 					app.Name, b.Alias, id, b.Started.Format(time.RFC3339), app.Name, id)
 			}
-			out := cmd.OutOrStdout()
-			start := time.Now()
-			if err := s.restoreDB(ctx, app, b, out); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "Restored backup %d of %s's %s database in %s\n", id, app.Name, b.Alias, time.Since(start).Round(time.Millisecond))
-			return nil
+			return s.restoreDB(ctx, app, b, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().BoolVar(&confirm, "confirm", false, "replace the database")
@@ -239,7 +236,7 @@ func (s *Server) dbRestoreCommand() *cobra.Command {
 
 // restoreDB restores b with the app in maintenance (unless it was
 // already), its processes stopped by its host meanwhile.
-func (s *Server) restoreDB(ctx context.Context, app *conductor.App, b *conductor.DBBackup, out interface{ Write([]byte) (int, error) }) error {
+func (s *Server) restoreDB(ctx context.Context, app *conductor.App, b *conductor.DBBackup, out io.Writer) error {
 	_, err := s.store.Maintenance(ctx, app.ID)
 	wasOn := err == nil
 	if err != nil && conductor.ErrorCode(err) != conductor.ENOTFOUND {
@@ -261,9 +258,11 @@ func (s *Server) restoreDB(ctx context.Context, app *conductor.App, b *conductor
 			fmt.Fprintf(out, "%s is out of maintenance\n", app.Name)
 		}()
 	}
+	start := time.Now()
 	if err := s.cfg.Agents.DBRestore(ctx, app, b); err != nil {
-		return fmt.Errorf("restore backup %d: %w", b.ID, err)
+		return conductor.Errorf(conductor.ErrorCode(err), "restore of backup %d failed: %s", b.ID, conductor.ErrorMessage(err))
 	}
+	fmt.Fprintf(out, "Restored backup %d of %s's %s database in %s\n", b.ID, app.Name, b.Alias, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
