@@ -169,7 +169,10 @@ func listHooks(t *testing.T, in *Instance, key string) map[int64]notifyListed {
 func TestNotifications(t *testing.T) {
 	recv := newHookReceiver(t)
 	// The receiver is on loopback, which the default policy refuses; a
-	// short backoff keeps the retries quick (50+100+200+400 ms).
+	// short backoff keeps the retries quick (50+100+200+400 ms); circus's
+	// pids are looked at every 200 ms for process.crashing.
+	t.Setenv("CONDUCTOR_CRASH_CHECK_INTERVAL", "200ms")
+	t.Setenv("CONDUCTOR_CRASH_RESTARTS", "2") // more than 2: 3 respawns, ~15 s
 	in := StartInstance(t, "--notify-allow-private", "--notify-backoff", "50ms", "--notify-attempts", "5")
 	admin := in.AdminKey
 
@@ -268,6 +271,28 @@ func TestNotifications(t *testing.T) {
 	must(t, "dev notify:remove", in.SSH(dev, "notify:remove "+strconv.FormatInt(mine.Subscription.ID, 10)))
 	if _, still := listHooks(t, in, admin)[mine.Subscription.ID]; still {
 		t.Error("a removed subscription is still listed")
+	}
+
+	// A worker that exits a second after it starts: circus restarts it,
+	// and more than N restarts within 10 minutes is one process.crashing.
+	crashy := in.WorkTree("hello")
+	writeFile(t, filepath.Join(crashy, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nworker: sleep 1; exit 3\n")
+	in.Commit(crashy, "a worker that crashes")
+	if r := in.Push(crashy, "crashy", "main"); r.Code != 0 {
+		t.Fatalf("push crashy: %s", r)
+	}
+	crash := addHook(t, in, admin, recv.URL+"/crash --app crashy --events process.crashing")
+	crashed := time.Now()
+	h = findEvent(recv.wait(t, "process.crashing", "/crash", withEvent("process.crashing")), "process.crashing")
+	checkSignature(t, h, crash.Secret)
+	if h.Event["app"] != "crashy" || h.Event["process"] != "worker" || h.Event["log"] != "logs crashy --process worker" {
+		t.Errorf("process.crashing event: %s", h.Body)
+	}
+	t.Logf("process.crashing delivered %s after the subscription", time.Since(crashed).Round(time.Millisecond))
+	// Once per incident: the restarts go on, the event is not sent again.
+	time.Sleep(3 * time.Second) // a look for something that must not come
+	if n := len(recv.wait(t, "", "/crash", func([]hookRequest) bool { return true })); n != 1 {
+		t.Errorf("process.crashing sent %d times in one incident", n)
 	}
 
 	// The audit trail has the commands, without the webhook URL's path.

@@ -61,6 +61,7 @@ type Event struct {
 	Commit   string    `json:"commit,omitempty"`
 	Ref      string    `json:"ref,omitempty"`
 	Pusher   string    `json:"pusher,omitempty"`
+	Process  string    `json:"process,omitempty"`  // the process type (process.crashing)
 	Duration float64   `json:"duration,omitempty"` // seconds
 	Error    string    `json:"error,omitempty"`    // one line
 	Log      string    `json:"log,omitempty"`      // the command that shows the log

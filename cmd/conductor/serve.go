@@ -179,6 +179,11 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	defer h.Stop()
+	// Events hosts see (this one's and the workers') come over NATS.
+	if err := relayEvents(ctx, q.NATS(), notifier, db.FindApp); err != nil {
+		return err
+	}
+	go watchCrashes(ctx, h, q, o.name)
 	agents := &agent.Client{NC: q.NATS()}
 	certs, err := o.tls.start(ctx, data, o.httpsAddr, db, tlsHosts{local: o.name, ngx: h.Nginx, agents: agents, queue: q})
 	if err != nil {

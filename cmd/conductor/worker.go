@@ -103,6 +103,7 @@ func runWorker(ctx context.Context, o workerOptions) error {
 		return err
 	}
 	defer h.Stop()
+	go watchCrashes(ctx, h, q, o.name) // process.crashing, sent to the conductor
 	slog.Info("worker is serving", "host", o.name, "http", o.httpAddr, "data", data, "nats", o.natsURL)
 	<-ctx.Done()
 	slog.Info("shutting down")
