@@ -85,7 +85,8 @@ func (b *Builder) SetMaintenance(ctx context.Context, app *conductor.App, m *con
 
 // ApplyMaintenance rewrites the app's site for its current release with the
 // maintenance state as recorded, reloads nginx and waits until nginx serves
-// it (and the workers the reload replaced are gone). An app never deployed
+// it (and, for up to 5 s, until the workers the reload replaced are gone).
+// An app never deployed
 // has no site: its first deploy renders the state.
 func (b *Builder) ApplyMaintenance(ctx context.Context, app *conductor.App) error {
 	if b.Nginx == nil {
@@ -115,6 +116,12 @@ func (b *Builder) ApplyMaintenance(ctx context.Context, app *conductor.App) erro
 	}
 	if err := b.Nginx.WaitMaintenance(ctx, app.Name+"."+b.Domain, cur.ID, site.Maintenance, 15*time.Second); err != nil {
 		return fmt.Errorf("the front nginx does not serve the new state: %w", err)
+	}
+	// Workers the reload replaced answer only connections they already
+	// hold; one held open (a long download, another app's websocket) must
+	// not fail the toggle, so this wait is bounded and only logged.
+	if err := b.Nginx.WaitOldWorkers(ctx, 5*time.Second); err != nil {
+		slog.Warn("maintenance: old nginx workers still finishing their connections", "app", app.Name, "err", err)
 	}
 	return nil
 }

@@ -88,6 +88,9 @@ func (s *Server) maintenanceOnCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s is in maintenance: nginx answers 503 (Retry-After %d) but for /static/ and /media/\n", app.Name, retry)
+			if _, err := s.store.CurrentRelease(ctx, app.ID); conductor.ErrorCode(err) == conductor.ENOTFOUND {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s has not been deployed yet: its first deploy serves the maintenance page\n", app.Name)
+			}
 			return nil
 		},
 	}

@@ -138,18 +138,15 @@ func (n *Nginx) removeMaintenancePages(app string) error {
 
 // WaitMaintenance waits until nginx serves host in maintenance state m
 // (nil: out of maintenance) for release, i.e. its new workers run the site
-// WriteSite wrote, and until the workers its reloads replaced have exited,
-// so that no request is answered in the old state once it returns.
+// WriteSite wrote. The workers its reloads replaced may still answer
+// connections they hold (WaitOldWorkers).
 func (n *Nginx) WaitMaintenance(ctx context.Context, host, release string, m *Maintenance, timeout time.Duration) error {
 	token := m.Token()
 	what := "out of maintenance"
 	if m != nil {
 		what = "in maintenance"
 	}
-	if err := n.waitHeaders(ctx, host, timeout, what, func(h http.Header) bool {
+	return n.waitHeaders(ctx, host, timeout, what, func(h http.Header) bool {
 		return h.Get("X-Conductor-Release") == release && h.Get("X-Conductor-Maintenance") == token
-	}); err != nil {
-		return err
-	}
-	return n.WaitOldWorkers(ctx, timeout)
+	})
 }

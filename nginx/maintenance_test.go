@@ -105,6 +105,9 @@ func TestMaintenanceServing(t *testing.T) {
 	if err := n.WaitMaintenance(ctx, "hello.localhost", "r1", m, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if err := n.WaitOldWorkers(ctx, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	plain := &http.Client{Timeout: 5 * time.Second}
 	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -158,6 +161,9 @@ func TestMaintenanceServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := n.WaitMaintenance(ctx, "hello.localhost", "r1", nil, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitOldWorkers(ctx, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if code, body, h := do(plain, "GET", "http://"+n.Listen+"/", "hello.localhost"); code != 200 || body != "the app" || h.Get("Retry-After") != "" {
