@@ -246,7 +246,14 @@ func sqliteAsApp(ctx context.Context, u appUser, dir, file, flag, command string
 	return out.String(), nil
 }
 
+// mariadbDumpEnd is how mariadb-dump ends a complete dump: a plain SQL
+// file cut short at a statement's end would otherwise load without error.
+const mariadbDumpEnd = "-- Dump completed"
+
 func restoreMariaDB(ctx context.Context, db AppDB, dir, name string) error {
+	if err := checkDumpEnd(filepath.Join(dir, name)); err != nil {
+		return err
+	}
 	host, port := db.Server.Endpoint()
 	pre := filepath.Join(dir, name+".pre-restore")
 	f, err := os.OpenFile(pre, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
@@ -316,4 +323,25 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// checkDumpEnd refuses a MariaDB dump without mariadb-dump's last line.
+func checkDumpEnd(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	tail := make([]byte, min(fi.Size(), 200))
+	if _, err := f.ReadAt(tail, fi.Size()-int64(len(tail))); err != nil && err != io.EOF {
+		return err
+	}
+	if !strings.Contains(string(tail), mariadbDumpEnd) {
+		return conductor.Errorf(conductor.EINVALID, "the backup is not a complete mariadb-dump (no %q at its end); nothing was changed", mariadbDumpEnd)
+	}
+	return nil
 }

@@ -167,7 +167,7 @@ func TestDBBackupRestore(t *testing.T) {
 			in.stateQuery(`UPDATE db_backups SET sha256 = '%s' WHERE id = %s`, hex.EncodeToString(sum[:]), id)
 			start = time.Now()
 			out = must(t, "db:restore", in.SSH(in.AdminKey, "db:restore "+app+" "+id+" --confirm"))
-			t.Logf("db:restore %s: %s", tc.kind, strings.TrimSpace(strings.ReplaceAll(out, "\n", " | ")))
+			t.Logf("db:restore %s: %s (%s over SSH)", tc.kind, strings.TrimSpace(strings.ReplaceAll(out, "\n", " | ")), time.Since(start).Round(time.Millisecond))
 			if !strings.Contains(out, "is in maintenance during the restore") || !strings.Contains(out, "is out of maintenance") {
 				t.Errorf("db:restore output: %s", out)
 			}
@@ -213,5 +213,78 @@ func TestDBBackupRestore(t *testing.T) {
 		if sched < 2 || sched > 3 || manual != 1 || len(entries) != sched+manual {
 			t.Errorf("after retention: %d scheduled, %d manual backups listed, %d files: %+v", sched, manual, len(entries), l)
 		}
+	}
+}
+
+// TestDBBackupRestoreMariaDB: a MariaDB app's restore gives back the rows
+// written before the backup and not those after; a dump cut short is
+// refused, and one that fails half way (after its DROP TABLE and CREATE
+// TABLE ran) has the database loaded back from the dump taken just before.
+func TestDBBackupRestoreMariaDB(t *testing.T) {
+	my := dbtest.MariaDB(t)
+	in := StartInstance(t, dsnFlag(t, my)...)
+	work := in.dbWorkTree(mysqlclientRequirement)
+	const app = "bk-my"
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create "+app+" --db mysql"))
+	in.pushOK(work, app)
+	before := in.greetings(app, "v1")
+	out := must(t, "db:backup", in.SSH(in.AdminKey, "db:backup "+app))
+	m := backupIDRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("db:backup printed %q", out)
+	}
+	t.Logf("db:backup mysql: %s", strings.TrimSpace(out))
+	id := m[1]
+	l := in.dbBackups(app)
+	if len(l.Backups) != 1 || l.Backups[0].Status != "succeeded" || l.Backups[0].Kind != "mysql" {
+		t.Fatalf("db:backups: %+v", l)
+	}
+	file := filepath.Join(in.Data, "db-backups", app, l.Backups[0].File)
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := in.greetings(app, "v1")
+	// put writes a version of the backup and records its checksum, as if
+	// Conductor had written it.
+	put := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		in.stateQuery(`UPDATE db_backups SET sha256 = '%s' WHERE id = %s`, hex.EncodeToString(sum[:]), id)
+	}
+
+	// Cut short at a statement's end: refused before anything runs.
+	cut := strings.LastIndex(string(good[:len(good)*2/3]), ";\n") + 2
+	put(good[:cut])
+	refused(t, "restore of a cut dump", in.SSH(in.AdminKey, "db:restore "+app+" "+id+" --confirm"), "not a complete mariadb-dump")
+	n := in.greetings(app, "v1")
+	if n != after+1 {
+		t.Fatalf("after a refused restore the app counts %d, want %d", n, after+1)
+	}
+	// Failing after the greetings table was dropped and made again: the
+	// database is loaded back as it was.
+	i := strings.Index(string(good), "INSERT INTO `greetings_greeting`")
+	if i < 0 {
+		t.Fatalf("no greetings rows in the dump:\n%s", good)
+	}
+	bad := append(append(append([]byte(nil), good[:i]...), "SELECT no_such_column FROM no_such_table;\n"...), good[i:]...)
+	put(bad)
+	r := in.SSH(in.AdminKey, "db:restore "+app+" "+id+" --confirm")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "put back as it was") {
+		t.Fatalf("restore of a failing dump: %s", r)
+	}
+	t.Logf("failing mysql restore: %s", strings.TrimSpace(r.Stderr))
+	if got := in.greetings(app, "v1"); got != n+1 {
+		t.Fatalf("after a failed restore the app counts %d, want %d: the database was not put back", got, n+1)
+	}
+
+	put(good)
+	out = must(t, "db:restore", in.SSH(in.AdminKey, "db:restore "+app+" "+id+" --confirm"))
+	t.Logf("db:restore mysql: %s", strings.TrimSpace(strings.ReplaceAll(out, "\n", " | ")))
+	if got := in.greetings(app, "v1"); got != before+1 {
+		t.Fatalf("after the restore the app counts %d greetings, want %d (%d before the backup; %d after)", got, before+1, before, after)
 	}
 }
