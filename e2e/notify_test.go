@@ -277,11 +277,12 @@ func TestNotifications(t *testing.T) {
 	// and more than N restarts within 10 minutes is one process.crashing.
 	crashy := in.WorkTree("hello")
 	writeFile(t, filepath.Join(crashy, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nworker: sleep 1; exit 3\n")
-	in.Commit(crashy, "a worker that crashes")
+	writeFile(t, filepath.Join(crashy, "app.json"), `{"cron": [{"name": "fail", "command": "echo failing; exit 3", "schedule": "@monthly"}]}`)
+	in.Commit(crashy, "a worker that crashes, a job that fails")
 	if r := in.Push(crashy, "crashy", "main"); r.Code != 0 {
 		t.Fatalf("push crashy: %s", r)
 	}
-	crash := addHook(t, in, admin, recv.URL+"/crash --app crashy --events process.crashing")
+	crash := addHook(t, in, admin, recv.URL+"/crash --app crashy --events process.crashing,cron.failed,backup.failed")
 	crashed := time.Now()
 	h = findEvent(recv.wait(t, "process.crashing", "/crash", withEvent("process.crashing")), "process.crashing")
 	checkSignature(t, h, crash.Secret)
@@ -293,6 +294,30 @@ func TestNotifications(t *testing.T) {
 	time.Sleep(3 * time.Second) // a look for something that must not come
 	if n := len(recv.wait(t, "", "/crash", func([]hookRequest) bool { return true })); n != 1 {
 		t.Errorf("process.crashing sent %d times in one incident", n)
+	}
+
+	// A scheduled job that fails: cron.failed, from the app's host.
+	if r := in.SSH(admin, "cron:run crashy fail"); r.Code == 0 {
+		t.Errorf("cron:run of a failing job: %s", r)
+	}
+	h = findEvent(recv.wait(t, "cron.failed", "/crash", withEvent("cron.failed")), "cron.failed")
+	checkSignature(t, h, crash.Secret)
+	if e, _ := h.Event["error"].(string); h.Event["app"] != "crashy" || !strings.Contains(e, "3") {
+		t.Errorf("cron.failed event: %s", h.Body)
+	}
+	// A database backup that fails (its file unreadable): backup.failed.
+	sq := filepath.Join(in.Data, "srv", "projects", "crashy", "data", "db.sqlite3")
+	if err := os.Chmod(sq, 0); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, "backup of an unreadable database", in.SSH(admin, "db:backup crashy"), "failed")
+	if err := os.Chmod(sq, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h = findEvent(recv.wait(t, "backup.failed", "/crash", withEvent("backup.failed")), "backup.failed")
+	checkSignature(t, h, crash.Secret)
+	if e, _ := h.Event["error"].(string); h.Event["app"] != "crashy" || e == "" {
+		t.Errorf("backup.failed event: %s", h.Body)
 	}
 
 	// The audit trail has the commands, without the webhook URL's path.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/notify"
 )
 
 // Per-app database backups. The state (which backups exist, the
@@ -102,6 +103,7 @@ func (s *Server) backupDB(ctx context.Context, app *conductor.App, alias string,
 // one place that tells someone (the backup.failed notification).
 func (s *Server) backupFailed(_ context.Context, app *conductor.App, b *conductor.DBBackup) {
 	slog.Error("database backup failed", "app", app.Name, "alias", b.Alias, "backup", b.ID, "scheduled", b.Scheduled, "err", b.Error)
+	s.cfg.Notify.Emit(notify.BackupEvent(app.Name, b.Host, b.Alias, b.ID, b.Scheduled, b.Duration, b.Error))
 }
 
 func (s *Server) dbBackupCommand() *cobra.Command {

@@ -283,3 +283,27 @@ func DeployMessage(ev *Event) string {
 	}
 	return msg
 }
+
+// BackupEvent is backup.failed of one of app's databases.
+func BackupEvent(app, host, alias string, id int64, scheduled bool, took time.Duration, errMsg string) Event {
+	how := "db:backup"
+	if scheduled {
+		how = "scheduled backup"
+	}
+	errLine := FirstLine(errMsg)
+	return Event{
+		Event: BackupFailed, App: app, Host: host, Duration: took.Round(time.Millisecond).Seconds(), Error: errLine,
+		Log:     "db:backups " + app,
+		Message: fmt.Sprintf("%s: %s %d of the %s database failed: %s", app, how, id, alias, errLine),
+	}
+}
+
+// CronEvent is cron.failed of one run of app's entry.
+func CronEvent(app, host, entry, release string, status string, took time.Duration, errMsg string) Event {
+	errLine := FirstLine(errMsg)
+	return Event{
+		Event: CronFailed, App: app, Host: host, Release: release, Duration: took.Round(time.Millisecond).Seconds(), Error: errLine,
+		Log:     "logs " + app + " --process cron",
+		Message: fmt.Sprintf("%s: scheduled job %s %s: %s", app, entry, status, errLine),
+	}
+}

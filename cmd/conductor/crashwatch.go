@@ -133,3 +133,13 @@ func watcherApp(name string, apps []*conductor.App) (app, typ string) {
 	}
 	return app, rest
 }
+
+// cronFailed is a host scheduler's Failed: cron.failed, sent to the
+// conductor like process.crashing.
+func cronFailed(q *queue.Queue, hostName string) func(*conductor.App, conductor.CronEntry, *conductor.CronRun) {
+	return func(app *conductor.App, entry conductor.CronEntry, run *conductor.CronRun) {
+		ev := notify.CronEvent(app.Name, hostName, run.Entry, run.Release, run.Status, run.Duration, run.Error)
+		ev.Time = time.Now().UTC()
+		publishEvent(q.NATS(), ev)
+	}
+}

@@ -193,6 +193,7 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	// A failed run calls h.Cron.Failed (nil: nothing; the place for a
 	// cron.failed notification).
 	h.Cron = &scheduler.Scheduler{Host: o.name, Store: h.Builder.Store, Runner: ag}
+	h.Cron.Failed = cronFailed(q, o.name) // sent to the conductor (crashwatch.go)
 	ag.Cron = h.Cron
 	h.Builder.CronChanged = h.Cron.Reload
 	if err := ag.Serve(ctx, q.NATS()); err != nil {
