@@ -26,7 +26,7 @@ var (
 	adminServerOps = []string{"apps:create", "keys", "keys:add", "keys:remove", "audit", "hosts"}
 	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy", "config:file:get", "db:create", "db:destroy",
 		"db:restore", "db:backups:schedule"}
-	developerOps   = []string{
+	developerOps = []string{
 		conductor.OpFetch, conductor.OpPush, "apps:info", "apps:get", "deploys", "releases", "deploy", "rollback", "deploys:cancel",
 		"config", "config:get", "config:set", "config:unset", "logs",
 		"config:file", "config:files", "config:file:remove",

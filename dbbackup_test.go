@@ -21,10 +21,10 @@ func TestDBBackupProblems(t *testing.T) {
 	}{
 		{"none", nil, nil, nil},
 		{"last ok", []*DBBackup{ok("default", time.Hour), failed}, nil, nil},
-		{"last failed", []*DBBackup{failed, ok("default", 2 * time.Hour)}, nil, []string{"failed: pg_dump: boom"}},
+		{"last failed", []*DBBackup{failed, ok("default", 2*time.Hour)}, nil, []string{"failed: pg_dump: boom"}},
 		{"other alias failed is its own", []*DBBackup{ok("metrics", time.Minute), failed}, nil, []string{"last backup of default (9"}},
-		{"schedule on time", []*DBBackup{ok("default", 30 * time.Hour)}, []*DBBackupSchedule{daily}, nil},
-		{"schedule behind", []*DBBackup{ok("default", 49 * time.Hour)}, []*DBBackupSchedule{daily}, []string{"is behind: the last successful backup"}},
+		{"schedule on time", []*DBBackup{ok("default", 30*time.Hour)}, []*DBBackupSchedule{daily}, nil},
+		{"schedule behind", []*DBBackup{ok("default", 49*time.Hour)}, []*DBBackupSchedule{daily}, []string{"is behind: the last successful backup"}},
 		{"schedule never succeeded", nil, []*DBBackupSchedule{daily}, []string{"no backup has succeeded since"}},
 		{"new schedule", nil, []*DBBackupSchedule{{Alias: "default", Schedule: "@daily", Created: now.Add(-time.Hour)}}, nil},
 	} {
