@@ -288,3 +288,49 @@ func TestDBBackupRestoreMariaDB(t *testing.T) {
 		t.Fatalf("after the restore the app counts %d greetings, want %d (%d before the backup; %d after)", got, before+1, before, after)
 	}
 }
+
+// TestDBBackupOnWorker: an app on a worker host is backed up and restored
+// by that host's agent: the file is in the worker's data dir, and the
+// restore gives back the rows written before the backup, not after.
+func TestDBBackupOnWorker(t *testing.T) {
+	natsAddr := freeAddr(t)
+	in := StartInstance(t, "--nats-addr", natsAddr)
+	w := in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")
+	in.waitHosts(t, "local", "w1")
+	const app = "bk-remote"
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create "+app+" --host w1"))
+	in.pushOK(in.WorkTree("hello"), app)
+	greetingsRE := regexp.MustCompile(`<p>greetings: (\d+)<`)
+	greetings := func() int {
+		t.Helper()
+		code, body := w.Get(app, "/")
+		m := greetingsRE.FindStringSubmatch(body)
+		if code != 200 || m == nil {
+			t.Fatalf("GET / on w1: %d %q", code, body)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	before := greetings()
+	out := must(t, "db:backup", in.SSH(in.AdminKey, "db:backup "+app))
+	m := backupIDRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("db:backup printed %q", out)
+	}
+	l := in.dbBackups(app)
+	if len(l.Backups) != 1 || l.Backups[0].Status != "succeeded" {
+		t.Fatalf("db:backups: %+v", l)
+	}
+	if fi, err := os.Stat(filepath.Join(w.Data, "db-backups", app, l.Backups[0].File)); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != l.Backups[0].Size {
+		t.Fatalf("the backup file on w1: %v %v", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(in.Data, "db-backups", app)); err == nil {
+		t.Errorf("the backup of w1's app is on the conductor's host")
+	}
+	after := greetings()
+	out = must(t, "db:restore", in.SSH(in.AdminKey, "db:restore "+app+" "+m[1]+" --confirm"))
+	t.Logf("db:restore on w1: %s", strings.TrimSpace(strings.ReplaceAll(out, "\n", " | ")))
+	if n := greetings(); n != before+1 {
+		t.Fatalf("after the restore w1's app counts %d greetings, want %d (%d before the backup; %d after)", n, before+1, before, after)
+	}
+}
