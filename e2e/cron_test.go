@@ -150,3 +150,46 @@ func TestCron(t *testing.T) {
 		t.Fatalf("logs --process cron shows other processes: %s", r)
 	}
 }
+
+// TestCronOnWorker: an app on a worker's host has its entries fired by
+// that host's scheduler (its state over NATS), cron:run reaches it there,
+// and its output is in that host's logs.
+func TestCronOnWorker(t *testing.T) {
+	t.Setenv("CONDUCTOR_TEST_CRON_SECONDS", "1")
+	natsAddr := freeAddr(t)
+	in := StartInstance(t, "--nats-addr", natsAddr)
+	w := in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")
+	in.waitHosts(t, "local", "w1")
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote --host w1"))
+	work := in.WorkTree("hello")
+	writeFile(t, filepath.Join(work, "app.json"), `{"cron": [
+  {"name": "tick", "command": "echo tick-$CONDUCTOR_APP", "schedule": "*/2 * * * * *"},
+  {"name": "host", "command": "echo on-$(hostname)-$PWD", "schedule": "@yearly"}
+]}`)
+	in.Commit(work, "cron")
+	in.pushOK(work, "remote")
+	r := in.SSH(in.AdminKey, "cron:run remote host")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "-"+w.Data) {
+		t.Fatalf("cron:run on w1 (data %s): %s", w.Data, r)
+	}
+	waitFor(t, "a scheduled run of tick on w1", func() bool {
+		var runs []struct {
+			Entry   string `json:"entry"`
+			Trigger string `json:"trigger"`
+			Status  string `json:"status"`
+		}
+		r := in.SSH(in.AdminKey, "cron remote --runs 20 --json")
+		if json.Unmarshal([]byte(r.Stdout), &runs) != nil {
+			return false
+		}
+		for _, x := range runs {
+			if x.Entry == "tick" && x.Trigger == "schedule" && x.Status == "succeeded" {
+				return true
+			}
+		}
+		return false
+	})
+	if r := in.SSH(in.AdminKey, "logs remote --process cron -n 50"); !strings.Contains(r.Stdout, ": tick-remote") {
+		t.Fatalf("logs --process cron on w1: %s", r)
+	}
+}
