@@ -53,6 +53,12 @@ type Manager struct {
 	// another host to that host (a restart job, whose builder writes it for
 	// its nginx) and reports whether it did; the others are Reloaded here.
 	Deliver func(ctx context.Context, c *conductor.Certificate) (bool, error)
+	// Expiring, when set, is told of a certificate due for renewal that was
+	// not renewed (given with domains:cert, no ACME directory, or its
+	// renewal failed: why says which), at most once a day per domain
+	// (the cert.expiring notification).
+	Expiring func(c *conductor.Certificate, why string)
+	warned   map[string]time.Time // domain -> when Expiring was last called; Renew's
 
 	mu     sync.Mutex // one issuance at a time: they share the account and challenge dir
 	client *acme.Client

@@ -34,13 +34,16 @@ func (m *Manager) Renew(ctx context.Context) {
 		}
 		if c.Source != conductor.CertACME {
 			slog.Warn("a certificate given with domains:cert expires soon: give a new one", "domain", c.Domain, "not_after", c.NotAfter)
+			m.expiring(c, now, "it was given with domains:cert: give a new one")
 			continue
 		}
 		if c.LastError != "" && now.Sub(c.UpdatedAt) < retryFailed {
+			m.expiring(c, now, "its renewal failed: "+c.LastError)
 			continue
 		}
 		if m.CanIssue() != nil {
 			slog.Warn("cannot renew: no ACME directory configured", "domain", c.Domain, "not_after", c.NotAfter)
+			m.expiring(c, now, "no ACME directory is configured to renew it")
 			continue
 		}
 		slog.Info("renewing certificate", "domain", c.Domain, "not_after", c.NotAfter)
@@ -50,6 +53,7 @@ func (m *Manager) Renew(ctx context.Context) {
 			if err := m.Store.SetCertificateError(ctx, c.AppID, c.Domain, conductor.ErrorMessage(err)); err != nil {
 				slog.Error("renewal: record error", "domain", c.Domain, "err", err)
 			}
+			m.expiring(c, now, "its renewal failed: "+conductor.ErrorMessage(err))
 			continue
 		}
 		slog.Info("certificate renewed", "domain", c.Domain, "not_after", nc.NotAfter)
@@ -101,4 +105,16 @@ func (m *Manager) RenewLoop(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// expiring calls Expiring for c, at most once a day per domain.
+func (m *Manager) expiring(c *conductor.Certificate, now time.Time, why string) {
+	if m.Expiring == nil || now.Sub(m.warned[c.Domain]) < 24*time.Hour {
+		return
+	}
+	if m.warned == nil {
+		m.warned = map[string]time.Time{}
+	}
+	m.warned[c.Domain] = now
+	m.Expiring(c, why)
 }

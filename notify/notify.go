@@ -62,6 +62,7 @@ type Event struct {
 	Ref      string    `json:"ref,omitempty"`
 	Pusher   string    `json:"pusher,omitempty"`
 	Process  string    `json:"process,omitempty"`  // the process type (process.crashing)
+	Domain   string    `json:"domain,omitempty"`   // cert.expiring
 	Duration float64   `json:"duration,omitempty"` // seconds
 	Error    string    `json:"error,omitempty"`    // one line
 	Log      string    `json:"log,omitempty"`      // the command that shows the log
@@ -305,5 +306,14 @@ func CronEvent(app, host, entry, release string, status string, took time.Durati
 		Event: CronFailed, App: app, Host: host, Release: release, Duration: took.Round(time.Millisecond).Seconds(), Error: errLine,
 		Log:     "logs " + app + " --process cron",
 		Message: fmt.Sprintf("%s: scheduled job %s %s: %s", app, entry, status, errLine),
+	}
+}
+
+// CertEvent is cert.expiring of one of app's domains.
+func CertEvent(app, domain string, notAfter time.Time, why string) Event {
+	return Event{
+		Event: CertExpiring, App: app, Domain: domain, Error: FirstLine(why),
+		Log:     "domains " + app,
+		Message: fmt.Sprintf("%s: the certificate of %s expires %s and was not renewed: %s", app, domain, notAfter.UTC().Format(time.RFC3339), FirstLine(why)),
 	}
 }

@@ -185,7 +185,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	go watchCrashes(ctx, h, q, o.name)
 	agents := &agent.Client{NC: q.NATS()}
-	certs, err := o.tls.start(ctx, data, o.httpsAddr, db, tlsHosts{local: o.name, ngx: h.Nginx, agents: agents, queue: q})
+	certs, err := o.tls.start(ctx, data, o.httpsAddr, db, tlsHosts{local: o.name, ngx: h.Nginx, agents: agents, queue: q, notify: notifier})
 	if err != nil {
 		return err
 	}

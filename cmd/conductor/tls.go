@@ -23,6 +23,7 @@ import (
 	"github.com/hasadna/conductor/gitserver"
 	"github.com/hasadna/conductor/hooks"
 	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/notify"
 	"github.com/hasadna/conductor/queue"
 )
 
@@ -69,10 +70,11 @@ func (o *tlsOptions) validate(httpsAddr string) error {
 
 // tlsHosts is what the certificate manager needs to reach the apps' hosts.
 type tlsHosts struct {
-	local  string        // this host's name
-	ngx    *nginx.Nginx  // this host's nginx
-	agents *agent.Client // the other hosts' agents (ACME challenges)
-	queue  *queue.Queue  // restart jobs that take renewed certificates there
+	local  string           // this host's name
+	ngx    *nginx.Nginx     // this host's nginx
+	agents *agent.Client    // the other hosts' agents (ACME challenges)
+	queue  *queue.Queue     // restart jobs that take renewed certificates there
+	notify *notify.Notifier // cert.expiring
 }
 
 // start makes the certificate manager and runs its renewal loop until ctx
@@ -114,6 +116,14 @@ func (o *tlsOptions) start(ctx context.Context, data, httpsAddr string, store co
 				Ref: "certificate of " + c.Domain + " renewed", Pusher: "conductor", CreatedAt: time.Now().UTC()}
 			return true, hosts.queue.Publish(ctx, job)
 		},
+	}
+	m.Expiring = func(c *conductor.Certificate, why string) {
+		app, err := appByID(ctx, store, c.AppID)
+		if err != nil {
+			slog.Error("cert.expiring: find the app", "domain", c.Domain, "err", err)
+			return
+		}
+		hosts.notify.Emit(notify.CertEvent(app.Name, c.Domain, c.NotAfter, why))
 	}
 	go m.RenewLoop(ctx, o.renewCheck)
 	slog.Info("serving HTTPS", "https", httpsAddr, "acme", o.directory, "renew_before", o.renewBefore)
