@@ -239,6 +239,10 @@ func (s *Server) dbRestoreCommand() *cobra.Command {
 // restoreDB restores b with the app in maintenance (unless it was
 // already), its processes stopped by its host meanwhile.
 func (s *Server) restoreDB(ctx context.Context, app *conductor.App, b *conductor.DBBackup, out io.Writer) error {
+	if !s.backupSched.startRestore(app.ID) {
+		return conductor.Errorf(conductor.ECONFLICT, "a restore of %s is running: wait for it to end", app.Name)
+	}
+	defer s.backupSched.endRestore(app.ID)
 	_, err := s.store.Maintenance(ctx, app.ID)
 	wasOn := err == nil
 	if err != nil && conductor.ErrorCode(err) != conductor.ENOTFOUND {
@@ -331,7 +335,7 @@ func (s *Server) dbBackupsScheduleCommand() *cobra.Command {
 }
 
 // parseBackupSchedule parses a standard cron expression or descriptor,
-// refusing one that runs more often than once a minute.
+// refusing one that runs more often than minBackupPeriod.
 func parseBackupSchedule(expr string) (cron.Schedule, error) {
 	if len(expr) > 100 || strings.ContainsAny(expr, "\n\r\x00") {
 		return nil, conductor.Errorf(conductor.EINVALID, "invalid schedule: use a cron expression such as \"@daily\" or \"30 3 * * *\"")

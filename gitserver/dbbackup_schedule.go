@@ -24,6 +24,29 @@ type backupScheduler struct {
 	mu      sync.Mutex
 	wake    chan struct{}
 	running map[string]bool // app id/alias of backups in flight
+	// restoring holds the apps with a db:restore in flight: a second one
+	// would take the app out of maintenance under the first.
+	restoring map[int64]bool
+}
+
+// startRestore marks a restore of the app as running, or tells that one is.
+func (b *backupScheduler) startRestore(appID int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.restoring[appID] {
+		return false
+	}
+	if b.restoring == nil {
+		b.restoring = map[int64]bool{}
+	}
+	b.restoring[appID] = true
+	return true
+}
+
+func (b *backupScheduler) endRestore(appID int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.restoring, appID)
 }
 
 func (b *backupScheduler) wakeChan() chan struct{} {
