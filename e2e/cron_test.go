@@ -3,9 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCron: app.json's cron entries deploy with the code. A bad schedule
@@ -38,7 +40,8 @@ func TestCron(t *testing.T) {
   "cron": [
     {"name": "env", "command": "echo \"user=$(id -un) release=$CONDUCTOR_RELEASE greeting=$GREETING dir=$(pwd)\"", "schedule": "CRON_TZ=Europe/Paris 0 3 * * *"},
     {"name": "fail", "command": "echo failing; exit 3", "schedule": "@monthly"},
-    {"name": "slow", "command": "echo tick; sleep 2.5", "schedule": "* * * * * *", "timeout": "1m"}
+    {"name": "slow", "command": "echo tick; sleep 2.5", "schedule": "* * * * * *", "timeout": "1m"},
+    {"name": "hang", "command": "echo hanging; (sleep 60 &); sleep 60", "schedule": "@yearly", "timeout": 1}
   ]
 }
 `)
@@ -80,6 +83,15 @@ func TestCron(t *testing.T) {
 	if r.Code != 3 || !strings.Contains(r.Stdout, "failing") {
 		t.Fatalf("cron:run fail: want exit 3 and its output: %s", r)
 	}
+	// At its timeout a run is killed with what it started.
+	began := time.Now()
+	r = in.SSH(in.AdminKey, "cron:run "+app+" hang")
+	if r.Code != 128+9 || !strings.Contains(r.Stdout, "hanging") || time.Since(began) > 20*time.Second {
+		t.Fatalf("cron:run hang: want it killed at its 1 s timeout: %s", r)
+	}
+	if out, _ := exec.Command("pgrep", "-u", app, "-f", "sleep 60").Output(); os.Geteuid() == 0 && len(out) > 0 {
+		t.Fatalf("the timed-out run left processes: %s", out)
+	}
 	if r := in.SSH(in.AdminKey, "cron:run "+app+" nope"); r.Code == 0 || !strings.Contains(r.Stderr, "no cron entry nope") {
 		t.Fatalf("cron:run of a missing entry: %s", r)
 	}
@@ -101,7 +113,7 @@ func TestCron(t *testing.T) {
 		Last     *run   `json:"last"`
 	}
 	r = in.SSH(in.AdminKey, "cron "+app+" --json")
-	if err := json.Unmarshal([]byte(r.Stdout), &entries); err != nil || len(entries) != 3 {
+	if err := json.Unmarshal([]byte(r.Stdout), &entries); err != nil || len(entries) != 4 {
 		t.Fatalf("cron --json: %v: %s", err, r)
 	}
 	if e := entries[1]; e.ID != "fail" || e.Last == nil || e.Last.Status != "failed" || e.Last.ExitCode != 3 || e.Next == "" {
@@ -113,6 +125,12 @@ func TestCron(t *testing.T) {
 
 	// The scheduler fires "slow" every second; a run lasts 2.5 s, so the
 	// ones due meanwhile are skipped and recorded.
+	var hang *run
+	r = in.SSH(in.AdminKey, "cron "+app+" --json")
+	_ = json.Unmarshal([]byte(r.Stdout), &entries)
+	if hang = entries[3].Last; hang == nil || hang.Status != "timed out" {
+		t.Fatalf("the timed-out run is not recorded as such: %s", r)
+	}
 	var runs []run
 	waitFor(t, "a scheduled run of slow to succeed and one to be skipped", func() bool {
 		r := in.SSH(in.AdminKey, "cron "+app+" --runs 100 --json")
