@@ -331,3 +331,36 @@ func TestNotifications(t *testing.T) {
 		t.Errorf("audit keeps a webhook URL's path:\n%s", audit)
 	}
 }
+
+// TestNotificationsOnWorker: an app on a worker's host gets the same
+// events: its deploy's outcome (recorded over natsstore on the
+// conductor) and a failed scheduled job (sent by the worker over NATS).
+func TestNotificationsOnWorker(t *testing.T) {
+	recv := newHookReceiver(t)
+	natsAddr := freeAddr(t)
+	in := StartInstance(t, "--nats-addr", natsAddr, "--notify-allow-private")
+	in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")
+	in.waitHosts(t, "local", "w1")
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote --host w1"))
+	sub := addHook(t, in, in.AdminKey, recv.URL+"/ok --app remote --events deploy.succeeded,cron.failed")
+
+	work := in.WorkTree("hello")
+	writeFile(t, filepath.Join(work, "app.json"), `{"cron": [{"name": "fail", "command": "exit 3", "schedule": "@monthly"}]}`)
+	in.Commit(work, "a job that fails")
+	if r := in.Push(work, "remote", "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	h := findEvent(recv.wait(t, "deploy.succeeded", "/ok", withEvent("deploy.succeeded")), "deploy.succeeded")
+	checkSignature(t, h, sub.Secret)
+	if h.Event["app"] != "remote" || h.Event["host"] != "w1" || h.Event["release"] != "v1" {
+		t.Errorf("deploy.succeeded of an app on w1: %s", h.Body)
+	}
+	if r := in.SSH(in.AdminKey, "cron:run remote fail"); r.Code == 0 {
+		t.Errorf("cron:run of a failing job: %s", r)
+	}
+	h = findEvent(recv.wait(t, "cron.failed", "/ok", withEvent("cron.failed")), "cron.failed")
+	checkSignature(t, h, sub.Secret)
+	if h.Event["app"] != "remote" || h.Event["host"] != "w1" {
+		t.Errorf("cron.failed of an app on w1: %s", h.Body)
+	}
+}

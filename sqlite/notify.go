@@ -139,15 +139,16 @@ func (db *DB) PendingDeliveries(ctx context.Context) ([]*notify.Delivery, error)
 }
 
 // DeployEvent describes a finished deploy for its notification: its app,
-// commit, pusher, duration and, when it succeeded, its release number.
+// host ("" for the conductor's), commit, pusher, duration and, when it
+// succeeded, its release number.
 func (db *DB) DeployEvent(ctx context.Context, id string) (*notify.Event, error) {
 	var ev notify.Event
 	var created, finished, status string
 	var number sql.NullInt64
-	err := db.db.QueryRowContext(ctx, `SELECT a.name, d.rev, d.ref, d.pusher, d.status, d.error, d.created_at, d.finished_at,
+	err := db.db.QueryRowContext(ctx, `SELECT a.name, a.host, d.rev, d.ref, d.pusher, d.status, d.error, d.created_at, d.finished_at,
 			(SELECT r.number FROM releases r WHERE r.id = d.id)
 		FROM deploys d JOIN apps a ON a.id = d.app_id WHERE d.id = ?`, id).
-		Scan(&ev.App, &ev.Commit, &ev.Ref, &ev.Pusher, &status, &ev.Error, &created, &finished, &number)
+		Scan(&ev.App, &ev.Host, &ev.Commit, &ev.Ref, &ev.Pusher, &status, &ev.Error, &created, &finished, &number)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, conductor.Errorf(conductor.ENOTFOUND, "deploy %s not found", id)
 	} else if err != nil {
