@@ -48,3 +48,29 @@ func TestPrivateAddressesRefused(t *testing.T) {
 		t.Fatalf("deliveries %+v, %v", ds, err)
 	}
 }
+
+// TestDeliveriesPruned: a subscription keeps its newest 100 deliveries.
+func TestDeliveriesPruned(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sub := &notify.Subscription{URL: "https://example.com/x", Events: notify.Events, Format: notify.FormatJSON, Secret: "s", CreatedBy: "admin"}
+	if err := db.AddSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for range 130 {
+		d := &notify.Delivery{SubscriptionID: sub.ID, Event: notify.DeployFailed, Status: notify.StatusFailed, Body: []byte("{}")}
+		if err := db.AddDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		last = d.ID
+	}
+	ds, err := db.ListDeliveries(ctx, sub.ID, 1000)
+	if err != nil || len(ds) > 101 || len(ds) < 100 || ds[0].ID != last {
+		t.Fatalf("after 130 deliveries %d are kept (newest %d, want %d): %v", len(ds), ds[0].ID, last, err)
+	}
+}

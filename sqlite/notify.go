@@ -93,8 +93,18 @@ func (db *DB) AddDelivery(ctx context.Context, d *notify.Delivery) error {
 	}
 	d.CreatedAt = parseTime(created)
 	d.UpdatedAt = d.CreatedAt
+	// The log stays bounded: a subscription keeps its newest finished
+	// deliveries (notify lists the last 10).
+	if _, err := db.db.ExecContext(ctx, `DELETE FROM notify_deliveries WHERE subscription_id = ? AND status != 'pending'
+		AND id <= (SELECT id FROM notify_deliveries WHERE subscription_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+		d.SubscriptionID, d.SubscriptionID, keepDeliveries); err != nil {
+		return fmt.Errorf("prune deliveries: %w", err)
+	}
 	return nil
 }
+
+// keepDeliveries is how many deliveries a subscription keeps.
+const keepDeliveries = 100
 
 // UpdateDelivery records an attempt's outcome. A delivery whose
 // subscription was removed meanwhile is gone, which is not an error.
