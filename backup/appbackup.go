@@ -109,10 +109,11 @@ func dumpTo(ctx context.Context, db AppDB, w io.Writer) error {
 //   - SQLite: the app's user checks the copy (PRAGMA integrity_check), then
 //     sqlite3's .restore copies it in with SQLite's backup API, in one write
 //     transaction on the app's file: rolled back if it fails.
-//   - PostgreSQL: pg_restore --clean --single-transaction: the tables of
-//     the backup are dropped and recreated, and their rows loaded, in one
-//     transaction (PostgreSQL's DDL is transactional). Objects the backup
-//     does not have (a table made after it) are left alone.
+//   - PostgreSQL: pg_restore turns the archive into SQL first (a damaged
+//     archive fails there, before the database is touched), then psql runs,
+//     in one transaction (PostgreSQL's DDL is transactional), DROP SCHEMA
+//     public CASCADE, CREATE SCHEMA public and that SQL: what was made
+//     after the backup goes too.
 //   - MariaDB has no transactional DDL: the current database is dumped
 //     first (a file next to the backup), the backup loaded, and on failure
 //     the first dump loaded back.
@@ -128,13 +129,7 @@ func RestoreApp(ctx context.Context, db AppDB, dir, name, sum string) error {
 	case conductor.DBSQLite:
 		return restoreSQLite(ctx, db, path)
 	case conductor.DBPostgres:
-		host, port := db.Server.Endpoint()
-		if err := runClient(ctx, postgresEnv(db.DB, host, port), nil, io.Discard,
-			"pg_restore", "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
-			"--no-owner", "--no-privileges", "--dbname="+db.DB.Name, "--", path); err != nil {
-			return fmt.Errorf("%w; the transaction was rolled back: the database is as it was", err)
-		}
-		return nil
+		return restorePostgres(ctx, db, dir, name)
 	case conductor.DBMySQL:
 		return restoreMariaDB(ctx, db, dir, name)
 	}
@@ -342,6 +337,35 @@ func checkDumpEnd(path string) error {
 	}
 	if !strings.Contains(string(tail), mariadbDumpEnd) {
 		return conductor.Errorf(conductor.EINVALID, "the backup is not a complete mariadb-dump (no %q at its end); nothing was changed", mariadbDumpEnd)
+	}
+	return nil
+}
+
+// restorePostgres restores a pg_dump archive as described at RestoreApp.
+func restorePostgres(ctx context.Context, db AppDB, dir, name string) error {
+	host, port := db.Server.Endpoint()
+	sqlPath := filepath.Join(dir, name+".restore.sql")
+	f, err := os.OpenFile(sqlPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(sqlPath)
+	// The public schema is dropped and made again first, in the same
+	// transaction: the tables of the backup are then made afresh, and
+	// those made since it are gone.
+	_, err = io.WriteString(f, "SET client_min_messages = warning;\nDROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
+	if err == nil {
+		err = runClient(ctx, nil, nil, f, "pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--file=-", "--", filepath.Join(dir, name))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("read the backup: %w; nothing was changed", err)
+	}
+	if err := runClient(ctx, postgresEnv(db.DB, host, port), nil, io.Discard,
+		"psql", "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1", "--file="+sqlPath); err != nil {
+		return fmt.Errorf("%w; the transaction was rolled back: the database is as it was", err)
 	}
 	return nil
 }

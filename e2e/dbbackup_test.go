@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hasadna/conductor/internal/dbtest"
 )
@@ -120,6 +123,24 @@ func TestDBBackupRestore(t *testing.T) {
 			if after <= before {
 				t.Fatalf("greetings %d after %d", after, before)
 			}
+			// A table made after the backup (as a later migration would,
+			// as the app) is gone after the restore.
+			var appConn *pgx.Conn
+			if tc.kind == "postgres" {
+				creds := creds(in, app)
+				cfg, err := pgx.ParseConfig(pg.AdminDSN)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Database, cfg.User, cfg.Password = creds.Name, creds.User, creds.Password
+				if appConn, err = pgx.ConnectConfig(context.Background(), cfg); err != nil {
+					t.Fatal(err)
+				}
+				defer appConn.Close(context.Background())
+				if _, err := appConn.Exec(context.Background(), `CREATE TABLE made_after (id int)`); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			refused(t, "restore without --confirm", in.SSH(in.AdminKey, "db:restore "+app+" "+id), "--confirm")
 			refused(t, "restore as a developer", in.SSH(dev, "db:restore "+app+" "+id+" --confirm"), "needs an admin")
@@ -165,6 +186,26 @@ func TestDBBackupRestore(t *testing.T) {
 			}
 			sum = sha256.Sum256(good)
 			in.stateQuery(`UPDATE db_backups SET sha256 = '%s' WHERE id = %s`, hex.EncodeToString(sum[:]), id)
+			if tc.kind == "postgres" {
+				// A sound archive whose restore fails after DROP SCHEMA
+				// public CASCADE ran (CREATE SCHEMA is refused): rolled
+				// back, every table and row is still there.
+				admin := pgAdmin(t, pg, creds(in, app).Name)
+				if _, err := admin.Exec(context.Background(), `REVOKE CREATE ON DATABASE "`+app+`" FROM "`+app+`"`); err != nil {
+					t.Fatal(err)
+				}
+				r := in.SSH(in.AdminKey, "db:restore "+app+" "+id+" --confirm")
+				if r.Code == 0 || !strings.Contains(r.Stderr, "rolled back") {
+					t.Fatalf("restore that fails half way: %s", r)
+				}
+				t.Logf("postgres restore failing after its DROP SCHEMA: %s", strings.TrimSpace(r.Stderr))
+				if _, err := admin.Exec(context.Background(), `GRANT CREATE ON DATABASE "`+app+`" TO "`+app+`"`); err != nil {
+					t.Fatal(err)
+				}
+				if n := in.greetings(app, "v1"); n != after+3 {
+					t.Fatalf("after a rolled-back restore the app counts %d, want %d", n, after+3)
+				}
+			}
 			start = time.Now()
 			out = must(t, "db:restore", in.SSH(in.AdminKey, "db:restore "+app+" "+id+" --confirm"))
 			t.Logf("db:restore %s: %s (%s over SSH)", tc.kind, strings.TrimSpace(strings.ReplaceAll(out, "\n", " | ")), time.Since(start).Round(time.Millisecond))
@@ -173,6 +214,12 @@ func TestDBBackupRestore(t *testing.T) {
 			}
 			if n := in.greetings(app, "v1"); n != before+1 {
 				t.Fatalf("after the restore the app counts %d greetings, want %d (%d before the backup + this one; %d were written after it)", n, before+1, before, after)
+			}
+			if appConn != nil {
+				var n int
+				if err := appConn.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE tablename = 'made_after'`).Scan(&n); err != nil || n != 0 {
+					t.Errorf("the table made after the backup: %d, %v; want it gone", n, err)
+				}
 			}
 			if got := in.stateQuery(`SELECT count(*) FROM app_maintenance WHERE app_id = (SELECT id FROM apps WHERE name = '%s')`, app); got != "0" {
 				t.Errorf("the app is still in maintenance after the restore: %s", got)
@@ -334,3 +381,5 @@ func TestDBBackupOnWorker(t *testing.T) {
 		t.Fatalf("after the restore w1's app counts %d greetings, want %d (%d before the backup; %d after)", n, before+1, before, after)
 	}
 }
+
+func creds(in *Instance, app string) dbCreds { return in.appCreds(app) }
