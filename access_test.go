@@ -34,6 +34,7 @@ var (
 		"redis", "db", "db:list",
 		"db:backup", "db:backups",
 		"maintenance", "maintenance:on", "maintenance:off",
+		"cron", "cron:run",
 	}
 	changingOps = []string{
 		conductor.OpPush, "apps:create", "apps:destroy", "apps:set", "config:set", "config:unset", "deploy", "rollback", "deploys:cancel",
@@ -44,6 +45,7 @@ var (
 		"db:create", "db:destroy",
 		"db:backup", "db:restore", "db:backups:schedule",
 		"maintenance:on", "maintenance:off",
+		"cron:run",
 		"notify:add", "notify:remove", "notify:test",
 	}
 )
