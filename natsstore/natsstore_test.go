@@ -3,7 +3,6 @@ package natsstore_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -11,47 +10,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hasadna/conductor"
-	"github.com/hasadna/conductor/natsstore"
-	"github.com/hasadna/conductor/queue"
-	"github.com/hasadna/conductor/sqlite"
 )
 
 // A worker's view of the state over NATS is the conductor's SQLite store:
 // results, filled-in arguments and error codes come back as they are.
 func TestClientAgainstSQLite(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	const token = "natsstore-test-token-0123456789"
-	tlsConf, caFile, err := queue.ServerTLS(filepath.Join(dir, queue.TLSDir), []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := queue.StartServer("127.0.0.1:0", filepath.Join(dir, "nats"), token, tlsConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "conductor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	serverConn, err := nats.Connect(ns.ClientURL(), nats.Token(token), nats.RootCAs(caFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer serverConn.Close()
-	serveCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	if err := natsstore.Serve(serveCtx, serverConn, db); err != nil {
-		t.Fatal(err)
-	}
-	workerConn, err := nats.Connect(ns.ClientURL(), nats.Token(token), nats.RootCAs(caFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer workerConn.Close()
-	c := &natsstore.Client{NC: workerConn, Timeout: time.Second}
+	db, c, stop := startState(t)
+	c.Timeout = time.Second
 
 	if _, err := c.FindApp(ctx, "nope"); conductor.ErrorCode(err) != conductor.ENOTFOUND {
 		t.Fatalf("FindApp(nope) = %v, want ENOTFOUND", err)

@@ -2,54 +2,16 @@ package natsstore_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/hasadna/conductor"
-	"github.com/hasadna/conductor/natsstore"
-	"github.com/hasadna/conductor/queue"
-	"github.com/hasadna/conductor/sqlite"
 )
 
 // TestMoveAppPortOverNATS: a worker moves an app's taken port through the
 // conductor's state, which skips ports other apps hold.
 func TestMoveAppPortOverNATS(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	const token = "natsstore-test-token-0123456789"
-	tlsConf, caFile, err := queue.ServerTLS(filepath.Join(dir, queue.TLSDir), []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := queue.StartServer("127.0.0.1:0", filepath.Join(dir, "nats"), token, tlsConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "conductor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	serverConn, err := nats.Connect(ns.ClientURL(), nats.Token(token), nats.RootCAs(caFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer serverConn.Close()
-	serveCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	if err := natsstore.Serve(serveCtx, serverConn, db); err != nil {
-		t.Fatal(err)
-	}
-	workerConn, err := nats.Connect(ns.ClientURL(), nats.Token(token), nats.RootCAs(caFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer workerConn.Close()
-	c := &natsstore.Client{NC: workerConn, Timeout: 5 * time.Second}
+	db, c, _ := startState(t)
 
 	shop := &conductor.App{Name: "shop", DBKind: conductor.DBSQLite, Host: "h1", Ports: [2]int{20000, 20001}, SecretKey: "a"}
 	blog := &conductor.App{Name: "blog", DBKind: conductor.DBSQLite, Host: "h1", Ports: [2]int{20002, 20003}, SecretKey: "b"}
