@@ -1,7 +1,9 @@
 // Package procnet reads who listens on a TCP port from /proc: the listening
 // sockets in /proc/net/tcp and tcp6, and the processes holding them (a
 // socket's inode among the descriptors of /proc/<pid>/fd). The builder uses
-// it to tell an app's own process from another program on the app's port.
+// it to tell an app's own process from another program on the app's port,
+// and (Activity) to tell a process that has booted and waits for work from
+// one still starting.
 package procnet
 
 import (
