@@ -49,17 +49,19 @@ func (q *Queue) hostsKV(ctx context.Context) (jetstream.KeyValue, error) {
 }
 
 // Announce registers this host and keeps its entry fresh until ctx ends,
-// then removes it. Another live worker with the same host name (and a
-// different data dir) makes it fail: two consumers of one host's jobs would
-// break the one-job-per-app rule.
-func (q *Queue) Announce(ctx context.Context, info HostInfo) error {
+// then removes it; the returned channel closes once it is removed, so a
+// stopping process can wait for it (else the entry outlives the process
+// until it expires, and the host looks up meanwhile). Another live worker
+// with the same host name (and a different data dir) makes it fail: two
+// consumers of one host's jobs would break the one-job-per-app rule.
+func (q *Queue) Announce(ctx context.Context, info HostInfo) (<-chan struct{}, error) {
 	kv, err := q.hostsKV(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	info.StartedAt = time.Now().UTC()
 	if cur, err := q.Host(ctx, info.Name); err == nil && cur.Instance != info.Instance {
-		return conductor.Errorf(conductor.ECONFLICT, "host %s is already served by another worker (started %s, version %s); stop it or pick another --host",
+		return nil, conductor.Errorf(conductor.ECONFLICT, "host %s is already served by another worker (started %s, version %s); stop it or pick another --host",
 			info.Name, cur.StartedAt.Format(time.RFC3339), cur.Version)
 	}
 	put := func() error {
@@ -69,9 +71,11 @@ func (q *Queue) Announce(ctx context.Context, info HostInfo) error {
 		return err
 	}
 	if err := put(); err != nil {
-		return fmt.Errorf("announce host %s: %w", info.Name, err)
+		return nil, fmt.Errorf("announce host %s: %w", info.Name, err)
 	}
+	withdrawn := make(chan struct{})
 	go func() {
+		defer close(withdrawn)
 		t := time.NewTicker(hostBeat)
 		defer t.Stop()
 		for {
@@ -89,7 +93,7 @@ func (q *Queue) Announce(ctx context.Context, info HostInfo) error {
 			}
 		}
 	}()
-	return nil
+	return withdrawn, nil
 }
 
 // Host returns a live host's entry (ENOTFOUND when it is down or unknown).

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -95,6 +96,7 @@ type host struct {
 
 	stopChildren context.CancelFunc
 	jobs         sync.WaitGroup
+	withdrawn    <-chan struct{} // closed once the host's entry is removed (queue.Announce)
 }
 
 // startHost starts circusd and nginx under data (or adopts those a previous
@@ -171,10 +173,12 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 	if err != nil {
 		return err
 	}
-	if err := q.Announce(ctx, queue.HostInfo{Name: o.name, Instance: id, Capacity: o.jobs, Version: version,
-		Address: o.httpAddr, HTTPS: o.httpsAddr}); err != nil {
+	withdrawn, err := q.Announce(ctx, queue.HostInfo{Name: o.name, Instance: id, Capacity: o.jobs, Version: version,
+		Address: o.httpAddr, HTTPS: o.httpsAddr})
+	if err != nil {
 		return err
 	}
+	h.withdrawn = withdrawn
 	if err := q.ServeCancel(ctx, o.name, h.Builder.Cancel); err != nil {
 		return err
 	}
@@ -235,6 +239,16 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 // stop-all` stops them.
 func (h *host) Stop() {
 	h.jobs.Wait()
+	if h.withdrawn != nil {
+		// "hosts" and pushes say the host is down as soon as it is, not
+		// when its entry expires: Announce removes it within 2 s of the
+		// host's context ending (bounded: Stop also runs when starting
+		// failed, with the context still live).
+		select {
+		case <-h.withdrawn:
+		case <-time.After(3 * time.Second):
+		}
+	}
 	h.stopChildren()
 	if h.Nginx != nil {
 		h.Nginx.Wait()
