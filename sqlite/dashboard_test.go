@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hasadna/conductor"
+)
+
+// TestDashboardLogins: a token logs in once and only before it expires; a
+// session is found by its hash until it expires or is ended.
+func TestDashboardLogins(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	alice, err := db.CreateUser(ctx, "alice", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := db.AddDashboardToken(ctx, alice.ID, []byte("tok1"), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.UseDashboardToken(ctx, []byte("tok1"), []byte("sess1"), "test", now, now.Add(time.Hour))
+	if err != nil || s.User != "alice" || s.ID == 0 {
+		t.Fatalf("UseDashboardToken = %+v, %v", s, err)
+	}
+	_, err = db.UseDashboardToken(ctx, []byte("tok1"), []byte("sess2"), "test", now, now.Add(time.Hour))
+	wantCode(t, "a used token", err, conductor.ENOTFOUND)
+
+	if err := db.AddDashboardToken(ctx, alice.ID, []byte("tok2"), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.UseDashboardToken(ctx, []byte("tok2"), []byte("sess3"), "test", now.Add(2*time.Minute), now.Add(time.Hour))
+	wantCode(t, "an expired token", err, conductor.ENOTFOUND)
+	_, err = db.UseDashboardToken(ctx, []byte("tok2"), []byte("sess3"), "test", now, now.Add(time.Hour))
+	wantCode(t, "an expired token, tried again", err, conductor.ENOTFOUND)
+
+	got, err := db.DashboardSession(ctx, []byte("sess1"), now.Add(2*time.Minute))
+	if err != nil || got.ID != s.ID || got.User != "alice" {
+		t.Fatalf("DashboardSession = %+v, %v", got, err)
+	}
+	_, err = db.DashboardSession(ctx, []byte("sess1"), now.Add(2*time.Hour))
+	wantCode(t, "an expired session", err, conductor.ENOTFOUND)
+	list, err := db.ListDashboardSessions(ctx, alice.ID, now)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListDashboardSessions = %v, %v", list, err)
+	}
+	if n, err := db.EndDashboardSessions(ctx, alice.ID, 0); err != nil || n != 1 {
+		t.Fatalf("EndDashboardSessions = %d, %v", n, err)
+	}
+	_, err = db.DashboardSession(ctx, []byte("sess1"), now)
+	wantCode(t, "an ended session", err, conductor.ENOTFOUND)
+}
