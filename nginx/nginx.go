@@ -522,7 +522,7 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
 		"App": s.App, "Release": s.Release, "Hosts": tls.PlainHosts, "Port": s.Port,
 		"StaticDir": s.StaticDir, "MediaDir": s.MediaDir, "Listen": n.Listen, "TLS": tls,
-		"MaxBody": maxBody, "Maintenance": maint,
+		"MaxBody": maxBody, "Maintenance": maint, "TrafficLog": n.TrafficLog(),
 	}); err != nil {
 		return nil, fmt.Errorf("render site %s: %w", s.App, err)
 	}
@@ -575,7 +575,7 @@ func (n *Nginx) private() error {
 			return err
 		}
 	}
-	for _, name := range []string{"access.log", "error.log"} {
+	for _, name := range []string{"access.log", "error.log", trafficLogName} {
 		f, err := os.OpenFile(filepath.Join(n.Dir, name), os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
 		if err != nil {
 			return err
