@@ -31,7 +31,32 @@ type DBBackup struct {
 	Status    string        `json:"status"`
 	Error     string        `json:"error,omitempty"`
 	Scheduled bool          `json:"scheduled"`
+	// The off-host copy (the host's --backup-s3-url): RemoteStatus is ""
+	// when the host has no target, else RemoteUploading, RemoteUploaded
+	// or RemoteFailed (RemoteError says why); Remote is the object's key.
+	Remote       string `json:"remote,omitempty"`
+	RemoteStatus string `json:"remote_status,omitempty"`
+	RemoteError  string `json:"remote_error,omitempty"`
+	// Where the backup is now, as db:backups found it: LocationLocal,
+	// LocationRemote (the local file is gone), LocationBoth, LocationGone,
+	// or "" when its host could not be asked.
+	Location string `json:"location,omitempty"`
 }
+
+// Statuses of a backup's off-host copy.
+const (
+	RemoteUploading = "uploading"
+	RemoteUploaded  = "uploaded"
+	RemoteFailed    = "failed"
+)
+
+// Locations of a backup (DBBackup.Location).
+const (
+	LocationLocal  = "local"
+	LocationRemote = "remote-only"
+	LocationBoth   = "local+remote"
+	LocationGone   = "gone"
+)
 
 // DBBackupSchedule is db:backups:schedule of one alias: a cron expression
 // and how many succeeded backups to keep.
@@ -58,6 +83,9 @@ type DBBackupStore interface {
 	DBBackups(ctx context.Context, appID int64) ([]*DBBackup, error)
 	// FindDBBackup returns one of an app's backups (ENOTFOUND otherwise).
 	FindDBBackup(ctx context.Context, appID, id int64) (*DBBackup, error)
+	// SetDBBackupRemote records the state of b's off-host copy (its
+	// Remote, RemoteStatus and RemoteError).
+	SetDBBackupRemote(ctx context.Context, b *DBBackup) error
 	// DeleteDBBackup forgets a backup whose file is gone.
 	DeleteDBBackup(ctx context.Context, appID, id int64) error
 	// SetDBBackupSchedule adds or replaces an alias's schedule.
@@ -95,6 +123,9 @@ func DBBackupProblems(now time.Time, backups []*DBBackup, scheds []*DBBackupSche
 		seen[b.Alias] = true
 		if b.Status == BackupFailed {
 			problems = append(problems, fmt.Sprintf("the last backup of %s (%d, %s) failed: %s", b.Alias, b.ID, b.Started.Format(time.RFC3339), b.Error))
+		}
+		if b.Status == BackupSucceeded && b.RemoteStatus == RemoteFailed {
+			problems = append(problems, fmt.Sprintf("the off-host copy of the last backup of %s (%d, %s) failed: %s", b.Alias, b.ID, b.Started.Format(time.RFC3339), b.RemoteError))
 		}
 	}
 	out := []DBBackupScheduleStatus{}

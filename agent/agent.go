@@ -25,6 +25,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/cgroup"
+	"github.com/hasadna/conductor/offsite"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/queue"
@@ -75,6 +76,9 @@ type Host struct {
 	// in ("": this host takes no database backups).
 	Databases *provision.Databases
 	BackupDir string
+	// Offsite is where this host copies its backups off-host (the
+	// --backup-s3-url of its serve or worker); nil: no off-host copies.
+	Offsite *offsite.Target
 }
 
 // Process is one watcher of an app: its process type, how many processes
@@ -126,6 +130,8 @@ func (h *Host) Serve(ctx context.Context, nc *nats.Conn) error {
 		"db-backup":        h.dbBackup,
 		"db-restore":       h.dbRestore,
 		"db-backup-remove": h.dbBackupRemove,
+		"db-backup-upload": h.dbBackupUpload,
+		"db-backup-where":  h.dbBackupWhere,
 	}
 	var subs []*nats.Subscription
 	for op, f := range ops {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/hasadna/conductor"
@@ -28,7 +29,13 @@ type dbBackupRequest struct {
 	Kind   string         `json:"kind,omitempty"`
 	File   string         `json:"file,omitempty"`
 	SHA256 string         `json:"sha256,omitempty"`
-	Files  []string       `json:"files,omitempty"` // db-backup-remove
+	Files  []string       `json:"files,omitempty"` // db-backup-remove, db-backup-where
+	// Remote is the backup's off-host object (db-restore from it when the
+	// file is gone); Remotes those db-backup-remove deletes; Size the
+	// backup's size.
+	Remote  string   `json:"remote,omitempty"`
+	Remotes []string `json:"remotes,omitempty"`
+	Size    int64    `json:"size,omitempty"`
 }
 
 // DBBackupResult is what db-backup wrote.
@@ -37,6 +44,24 @@ type DBBackupResult struct {
 	File   string `json:"file"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Offsite is the host's off-host target ("": none): the SSH server
+	// then asks for the upload (db-backup-upload) once it recorded the
+	// backup.
+	Offsite string `json:"offsite,omitempty"`
+}
+
+// DBBackupUploadResult is where db-backup-upload put the file.
+type DBBackupUploadResult struct {
+	Key string `json:"key"`
+}
+
+// DBBackupWhere tells which of an app's backup files are on its host and
+// which are in its off-host target.
+type DBBackupWhere struct {
+	Local       []string `json:"local"`
+	Offsite     string   `json:"offsite,omitempty"` // "": no target
+	Remote      []string `json:"remote"`            // keys
+	RemoteError string   `json:"remote_error,omitempty"`
 }
 
 // backupTimeout bounds a backup or a restore as the SSH server waits.
@@ -134,7 +159,11 @@ func (h *Host) dbBackup(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DBBackupResult{Kind: t.Kind, File: req.File, Size: res.Size, SHA256: res.SHA256}, nil
+	out := DBBackupResult{Kind: t.Kind, File: req.File, Size: res.Size, SHA256: res.SHA256}
+	if h.Offsite != nil {
+		out.Offsite = h.Offsite.String()
+	}
+	return out, nil
 }
 
 // dbRestore restores one of an app's backups with the app's processes
@@ -158,6 +187,20 @@ func (h *Host) dbRestore(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	name := req.File
+	if _, err := os.Lstat(filepath.Join(dir, req.File)); errors.Is(err, os.ErrNotExist) {
+		// The local file was pruned or lost: the off-host copy is
+		// fetched (and checked) before the app is stopped.
+		if req.Remote == "" || h.Offsite == nil {
+			return nil, conductor.Errorf(conductor.ENOTFOUND, "the file of this backup is gone from host %s and there is no off-host copy of it to restore from", h.Name)
+		}
+		if name, err = h.fetchRemote(ctx, req, dir); err != nil {
+			return nil, err
+		}
+		defer os.Remove(filepath.Join(dir, name))
+	} else if err != nil {
+		return nil, err
+	}
 	restart, err := h.stopApp(ctx, req.App.Name)
 	// The processes come back whatever happened, with their own context:
 	// a cancelled request must not leave the app down.
@@ -169,7 +212,105 @@ func (h *Host) dbRestore(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stop %s's processes for the restore: %w", req.App.Name, err)
 	}
-	return nil, backup.RestoreApp(ctx, t, dir, req.File, req.SHA256)
+	return nil, backup.RestoreApp(ctx, t, dir, name, req.SHA256)
+}
+
+// fetchRemote downloads a backup's off-host copy into a new root-only file
+// in the app's backups directory (itself root-only), checks its size and
+// SHA-256 against the state's, and returns the file's name.
+func (h *Host) fetchRemote(ctx context.Context, req dbBackupRequest, dir string) (string, error) {
+	name := "s3-" + req.File
+	path := filepath.Join(dir, name)
+	// A leftover of an interrupted restore: Conductor's own file, in
+	// Conductor's own directory.
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", err
+	}
+	err = h.Offsite.Download(ctx, req.App.Name, req.Remote, f, req.Size, req.SHA256)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", conductor.Errorf(conductor.EUNAVAILABLE, "fetch the off-host copy: %v", err)
+	}
+	slog.Info("fetched a backup's off-host copy for a restore", "app", req.App.Name, "object", req.Remote, "size", req.Size)
+	return name, nil
+}
+
+// dbBackupUpload copies a backup file to the host's off-host target.
+func (h *Host) dbBackupUpload(ctx context.Context, data []byte) (any, error) {
+	req, err := h.dbBackupRequest(data)
+	if err != nil {
+		return nil, err
+	}
+	if h.Offsite == nil {
+		return nil, conductor.Errorf(conductor.EUNAVAILABLE, "host %s has no off-host target (--backup-s3-url)", h.Name)
+	}
+	if err := checkFileName(req.File); err != nil {
+		return nil, err
+	}
+	dir, err := h.appBackupDir(req.App.Name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, req.File), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the backup file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || (req.Size > 0 && fi.Size() != req.Size) {
+		return nil, conductor.Errorf(conductor.EINVALID, "the backup file is not the one recorded (%d bytes, %d recorded)", fi.Size(), req.Size)
+	}
+	key, err := h.Offsite.Upload(ctx, req.App.Name, req.File, f, fi.Size(), req.SHA256)
+	if err != nil {
+		return nil, conductor.Errorf(conductor.EUNAVAILABLE, "%v", err)
+	}
+	return DBBackupUploadResult{Key: key}, nil
+}
+
+// dbBackupWhere tells which of req.Files are on this host, and lists the
+// app's off-host objects.
+func (h *Host) dbBackupWhere(ctx context.Context, data []byte) (any, error) {
+	req, err := h.dbBackupRequest(data)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := h.appBackupDir(req.App.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := DBBackupWhere{Local: []string{}, Remote: []string{}}
+	for _, f := range req.Files {
+		if checkFileName(f) != nil {
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, f)); err == nil && fi.Mode().IsRegular() {
+			out.Local = append(out.Local, f)
+		}
+	}
+	if h.Offsite != nil {
+		out.Offsite = h.Offsite.String()
+		objs, err := h.Offsite.List(ctx, req.App.Name)
+		if err != nil {
+			out.RemoteError = err.Error()
+		}
+		for _, o := range objs {
+			out.Remote = append(out.Remote, o.Key)
+		}
+	}
+	return out, nil
 }
 
 // stopApp scales each of the app's watchers to 0 and waits for their
@@ -235,7 +376,7 @@ func (h *Host) stopApp(ctx context.Context, app string) (func(context.Context) e
 }
 
 // dbBackupRemove deletes backup files (retention, or a failed backup's).
-func (h *Host) dbBackupRemove(_ context.Context, data []byte) (any, error) {
+func (h *Host) dbBackupRemove(ctx context.Context, data []byte) (any, error) {
 	req, err := h.dbBackupRequest(data)
 	if err != nil {
 		return nil, err
@@ -249,6 +390,14 @@ func (h *Host) dbBackupRemove(_ context.Context, data []byte) (any, error) {
 			return nil, err
 		}
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if len(req.Remotes) > 0 && h.Offsite == nil {
+		return nil, conductor.Errorf(conductor.EUNAVAILABLE, "host %s has no off-host target (--backup-s3-url) to remove %d objects from", h.Name, len(req.Remotes))
+	}
+	for _, k := range req.Remotes {
+		if err := h.Offsite.Remove(ctx, req.App.Name, k); err != nil {
 			return nil, err
 		}
 	}
@@ -275,12 +424,31 @@ func (c *Client) DBBackup(ctx context.Context, app *conductor.App, alias, file s
 // meanwhile.
 func (c *Client) DBRestore(ctx context.Context, app *conductor.App, b *conductor.DBBackup) error {
 	return c.callWithin(ctx, backupTimeout, app.Host, "db-restore",
-		dbBackupRequest{App: app, Alias: b.Alias, Kind: b.Kind, File: b.File, SHA256: b.SHA256}, nil)
+		dbBackupRequest{App: app, Alias: b.Alias, Kind: b.Kind, File: b.File, SHA256: b.SHA256, Size: b.Size, Remote: b.Remote}, nil)
 }
 
-// DBBackupRemove has the app's host delete backup files.
-func (c *Client) DBBackupRemove(ctx context.Context, app *conductor.App, files []string) error {
-	return c.call(ctx, app.Host, "db-backup-remove", dbBackupRequest{App: app, Files: files}, nil)
+// DBBackupRemove has the app's host delete backup files, and objects of
+// its off-host target.
+func (c *Client) DBBackupRemove(ctx context.Context, app *conductor.App, files, remotes []string) error {
+	return c.callWithin(ctx, backupTimeout, app.Host, "db-backup-remove", dbBackupRequest{App: app, Files: files, Remotes: remotes}, nil)
+}
+
+// DBBackupUpload has the app's host copy a backup file to its off-host
+// target, and returns the object's key.
+func (c *Client) DBBackupUpload(ctx context.Context, app *conductor.App, b *conductor.DBBackup) (string, error) {
+	var res DBBackupUploadResult
+	err := c.callWithin(ctx, backupTimeout, app.Host, "db-backup-upload",
+		dbBackupRequest{App: app, File: b.File, SHA256: b.SHA256, Size: b.Size}, &res)
+	return res.Key, err
+}
+
+// DBBackupWhere asks the app's host which of the files it has, and which
+// objects its off-host target has of the app.
+func (c *Client) DBBackupWhere(ctx context.Context, app *conductor.App, files []string) (*DBBackupWhere, error) {
+	var res DBBackupWhere
+	// A listing does not wait long for a host that is down.
+	err := c.callWithin(ctx, 15*time.Second, app.Host, "db-backup-where", dbBackupRequest{App: app, Files: files}, &res)
+	return &res, err
 }
 
 // waitListening waits (up to a minute) for a web process to accept

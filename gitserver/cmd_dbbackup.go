@@ -95,7 +95,98 @@ func (s *Server) backupDB(ctx context.Context, app *conductor.App, alias string,
 		// is the user's to see (see db:backups), with this line before it.
 		return b, conductor.Errorf(conductor.ErrorCode(err), "backup %d of %s's %s database failed: %s", b.ID, app.Name, alias, conductor.ErrorMessage(err))
 	}
+	if res.Offsite != "" {
+		s.uploadBackup(ctx, st, app, b, res.Offsite)
+	}
 	return b, nil
+}
+
+// uploadBackup has the app's host copy a backup that succeeded to its
+// off-host target (offsite names it) and records how that went. The local
+// backup is recorded as succeeded before: a failed upload does not make it
+// fail, it is shown by db:backups and doctor and raises backup.failed.
+func (s *Server) uploadBackup(ctx context.Context, st conductor.DBBackupStore, app *conductor.App, b *conductor.DBBackup, offsite string) {
+	// The upload goes on if the session ends (the agent bounds it).
+	ctx = context.WithoutCancel(ctx)
+	b.RemoteStatus = conductor.RemoteUploading
+	if err := st.SetDBBackupRemote(ctx, b); err != nil {
+		slog.Error("record an upload", "app", app.Name, "backup", b.ID, "err", err)
+	}
+	key, err := s.cfg.Agents.DBBackupUpload(ctx, app, b)
+	if err != nil {
+		b.RemoteStatus, b.RemoteError = conductor.RemoteFailed, "copy to "+offsite+" failed: "+conductor.ErrorMessage(err)
+	} else {
+		b.RemoteStatus, b.Remote = conductor.RemoteUploaded, key
+	}
+	if err := st.SetDBBackupRemote(ctx, b); err != nil {
+		slog.Error("record an upload", "app", app.Name, "backup", b.ID, "err", err)
+	}
+	if b.RemoteStatus == conductor.RemoteFailed {
+		slog.Error("off-host copy of a database backup failed", "app", app.Name, "alias", b.Alias, "backup", b.ID, "err", b.RemoteError)
+		s.cfg.Notify.Emit(notify.BackupEvent(app.Name, b.Host, b.Alias, b.ID, b.Scheduled, b.Duration, b.RemoteError))
+	}
+}
+
+// offsiteLine tells how a backup's off-host copy went, for db:backup.
+func offsiteLine(b *conductor.DBBackup) string {
+	switch b.RemoteStatus {
+	case conductor.RemoteUploaded:
+		return "Copied off-host: object " + b.Remote
+	case conductor.RemoteFailed:
+		return "WARNING: the backup is kept on the host, but its " + b.RemoteError
+	}
+	return ""
+}
+
+// locateBackups sets the Location of the app's backups that succeeded, as
+// its host sees them: the local file there, the object in its off-host
+// target. It returns a warning when the host could not tell.
+func (s *Server) locateBackups(ctx context.Context, app *conductor.App, backups []*conductor.DBBackup) string {
+	var files []string
+	for _, b := range backups {
+		if b.Status == conductor.BackupSucceeded && b.Host == app.Host && b.File != "" {
+			files = append(files, b.File)
+		}
+	}
+	if len(files) == 0 {
+		return ""
+	}
+	where, err := s.cfg.Agents.DBBackupWhere(ctx, app, files)
+	if err != nil {
+		return fmt.Sprintf("host %s did not say where the backups are: %s", app.Host, conductor.ErrorMessage(err))
+	}
+	local, remote := map[string]bool{}, map[string]bool{}
+	for _, f := range where.Local {
+		local[f] = true
+	}
+	for _, k := range where.Remote {
+		remote[k] = true
+	}
+	listed := where.Offsite != "" && where.RemoteError == ""
+	for _, b := range backups {
+		if b.Status != conductor.BackupSucceeded || b.Host != app.Host || b.File == "" {
+			continue
+		}
+		onRemote := b.Remote != "" && remote[b.Remote]
+		if !listed {
+			// Not listed: as the upload left it.
+			onRemote = b.RemoteStatus == conductor.RemoteUploaded
+		}
+		switch {
+		case local[b.File] && onRemote:
+			b.Location = conductor.LocationBoth
+		case local[b.File]:
+			b.Location = conductor.LocationLocal
+		case onRemote:
+			b.Location = conductor.LocationRemote
+		default:
+			b.Location = conductor.LocationGone
+		}
+	}
+	if where.RemoteError != "" {
+		return "the off-host target could not be listed: " + firstErrLine(where.RemoteError)
+	}
+	return ""
 }
 
 // backupFailed is called once for every backup that failed (b.Error says
@@ -128,6 +219,9 @@ func (s *Server) dbBackupCommand() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Backup %d of %s's %s database (%s): %s in %s\n",
 				b.ID, app.Name, alias, b.Kind, formatSize(b.Size), b.Duration.Round(time.Millisecond))
+			if line := offsiteLine(b); line != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), line)
+			}
 			return nil
 		},
 	}
@@ -164,11 +258,14 @@ func (s *Server) dbBackupsCommand() *cobra.Command {
 				return err
 			}
 			statuses, problems := conductor.DBBackupProblems(time.Now(), backups, scheds)
+			if warning := s.locateBackups(ctx, app, backups); warning != "" {
+				problems = append(problems, warning)
+			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), dbBackupsList{Backups: backups, Schedules: statuses, Problems: problems})
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%-6s %-12s %-9s %-20s %9s %9s %-10s %s\n", "ID", "ALIAS", "KIND", "STARTED", "SIZE", "DURATION", "STATUS", "ERROR")
+			fmt.Fprintf(w, "%-6s %-12s %-9s %-20s %9s %9s %-10s %-12s %-9s %s\n", "ID", "ALIAS", "KIND", "STARTED", "SIZE", "DURATION", "STATUS", "WHERE", "OFF-HOST", "ERROR")
 			for _, b := range backups {
 				size := ""
 				if b.Status == conductor.BackupSucceeded {
@@ -178,8 +275,18 @@ func (s *Server) dbBackupsCommand() *cobra.Command {
 				if b.Scheduled {
 					status += "*"
 				}
-				fmt.Fprintf(w, "%-6d %-12s %-9s %-20s %9s %9s %-10s %s\n", b.ID, b.Alias, b.Kind, b.Started.Format("2006-01-02 15:04:05Z"),
-					size, b.Duration.Round(time.Millisecond), status, firstErrLine(b.Error))
+				where, offHost, errText := b.Location, b.RemoteStatus, b.Error
+				if where == "" {
+					where = "-"
+				}
+				if offHost == "" {
+					offHost = "-"
+				}
+				if errText == "" && b.RemoteError != "" {
+					errText = "off-host: " + b.RemoteError
+				}
+				fmt.Fprintf(w, "%-6d %-12s %-9s %-20s %9s %9s %-10s %-12s %-9s %s\n", b.ID, b.Alias, b.Kind, b.Started.Format("2006-01-02 15:04:05Z"),
+					size, b.Duration.Round(time.Millisecond), status, where, offHost, firstErrLine(errText))
 			}
 			for _, sc := range statuses {
 				fmt.Fprintf(w, "Schedule of %s: %q, keeping %d; next %s\n", sc.Alias, sc.Schedule, sc.Keep, sc.Next.Format(time.RFC3339))
@@ -222,8 +329,10 @@ func (s *Server) dbRestoreCommand() *cobra.Command {
 			if b.Status != conductor.BackupSucceeded {
 				return conductor.Errorf(conductor.EINVALID, "backup %d %s: only a succeeded backup can be restored", id, b.Status)
 			}
-			if b.Host != app.Host {
-				return conductor.Errorf(conductor.EINVALID, "backup %d is on host %s, the app is on %s", id, b.Host, app.Host)
+			// A backup copied off-host can be restored on the app's
+			// new host: its agent fetches the copy.
+			if b.Host != app.Host && b.RemoteStatus != conductor.RemoteUploaded {
+				return conductor.Errorf(conductor.EINVALID, "backup %d is on host %s, the app is on %s, and it has no off-host copy", id, b.Host, app.Host)
 			}
 			if !confirm {
 				return conductor.Errorf(conductor.EINVALID, "this replaces %s's %s database with backup %d of %s, losing what was written since: confirm with db:restore %s %d --confirm",

@@ -213,7 +213,12 @@ func (s *Server) pruneBackups(ctx context.Context, st conductor.DBBackupStore, a
 			if b.Host != app.Host {
 				continue // a file on a host the app left: kept, and listed
 			}
-			if err := s.cfg.Agents.DBBackupRemove(ctx, app, []string{b.File}); err != nil {
+			// The off-host copy goes too: --keep bounds both.
+			var remotes []string
+			if b.Remote != "" {
+				remotes = []string{b.Remote}
+			}
+			if err := s.cfg.Agents.DBBackupRemove(ctx, app, []string{b.File}, remotes); err != nil {
 				slog.Error("prune backups: remove the file", "app", app.Name, "backup", b.ID, "err", err)
 				continue
 			}

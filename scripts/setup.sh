@@ -90,6 +90,21 @@ fi
 
 go mod download
 
+# versitygw, the S3-compatible server (Apache 2.0) that the e2e tests copy
+# database backups to: built from its own pinned module (tools/s3server)
+# so its dependencies stay out of Conductor's go.mod. About 2 minutes on
+# 2 cores the first time; skipped while its go.mod and go.sum are unchanged.
+S3SERVER=${S3SERVER:-/opt/conductor/s3server}
+want=$(cat tools/s3server/go.mod tools/s3server/go.sum | sha256sum | cut -d' ' -f1)
+have=$(cat "$S3SERVER/.gomod.sha256" 2>/dev/null || true)
+if [ "$want" != "$have" ] || [ ! -x "$S3SERVER/versitygw" ]; then
+  echo "setup: building versitygw into $S3SERVER"
+  mkdir -p "$S3SERVER"
+  (cd tools/s3server && go build -trimpath -o "$S3SERVER/versitygw.new" github.com/versity/versitygw/cmd/versitygw)
+  mv "$S3SERVER/versitygw.new" "$S3SERVER/versitygw"
+  echo "$want" > "$S3SERVER/.gomod.sha256"
+fi
+
 # pyenv's CPython 3 interpreters, registered for apps that name a Python
 # version: `conductor python:add` (package pythons) copies each into
 # $PYTHONS/<version>, readable by app users (/root is not), makes the copy

@@ -12,7 +12,7 @@ import (
 
 var _ conductor.DBBackupStore = (*DB)(nil)
 
-const dbBackupCols = `id, app_id, alias, kind, host, file, size, sha256, started, duration, status, error, scheduled`
+const dbBackupCols = `id, app_id, alias, kind, host, file, size, sha256, started, duration, status, error, scheduled, remote, remote_status, remote_error`
 
 // AddDBBackup records a backup as started.
 func (db *DB) AddDBBackup(ctx context.Context, b *conductor.DBBackup) error {
@@ -34,11 +34,20 @@ func (db *DB) FinishDBBackup(ctx context.Context, b *conductor.DBBackup) error {
 	return nil
 }
 
+// SetDBBackupRemote records the state of a backup's off-host copy.
+func (db *DB) SetDBBackupRemote(ctx context.Context, b *conductor.DBBackup) error {
+	if _, err := db.db.ExecContext(ctx, `UPDATE db_backups SET remote = ?, remote_status = ?, remote_error = ? WHERE id = ?`,
+		b.Remote, b.RemoteStatus, b.RemoteError, b.ID); err != nil {
+		return fmt.Errorf("record the off-host copy of backup %d: %w", b.ID, err)
+	}
+	return nil
+}
+
 func scanDBBackup(r interface{ Scan(...any) error }) (*conductor.DBBackup, error) {
 	var b conductor.DBBackup
 	var started string
 	var ms int64
-	if err := r.Scan(&b.ID, &b.AppID, &b.Alias, &b.Kind, &b.Host, &b.File, &b.Size, &b.SHA256, &started, &ms, &b.Status, &b.Error, &b.Scheduled); err != nil {
+	if err := r.Scan(&b.ID, &b.AppID, &b.Alias, &b.Kind, &b.Host, &b.File, &b.Size, &b.SHA256, &started, &ms, &b.Status, &b.Error, &b.Scheduled, &b.Remote, &b.RemoteStatus, &b.RemoteError); err != nil {
 		return nil, err
 	}
 	b.Started = parseTime(started)
