@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/cgroup"
@@ -57,6 +58,9 @@ type Builder struct {
 	// CronChanged is told the app whose current release changed, so the
 	// host's scheduler takes its cron entries at once (nil: none).
 	CronChanged func(app string)
+	// Observe is told queue waits, step durations and outcomes (package
+	// metrics; nil: none).
+	Observe Observer
 
 	mu    sync.Mutex
 	apps  map[string]*appJobs
@@ -89,22 +93,41 @@ func (b *Builder) Handle(ctx context.Context, job *queue.Job) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if b.Observe != nil {
+		b.Observe.Queued()
+	}
 	unlock, err := b.waitTurn(ctx, job, cancel, log)
 	if err != nil {
+		b.unqueued()
 		return b.end(ctx, log, job, app, err)
 	}
 	defer unlock()
 	release, err := b.waitSlot(ctx, log)
 	if err != nil {
+		b.unqueued()
 		return b.end(ctx, log, job, app, err)
 	}
 	defer release()
+	started := time.Now()
+	if b.Observe != nil {
+		b.Observe.Started(started.Sub(job.CreatedAt))
+	}
 	_ = b.Store.FinishDeploy(ctx, job.ID, conductor.DeployRunning, "")
 	err = d.run(ctx)
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errCanceled) {
 		err = cause
 	}
+	if b.Observe != nil {
+		b.Observe.DeployDone(job.Kind, outcome(err), time.Since(started))
+	}
 	return b.end(ctx, log, job, app, err)
+}
+
+// unqueued tells the Observer a job ended while waiting to run.
+func (b *Builder) unqueued() {
+	if b.Observe != nil {
+		b.Observe.Unqueued()
+	}
 }
 
 // errCanceled ends a job stopped by deploys:cancel.

@@ -151,7 +151,11 @@ func (d *deployment) run(ctx context.Context) error {
 			d.cleanup(context.WithoutCancel(ctx))
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		slog.Debug("step done", "app", d.app.Name, "deploy", d.job.ID, "step", s.name, "took", time.Since(start))
+		took := time.Since(start)
+		slog.Debug("step done", "app", d.app.Name, "deploy", d.job.ID, "step", s.name, "took", took)
+		if d.b.Observe != nil {
+			d.b.Observe.StepDone(s.name, took)
+		}
 	}
 	pauseAt("step:end")
 	d.log.Printf("-----> Deployed %s at %s (release %s)", d.app.Name, d.url(), d.job.ID)

@@ -50,6 +50,11 @@ type Config struct {
 	// for `conductor serve`; zero fields mean no limit).
 	Limits Limits
 
+	// SessionStarted is told each authenticated session ("git" or
+	// "command") and returns what to call when it ends (package metrics;
+	// nil: nothing).
+	SessionStarted func(kind string) (done func())
+
 	// Certs issues and installs TLS certificates of custom domains
 	// (certs.Manager, see cmd_domains.go). Nil: the server has no HTTPS.
 	Certs Certificates
@@ -105,7 +110,7 @@ func New(cfg Config, store conductor.Store, q *queue.Queue) *Server {
 
 // middlewares wraps h, the handler at the end of the chain, in the others.
 func (s *Server) middlewares(h ssh.Handler) ssh.Handler {
-	return chain(h, s.logging, s.limit, s.authenticate, recoverer)
+	return chain(h, s.logging, s.measure, s.limit, s.authenticate, recoverer)
 }
 
 // ListenAndServe serves until Shutdown.

@@ -23,6 +23,9 @@ const (
 type CrashCounter struct {
 	Restarts int           // more than this many…
 	Window   time.Duration // …within this long is an incident
+	// Restarted is told each look's restarts of a watcher (metrics; nil:
+	// nothing).
+	Restarted func(watcher string, n int)
 
 	watchers map[string]*crashState
 }
@@ -58,6 +61,9 @@ func (c *CrashCounter) Observe(watcher string, pids []int, now time.Time) bool {
 	st.pids, st.most = slices.Clone(pids), max(st.most, len(pids))
 	for range max(restarts, 0) {
 		st.restarts = append(st.restarts, now)
+	}
+	if restarts > 0 && c.Restarted != nil {
+		c.Restarted(watcher, restarts)
 	}
 	st.restarts = slices.DeleteFunc(st.restarts, func(t time.Time) bool { return now.Sub(t) > c.Window })
 	switch {

@@ -76,6 +76,14 @@ func crashCheckInterval() time.Duration {
 // incident (notify.CrashCounter). One circus list call per watcher per look.
 func watchCrashes(ctx context.Context, h *host, q *queue.Queue, hostName string) {
 	c := &notify.CrashCounter{Restarts: notify.CrashRestarts, Window: notify.CrashWindow}
+	var apps []*conductor.App // this look's, for Restarted
+	if h.Metrics != nil {
+		c.Restarted = func(watcher string, n int) {
+			if app, typ := watcherApp(watcher, apps); app != "" {
+				h.Metrics.Restarted(app, typ, n)
+			}
+		}
+	}
 	// CONDUCTOR_CRASH_RESTARTS lowers N for tests (circus respawns every 5 s).
 	if n, err := strconv.Atoi(os.Getenv("CONDUCTOR_CRASH_RESTARTS")); err == nil && n >= 1 {
 		c.Restarts = n
@@ -93,7 +101,7 @@ func watchCrashes(ctx context.Context, h *host, q *queue.Queue, hostName string)
 			slog.Warn("crash watch: list watchers", "err", err)
 			continue
 		}
-		apps, err := h.Builder.Store.ListApps(ctx)
+		apps, err = h.Builder.Store.ListApps(ctx)
 		if err != nil {
 			slog.Warn("crash watch: list apps", "err", err)
 			continue

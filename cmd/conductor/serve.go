@@ -20,6 +20,7 @@ import (
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/gitserver"
+	"github.com/hasadna/conductor/metrics"
 	"github.com/hasadna/conductor/natsstore"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/queue"
@@ -37,6 +38,8 @@ type serveOptions struct {
 
 	tls    tlsOptions    // --https-addr and --acme-* (tls.go)
 	notify notifyOptions // --notify-* (notify.go)
+	// metricsOpts is --metrics-listen and --metrics-token-file (metrics.go).
+	metricsOpts metricsOptions
 }
 
 func serveCommand() *cobra.Command {
@@ -61,6 +64,7 @@ func serveCommand() *cobra.Command {
 	o.hostOptions.addFlags(f)
 	o.tls.addFlags(f, &o.httpsAddr)
 	o.notify.addFlags(f)
+	o.metricsOpts.addFlags(f)
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS cluster, one URL or several comma-separated (default: embedded server)")
 	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server, e.g. 0.0.0.0:4222 for workers on other hosts (port 0: any free port)")
 	f.StringVar(&o.natsCAFile, "nats-ca-file", "", "PEM certificates of the CA that signed the external NATS cluster's TLS certificates (with --nats-url; default: the system's)")
@@ -97,6 +101,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	if err := o.tls.validate(o.httpsAddr); err != nil {
+		return err
+	}
+	if err := o.metricsOpts.validate(); err != nil {
 		return err
 	}
 	ports, err := parsePortRange(o.portRange)
@@ -174,11 +181,23 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 
+	// What this host's builder, SSH server, nginx and crash watch see,
+	// and the age of the apps' backups (metrics.go).
+	metricsReg := metrics.New()
+	metricsReg.BackupAges(backupAges(db))
+	o.hostOptions.metrics = metricsReg
 	h, err := startHost(ctx, o.hostOptions, data, bin, q, store, db, o.defaultDB, stop)
 	if err != nil {
 		return err
 	}
 	defer h.Stop()
+	// Per-app traffic from nginx's log: the last hour's buckets and the
+	// request counters (nil in system mode).
+	trafficStats := startTraffic(ctx, h.Nginx, metricsReg)
+	_ = trafficStats // read by the dashboard
+	if err := o.metricsOpts.start(ctx, metricsReg); err != nil {
+		return err
+	}
 	// Events hosts see (this one's and the workers') come over NATS.
 	if err := relayEvents(ctx, q.NATS(), notifier, db.FindApp); err != nil {
 		return err
@@ -198,6 +217,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
 		HTTPAddr: o.httpAddr, Agents: agents,
 		Databases: h.Databases, Limits: o.limits, Certs: certs, Notify: notifier,
+		SessionStarted: metricsReg.SSHSession,
 	}, db, q)
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {
