@@ -24,6 +24,7 @@ import (
 	"github.com/hasadna/conductor/circus"
 	"github.com/hasadna/conductor/metrics"
 	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/offsite"
 	"github.com/hasadna/conductor/provision"
 	"github.com/hasadna/conductor/pythons"
 	"github.com/hasadna/conductor/queue"
@@ -53,6 +54,12 @@ type hostOptions struct {
 	// metrics counts what the host's builder and crash watch see (serve's
 	// /metrics, metrics.go; nil: nothing).
 	metrics *metrics.Metrics
+
+	// offsite is --backup-s3-url and --backup-s3-credentials: where the
+	// host copies its apps' database backups; offsiteTarget is it opened
+	// by validate (nil: none).
+	offsite       offsite.Config
+	offsiteTarget *offsite.Target
 }
 
 func (o *hostOptions) addFlags(f *pflag.FlagSet) {
@@ -69,6 +76,8 @@ func (o *hostOptions) addFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.logMaxBytes, "log-max-bytes", 10<<20, "size at which an app process log rotates (3 rotated files are kept)")
 	f.IntVar(&o.jobs, "jobs", 4, "deploy jobs run at once on this host (one per app at a time)")
 	f.BoolVar(&o.cgroups, "cgroups", true, "run app processes, build steps and run commands in cgroups (ps:limit needs them); false: process groups and sessions only")
+	f.StringVar(&o.offsite.URL, "backup-s3-url", "", "S3-compatible target of off-host copies of apps' database backups: s3://bucket/prefix?endpoint=https://host:port&region=us-east-1 (docs/production.md)")
+	f.StringVar(&o.offsite.Credentials, "backup-s3-credentials", "", "file (0600, root's) with the target's access_key_id = … and secret_access_key = … lines")
 	o.databases.addFlags(f)
 	o.system.addFlags(f)
 }
@@ -85,6 +94,16 @@ func (o *hostOptions) validate() error {
 	}
 	if _, err := parsePortRange(o.portRange); err != nil {
 		return err
+	}
+	// A bad target or credentials file stops the start: backups that
+	// silently stay on the host are what the flag is there to prevent.
+	t, err := offsite.Open(o.offsite)
+	if err != nil {
+		return err
+	}
+	o.offsiteTarget = t
+	if t != nil {
+		slog.Info("database backups are copied off-host", "target", t.String(), "endpoint", t.Endpoint)
 	}
 	return nil
 }
@@ -198,7 +217,7 @@ func (h *host) serve(ctx context.Context, o hostOptions, q *queue.Queue, data st
 		CertsDir: h.Builder.CertsDir, Cgroups: h.Builder.Cgroups, AppCgroups: h.Builder.AppCgroups, Instance: id,
 		Redis: h.Builder, Maintenance: h.Builder,
 		// db:backup's files: root-only, in the data dir, never under srv.
-		Databases: h.Databases, BackupDir: filepath.Join(data, "db-backups")}
+		Databases: h.Databases, BackupDir: filepath.Join(data, "db-backups"), Offsite: o.offsiteTarget}
 	if o.httpsAddr != "" {
 		ag.ChallengeDir = h.Nginx.ChallengeDir()
 	}
