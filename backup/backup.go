@@ -46,6 +46,10 @@ const (
 	reposDir     = "repos"
 	srvDir       = "srv"       // the Layout's Srv: projects/<app>/data/…
 	dumpsDir     = "databases" // <app>.sql
+	// The per-app database backups of this host (db:backup, kept in
+	// <data>/db-backups/<app>/): the state lists them, and for a restore
+	// after losing the host they are what matters most.
+	dbBackupsDir = "db-backups"
 )
 
 // Manifest is the first entry of an archive: what it holds.
@@ -89,6 +93,9 @@ type Backup struct {
 	Layout  provision.Layout                    // where the apps' data dirs are
 	Servers map[string]conductor.DatabaseServer // by kind: where the apps' databases are
 	Version string                              // written into the manifest
+	// SkipDBBackups leaves <data>/db-backups out (they are copied
+	// off-host already, or too large to carry in every archive).
+	SkipDBBackups bool
 
 	appUser func(app string) (appUser, error) // tests: who the app's code runs as (lookupAppUser)
 }
@@ -146,6 +153,12 @@ func (b *Backup) Write(ctx context.Context, w io.Writer) (*Manifest, error) {
 	}
 	if err := aw.treeIn(natsTLSDir, filepath.Join(b.Data, natsTLSDir), &source{}); err != nil {
 		return nil, err
+	}
+	if !b.SkipDBBackups {
+		// Conductor's own root-only files, never written by an app.
+		if err := aw.treeIn(dbBackupsDir, filepath.Join(b.Data, dbBackupsDir), &source{}); err != nil {
+			return nil, err
+		}
 	}
 	for i := range m.Apps {
 		app := &m.Apps[i]

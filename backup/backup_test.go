@@ -27,7 +27,7 @@ func newState(t *testing.T, srv conductor.DatabaseServer, app string) (string, *
 	if err := os.MkdirAll(filepath.Join(data, "srv"), 0o711); err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string]string{hostKeyName: "host key\n", natsToken: "token\n", "certs/www.example.org.pem": "chain and key\n", "nats-tls/ca.key": "nats ca key\n"} {
+	for name, body := range map[string]string{hostKeyName: "host key\n", natsToken: "token\n", "certs/www.example.org.pem": "chain and key\n", "nats-tls/ca.key": "nats ca key\n", "db-backups/" + app + "/1-default-20260101T000000Z.pgdump": "a db:backup file\n"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(data, name)), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestServerDatabases(t *testing.T) {
 			if got := query(t, metrics, srv, "SELECT body FROM notes WHERE id = 1"); got != "metrics row" {
 				t.Errorf("restored row of the metrics alias: %q", got)
 			}
-			for name, body := range map[string]string{hostKeyName: "host key\n", natsToken: "token\n", "certs/www.example.org.pem": "chain and key\n", "nats-tls/ca.key": "nats ca key\n"} {
+			for name, body := range map[string]string{hostKeyName: "host key\n", natsToken: "token\n", "certs/www.example.org.pem": "chain and key\n", "nats-tls/ca.key": "nats ca key\n", "db-backups/bk-" + kind + "/1-default-20260101T000000Z.pgdump": "a db:backup file\n"} {
 				fi, err := os.Stat(filepath.Join(into, name))
 				if b, rerr := os.ReadFile(filepath.Join(into, name)); err != nil || rerr != nil || string(b) != body || fi.Mode().Perm() != 0o600 {
 					t.Errorf("restored %s: %q %v %v", name, b, fi, err)

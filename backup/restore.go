@@ -121,7 +121,8 @@ func (rs *Restore) Run(ctx context.Context, r io.Reader) (*Manifest, error) {
 		case name == stateName || name == hostKeyName || name == natsToken,
 			name == reposDir || strings.HasPrefix(name, reposDir+"/"),
 			name == certsDir || strings.HasPrefix(name, certsDir+"/"),
-			name == natsTLSDir || strings.HasPrefix(name, natsTLSDir+"/"):
+			name == natsTLSDir || strings.HasPrefix(name, natsTLSDir+"/"),
+			name == dbBackupsDir || strings.HasPrefix(name, dbBackupsDir+"/"):
 		case name == srvDir || strings.HasPrefix(name, srvDir+"/"):
 			dst, rel = srv, strings.TrimPrefix(strings.TrimPrefix(name, srvDir), "/")
 			// Only the data dirs of the backup's apps are under srv;

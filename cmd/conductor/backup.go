@@ -65,14 +65,16 @@ func (o *stateOptions) servers(ctx context.Context, layout provision.Layout) (ma
 func backupCommand() *cobra.Command {
 	var o stateOptions
 	var out string
+	var skipDBBackups bool
 	cmd := &cobra.Command{
 		Use:   "backup --data DIR --out FILE.tar.gz|DIR",
 		Short: "Back up Conductor's state, repositories, app data and app databases (while serve runs)",
 		Long: `Write one .tar.gz (mode 0600: it holds secrets) with a consistent snapshot
 of conductor.db, the SSH host key, the git repositories, each app's data dir
 (its SQLite database snapshotted, media files) and SQL dumps of the apps'
-PostgreSQL and MariaDB databases (give the DSN flags you give serve).
-conductor serve may keep running. --out may name a directory: the file is
+PostgreSQL and MariaDB databases (give the DSN flags you give serve), and
+the per-app database backups of this host (<data>/db-backups, db:backup's;
+--skip-db-backups leaves them out). conductor serve may keep running. --out may name a directory: the file is
 then conductor-backup-<UTC time>.tar.gz in it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -91,7 +93,7 @@ then conductor-backup-<UTC time>.tar.gz in it.`,
 			if fi, err := os.Stat(out); err == nil && fi.IsDir() {
 				out = filepath.Join(out, "conductor-backup-"+time.Now().UTC().Format("20060102T150405Z")+".tar.gz")
 			}
-			b := &backup.Backup{Data: data, Layout: layout, Servers: servers, Version: version}
+			b := &backup.Backup{Data: data, Layout: layout, Servers: servers, Version: version, SkipDBBackups: skipDBBackups}
 			m, err := writeBackup(ctx, b, out)
 			if err != nil {
 				return err
@@ -118,6 +120,7 @@ then conductor-backup-<UTC time>.tar.gz in it.`,
 	}
 	o.addFlags(cmd)
 	cmd.Flags().StringVar(&out, "out", "", "archive to write, or a directory to write it in")
+	cmd.Flags().BoolVar(&skipDBBackups, "skip-db-backups", false, "leave out <data>/db-backups (db:backup's files; e.g. when they are copied off-host with --backup-s3-url)")
 	return cmd
 }
 
