@@ -139,7 +139,9 @@ func TestMetrics(t *testing.T) {
 	stats := &traffic.Stats{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = (&traffic.Tailer{Path: filepath.Join(in.Data, "nginx", "traffic.log"), Stats: stats, Poll: 20 * time.Millisecond}).Run(ctx) }()
+	go func() {
+		_ = (&traffic.Tailer{Path: filepath.Join(in.Data, "nginx", "traffic.log"), Stats: stats, Poll: 20 * time.Millisecond}).Run(ctx)
+	}()
 	var pts []traffic.Point
 	waitFor(t, "the requests in traffic's Series", func() bool {
 		pts, err = stats.Series(ctx, "metered", 5*time.Minute, time.Minute)
@@ -182,4 +184,3 @@ func parseMetrics(body string) map[string]float64 {
 	}
 	return m
 }
-
