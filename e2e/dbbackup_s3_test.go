@@ -42,7 +42,7 @@ func TestDBBackupS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := "s3://" + bucket + "/prod/db?endpoint=http://" + s3.Addr + "&region=us-east-1"
-	in := StartInstance(t, "--backup-s3-url", url, "--backup-s3-credentials", credFile)
+	in := StartInstance(t, "--backup-s3-url", url, "--backup-s3-credentials", credFile, "--notify-allow-private")
 
 	// A credentials file others can read, and a bad URL, stop serve
 	// before it starts anything.
@@ -163,7 +163,9 @@ func TestDBBackupS3(t *testing.T) {
 	}
 
 	// The server is down: the backup itself succeeds, the upload failed
-	// is shown and raised.
+	// is shown and raised (backup.failed, to a real receiver).
+	recv := newHookReceiver(t)
+	addHook(t, in, in.AdminKey, recv.URL+"/ok --app "+app+" --events backup.failed")
 	s3.stop()
 	start = time.Now()
 	out = must(t, "db:backup with S3 down", in.SSH(in.AdminKey, "db:backup "+app))
@@ -192,6 +194,10 @@ func TestDBBackupS3(t *testing.T) {
 	if !strings.Contains(in.logs.String(), "off-host copy of a database backup failed") {
 		t.Errorf("serve did not log the failed upload")
 	}
+	h := findEvent(recv.wait(t, "backup.failed", "/ok", withEvent("backup.failed")), "backup.failed")
+	if h.Event["app"] != app || !strings.Contains(fmt.Sprint(h.Event["error"]), "copy to s3://"+bucket+"/prod/db failed") {
+		t.Errorf("backup.failed event of the failed upload: %s", h.Body)
+	}
 }
 
 func mustAtoi(t *testing.T, s string) int {
@@ -201,4 +207,67 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatalf("not a number: %q", s)
 	}
 	return n
+}
+
+// TestDBBackupS3OnWorker: a worker host given --backup-s3-url copies the
+// backups of its apps itself (the files are there; serve has no target
+// here), and restores one whose file is gone from that copy.
+func TestDBBackupS3OnWorker(t *testing.T) {
+	const bucket, app = "worker-backups", "s3-remote"
+	s3 := startS3(t, bucket)
+	credFile := filepath.Join(t.TempDir(), "s3.credentials")
+	if err := os.WriteFile(credFile, []byte("access_key_id = "+s3.Access+"\nsecret_access_key = "+s3.Secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	natsAddr := freeAddr(t)
+	in := StartInstance(t, "--nats-addr", natsAddr)
+	// StartWorker with the target's flags.
+	w := &Worker{t: t, Host: "w1", Data: filepath.Join(in.Dir, "worker-w1"), HTTPAddr: freeAddr(t),
+		natsURLs: "nats://" + natsAddr, natsToken: filepath.Join(in.Data, "nats.token"), natsCA: filepath.Join(in.Data, "nats-tls", "ca.pem"),
+		out: &lockedBuffer{}, Extra: []string{"--backup-s3-url", "s3://" + bucket + "?endpoint=http://" + s3.Addr, "--backup-s3-credentials", credFile}}
+	w.Start()
+	t.Cleanup(func() {
+		w.Stop()
+		if t.Failed() {
+			t.Logf("worker w1 output:\n%s", w.out.String())
+		}
+	})
+	in.waitHosts(t, "local", "w1")
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create "+app+" --host w1"))
+	in.pushOK(in.WorkTree("hello"), app)
+	greetings := func() int {
+		t.Helper()
+		code, body := w.Get(app, "/")
+		var n int
+		if i := strings.Index(body, "<p>greetings: "); i >= 0 {
+			fmt.Sscanf(body[i:], "<p>greetings: %d<", &n)
+		}
+		if code != 200 || n == 0 {
+			t.Fatalf("GET / on w1: %d %q", code, body)
+		}
+		return n
+	}
+	before := greetings()
+	out := must(t, "db:backup", in.SSH(in.AdminKey, "db:backup "+app))
+	m := backupIDRE.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "Copied off-host: object "+app+"/") {
+		t.Fatalf("db:backup on w1 printed %q", out)
+	}
+	var l dbBackupsRemoteJSON
+	if err := json.Unmarshal([]byte(must(t, "db:backups", in.SSH(in.AdminKey, "db:backups "+app+" --json"))), &l); err != nil {
+		t.Fatal(err)
+	}
+	b := l.Backups[0]
+	if objs := s3.objects(t, bucket, app+"/"); objs[b.Remote] != b.Size || b.Location != "local+remote" {
+		t.Fatalf("objects %v for backup %+v", objs, b)
+	}
+	if err := os.Remove(filepath.Join(w.Data, "db-backups", app, b.File)); err != nil {
+		t.Fatal(err)
+	}
+	after := greetings()
+	out = must(t, "db:restore", in.SSH(in.AdminKey, "db:restore "+app+" "+m[1]+" --confirm"))
+	t.Logf("db:restore on w1 from the off-host copy: %s", strings.ReplaceAll(strings.TrimSpace(out), "\n", " | "))
+	if n := greetings(); n != before+1 {
+		t.Fatalf("after the restore w1's app counts %d greetings, want %d (%d before the backup; %d after)", n, before+1, before, after)
+	}
 }

@@ -85,9 +85,9 @@ func TestReadCredentials(t *testing.T) {
 	}
 	for path, want := range map[string]string{
 		write("loose", "access_key_id = AK\nsecret_access_key = SK\n", 0o640): "chmod 600",
-		write("half", "access_key_id = AK\n", 0o600):                           "needs both",
-		write("junk", "access_key_id AK\n", 0o600):                             "not key = value",
-		write("other", "session_token = x\n", 0o600):                           "unknown key",
+		write("half", "access_key_id = AK\n", 0o600):                          "needs both",
+		write("junk", "access_key_id AK\n", 0o600):                            "not key = value",
+		write("other", "session_token = x\n", 0o600):                          "unknown key",
 		link:                         "",
 		filepath.Join(dir, "nosuch"): "no such file",
 		dir:                          "not a regular file",
