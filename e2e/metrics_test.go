@@ -21,28 +21,11 @@ import (
 // sent, and a scrape without the token gets 401. The traffic package reads
 // nginx's log and its Series shows the requests.
 func TestMetrics(t *testing.T) {
-	const token = "e2e-metrics-token-0123456789"
-	tokenFile := filepath.Join(t.TempDir(), "metrics.token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := metricsTokenFile(t)
 	addr := freeAddr(t)
 	in := StartInstance(t, "--metrics-listen", addr, "--metrics-token-file", tokenFile)
-
-	scrape := func(auth string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-		if err != nil {
-			t.Fatalf("scrape: %v", err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + token, "Bearer " + token + "x"} {
+	scrape := func(auth string) (int, string) { return scrapeMetrics(t, addr, auth) }
+	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + metricsToken, "Bearer " + metricsToken + "x"} {
 		if code, body := scrape(auth); code != http.StatusUnauthorized || strings.Contains(body, "conductor_") {
 			t.Errorf("scrape with Authorization %q: %d, want 401 without metrics", auth, code)
 		}
@@ -68,27 +51,8 @@ func TestMetrics(t *testing.T) {
 		}
 		return parseMetrics(body)
 	}
-	auth := "Bearer " + token
-	// The switch's own requests through nginx are the app's first lines in
-	// nginx's log: once /metrics counts them all, it has caught up.
-	logged := func() float64 {
-		raw, err := os.ReadFile(filepath.Join(in.Data, "nginx", "traffic.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, l := range strings.Split(string(raw), "\n") {
-			if r, err := traffic.Parse([]byte(l)); err == nil && r.App == "metered" {
-				n++
-			}
-		}
-		return float64(n)
-	}
-	var before map[string]float64
-	waitFor(t, "/metrics to count the switch's requests", func() bool {
-		before = get(auth)
-		return before[`conductor_http_request_duration_seconds_count{app="metered"}`] == logged()
-	})
+	auth := "Bearer " + metricsToken
+	before := caughtUp(t, filepath.Join(in.Data, "nginx", "traffic.log"), "metered", func() map[string]float64 { return get(auth) })
 	if v := before[`conductor_deploys_total{kind="deploy",outcome="succeeded"}`]; v != 1 {
 		t.Errorf("succeeded deploys = %v, want 1", v)
 	}
@@ -165,6 +129,126 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("Series shows %d requests, want at least the 7 sent (and the switch's checks)", total)
 	}
 	t.Logf("requests sent in %s; Series: %+v", time.Since(start), pts)
+}
+
+// metricsToken is the bearer token the tests' /metrics are given.
+const metricsToken = "e2e-metrics-token-0123456789"
+
+// metricsTokenFile writes metricsToken to a 0600 file.
+func metricsTokenFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "metrics.token")
+	if err := os.WriteFile(path, []byte(metricsToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// scrapeMetrics GETs /metrics at addr with an Authorization header ("":
+// none).
+func scrapeMetrics(t *testing.T, addr, auth string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// caughtUp scrapes until the metrics count every request to app in nginx's
+// traffic log so far (the deploy's switch sends some through nginx) and
+// returns that scrape.
+func caughtUp(t *testing.T, trafficLog, app string, scrape func() map[string]float64) map[string]float64 {
+	t.Helper()
+	logged := func() float64 {
+		raw, err := os.ReadFile(trafficLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, l := range strings.Split(string(raw), "\n") {
+			if r, err := traffic.Parse([]byte(l)); err == nil && r.App == app {
+				n++
+			}
+		}
+		return float64(n)
+	}
+	var m map[string]float64
+	waitFor(t, "/metrics to count the requests nginx logged", func() bool {
+		m = scrape()
+		return m[`conductor_http_request_duration_seconds_count{app="`+app+`"}`] == logged()
+	})
+	return m
+}
+
+// TestMetricsOnWorker: a worker's --metrics-listen counts its own
+// builder's deploys and steps and its nginx's requests to the apps placed
+// on it, and the conductor's counts none of them.
+func TestMetricsOnWorker(t *testing.T) {
+	tokenFile := metricsTokenFile(t)
+	natsAddr, serveMetrics, workerMetrics := freeAddr(t), freeAddr(t), freeAddr(t)
+	in := StartInstance(t, "--nats-addr", natsAddr, "--metrics-listen", serveMetrics, "--metrics-token-file", tokenFile)
+	w := &Worker{t: t, Host: "w1", Data: filepath.Join(in.Dir, "worker-w1"), HTTPAddr: freeAddr(t),
+		natsURLs: "nats://" + natsAddr, natsToken: filepath.Join(in.Data, "nats.token"),
+		natsCA: filepath.Join(in.Data, "nats-tls", "ca.pem"), out: &lockedBuffer{},
+		Extra: []string{"--metrics-listen", workerMetrics, "--metrics-token-file", tokenFile}}
+	w.Start()
+	t.Cleanup(func() {
+		w.Stop()
+		if t.Failed() {
+			t.Logf("worker output:\n%s", w.out.String())
+		}
+	})
+	in.waitHosts(t, "local", "w1")
+	if code, _ := scrapeMetrics(t, workerMetrics, ""); code != http.StatusUnauthorized {
+		t.Errorf("the worker's /metrics without the token: %d, want 401", code)
+	}
+	if r := in.SSH(in.AdminKey, "apps:create remote --host w1"); r.Code != 0 {
+		t.Fatalf("apps:create: %s", r)
+	}
+	if r := in.Push(in.WorkTree("hello"), "remote", "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	get := func(addr string) map[string]float64 {
+		code, body := scrapeMetrics(t, addr, "Bearer "+metricsToken)
+		if code != 200 {
+			t.Fatalf("scrape %s: %d", addr, code)
+		}
+		return parseMetrics(body)
+	}
+	before := caughtUp(t, filepath.Join(w.Data, "nginx", "traffic.log"), "remote", func() map[string]float64 { return get(workerMetrics) })
+	if v := before[`conductor_deploys_total{kind="deploy",outcome="succeeded"}`]; v != 1 {
+		t.Errorf("the worker's succeeded deploys = %v, want 1", v)
+	}
+	if v := before[`conductor_deploy_step_duration_seconds_count{step="switch"}`]; v != 1 {
+		t.Errorf("the worker's switch steps = %v, want 1", v)
+	}
+	if v := get(serveMetrics)[`conductor_deploys_total{kind="deploy",outcome="succeeded"}`]; v != 0 {
+		t.Errorf("the conductor counted the worker's deploy: %v", v)
+	}
+	for range 3 {
+		if code, body := w.Get("remote", "/"); code != 200 {
+			t.Fatalf("GET / on w1: %d %s", code, body)
+		}
+	}
+	if code, _ := w.Get("remote", "/missing"); code != 404 {
+		t.Fatalf("GET /missing on w1: %d", code)
+	}
+	key := func(code string) string { return `conductor_http_requests_total{app="remote",code="` + code + `"}` }
+	var after map[string]float64
+	waitFor(t, "the worker's /metrics to count the requests", func() bool {
+		after = get(workerMetrics)
+		return after[key("2xx")]-before[key("2xx")] >= 3 && after[key("4xx")]-before[key("4xx")] >= 1
+	})
+	if d2, d4 := after[key("2xx")]-before[key("2xx")], after[key("4xx")]-before[key("4xx")]; d2 != 3 || d4 != 1 {
+		t.Errorf("the worker counted %v 2xx and %v 4xx, want 3 and 1", d2, d4)
+	}
 }
 
 // parseMetrics reads Prometheus's text format into series → value.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/metrics"
 	"github.com/hasadna/conductor/natsstore"
 	"github.com/hasadna/conductor/queue"
 )
@@ -21,6 +22,9 @@ import (
 type workerOptions struct {
 	hostOptions
 	data, natsURL, natsTokenFile, natsCAFile, defaultDB, logLevel string
+	// metricsOpts is --metrics-listen and --metrics-token-file: this
+	// host's builder, traffic and restarts (metrics.go).
+	metricsOpts metricsOptions
 }
 
 // workerCommand runs the builder of one host that is not the conductor's:
@@ -51,6 +55,7 @@ func workerCommand() *cobra.Command {
 	f.StringVar(&o.httpsAddr, "https-addr", "", "address this host's nginx serves its apps' custom domains over HTTPS on, e.g. 0.0.0.0:443 (\"\": no HTTPS); the conductor gets and renews the certificates")
 	f.StringVar(&o.defaultDB, "default-db", conductor.DBSQLite, "database kind assumed when an app names none")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.metricsOpts.addFlags(f)
 	return cmd
 }
 
@@ -62,6 +67,9 @@ func runWorker(ctx context.Context, o workerOptions) error {
 		return errors.New("--host: name this host (\"local\" is the conductor's own)")
 	}
 	if err := o.hostOptions.validate(); err != nil {
+		return err
+	}
+	if err := o.metricsOpts.validate(); err != nil {
 		return err
 	}
 	if o.httpsAddr != "" {
@@ -98,11 +106,17 @@ func runWorker(ctx context.Context, o workerOptions) error {
 	}
 	defer q.Close()
 	state := &natsstore.Client{NC: q.NATS()}
+	metricsReg := metrics.New()
+	o.hostOptions.metrics = metricsReg
 	h, err := startHost(ctx, o.hostOptions, data, bin, q, state, state, o.defaultDB, stop)
 	if err != nil {
 		return err
 	}
 	defer h.Stop()
+	startTraffic(ctx, h.Nginx, metricsReg)
+	if err := o.metricsOpts.start(ctx, metricsReg); err != nil {
+		return err
+	}
 	go watchCrashes(ctx, h, q, o.name) // process.crashing, sent to the conductor
 	slog.Info("worker is serving", "host", o.name, "http", o.httpAddr, "data", data, "nats", o.natsURL)
 	<-ctx.Done()
