@@ -51,3 +51,19 @@ func TestCrashCounter(t *testing.T) {
 		t.Error("a gone watcher is still counted")
 	}
 }
+
+// TestCrashCounterRestarted: Restarted is told each look's restarts (a
+// replaced pid), not a scale-up's new processes nor the first look.
+func TestCrashCounterRestarted(t *testing.T) {
+	got := map[string]int{}
+	c := &CrashCounter{Restarts: 5, Window: time.Minute, Restarted: func(w string, n int) { got[w] += n }}
+	now := time.Now()
+	c.Observe("shop_web_1", []int{10, 11}, now)     // baseline
+	c.Observe("shop_web_1", []int{10, 12}, now)     // 11 replaced
+	c.Observe("shop_web_1", []int{13, 14}, now)     // both replaced
+	c.Observe("shop_web_1", []int{13, 14, 15}, now) // ps:scale up: no restart
+	c.Observe("shop_worker_1", []int{20}, now)
+	if got["shop_web_1"] != 3 || got["shop_worker_1"] != 0 {
+		t.Errorf("Restarted counted %v, want 3 for web and none for worker", got)
+	}
+}
