@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/procnet"
 	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/queue"
 )
 
@@ -45,9 +47,10 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 		return err
 	}
 	pauseAt("switch:site")
-	// The deploy fails unless nginx's workers serve the new site. Old
-	// workers may still hold requests to the old release (a slow download,
-	// a websocket): retire waits for them before it stops its processes.
+	// The deploy fails unless nginx serves the new release: at once when
+	// only the app's route changed (nginx reads it per request), after a
+	// reload when the site did (a first deploy, a new domain). Requests
+	// already sent to the old release finish: retire drains it first.
 	if err := d.b.Nginx.WaitRelease(ctx, d.host(), d.job.ID, 15*time.Second); err != nil {
 		return fmt.Errorf("the front nginx does not serve the new release: %w", err)
 	}
@@ -149,9 +152,13 @@ func (b *Builder) linkCurrent(app, dir string) error {
 // Procfile; then it prunes old releases. Its failures are warnings: the
 // next deploy's retire and the start-up reconcile do it again.
 func (d *deployment) retire(ctx context.Context) error {
-	// Requests that old nginx workers already sent to the old release
-	// finish before its processes stop.
-	if err := d.b.Nginx.WaitOldWorkers(ctx, 30*time.Second); err != nil {
+	// Requests that nginx already sent to the old release finish before
+	// its processes stop: those of workers a reload replaced, and those
+	// in flight or queued on the old web port.
+	if err := d.b.Nginx.WaitOldWorkers(ctx, drainTimeout); err != nil {
+		d.log.Printf("       Warning: %v", err)
+	}
+	if err := d.drainOldWeb(ctx); err != nil {
 		d.log.Printf("       Warning: %v", err)
 	}
 	keep := map[string]bool{redisWatcher(d.app.Name): true} // redis:create's server is no release's
@@ -167,6 +174,51 @@ func (d *deployment) retire(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("prune old releases: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// drainTimeout bounds how long retire lets requests sent to the previous
+// release finish (a slow download, a websocket) before it stops it.
+const drainTimeout = 30 * time.Second
+
+// drainOldWeb waits until no connection is open to the web port of the
+// app's other releases: the requests nginx sent there before the switch,
+// being served or waiting in the accept queue, which a stopping gunicorn
+// would reset. No new one comes: nginx reads the new route, and a request
+// that read the old one and finds the port closed is sent to the new
+// release (nginx/route.go).
+func (d *deployment) drainOldWeb(ctx context.Context) error {
+	names, err := d.b.appWatchers(d.app.Name)
+	if err != nil {
+		return err
+	}
+	var ports []int
+	for _, n := range names {
+		if typ, port, ok := process.ParseWatcher(d.app.Name, n); ok && typ == "web" && port != 0 && port != d.port {
+			ports = append(ports, port)
+		}
+	}
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		open := 0
+		for _, p := range ports {
+			conns, err := procnet.Established(p)
+			if err != nil {
+				return fmt.Errorf("drain the previous release: %w", err)
+			}
+			open += len(conns)
+		}
+		if open == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d connections to the previous release still open after %s: stopping it anyway", open, drainTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // prune deletes release directories beyond the newest Keep.

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/hasadna/conductor/nginx"
 )
 
 // Status is a check's verdict.
@@ -86,6 +88,7 @@ func (c Config) circusHints() (starts, restart string) {
 func Run(ctx context.Context, c Config) []Result {
 	rs := []Result{
 		NginxBinary(ctx, c.NginxBin),
+		NginxJSModule(nginx.DefaultJSModule),
 		NginxConfig(ctx, c.NginxBin, c.NginxPrefix, c.NginxConf),
 		Circusd(ctx, c.CircusBin, c.CircusPins),
 		CircusSocket(ctx, c.CircusDir, c.circusHints),

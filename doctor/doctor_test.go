@@ -53,6 +53,12 @@ func TestNginxBinary(t *testing.T) {
 	want(t, NginxBinary(ctx, t.TempDir()), Fail, "not an executable file")
 }
 
+func TestNginxJSModule(t *testing.T) {
+	want(t, NginxJSModule("/usr/lib/nginx/modules/ngx_http_js_module.so"), OK, "ngx_http_js_module.so")
+	missing := filepath.Join(t.TempDir(), "ngx_http_js_module.so")
+	want(t, NginxJSModule(missing), Fail, missing, "apt-get install libnginx-mod-http-js")
+}
+
 func TestNginxConfig(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

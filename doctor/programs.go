@@ -54,6 +54,16 @@ func NginxBinary(ctx context.Context, bin string) Result {
 	return ok(name, "nginx %s at %s", m[1], bin)
 }
 
+// NginxJSModule checks that nginx's njs module is installed: every app
+// site reads its route through it (nginx/route.go).
+func NginxJSModule(path string) Result {
+	const name = "nginx njs"
+	if _, err := os.Stat(path); err != nil {
+		return fail(name, "apt-get install libnginx-mod-http-js (make setup does)", "%v: app sites read their route through njs", err)
+	}
+	return ok(name, "njs module at %s", path)
+}
+
 // NginxConfig runs `nginx -t` on the nginx configuration conf (with the
 // prefix, when not ""), or on nginx's default configuration when conf is "".
 func NginxConfig(ctx context.Context, bin, prefix, conf string) Result {

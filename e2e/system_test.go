@@ -131,8 +131,11 @@ func TestSystem(t *testing.T) {
 		t.Fatalf("GET / through the system nginx = %d %q", code, body)
 	}
 	release := hdr.Get("X-Conductor-Release")
-	if site := readFile(t, "/etc/nginx/sites-enabled/conductor-"+app+".conf"); !strings.Contains(site, "release "+release) {
-		t.Errorf("the app's site is not in the host's sites-enabled:\n%s", site)
+	if site := readFile(t, "/etc/nginx/sites-enabled/conductor-"+app+".conf"); !strings.Contains(site, "/var/lib/conductor/nginx/routes/"+app+".json") {
+		t.Errorf("the app's site in the host's sites-enabled does not read its route:\n%s", site)
+	}
+	if route := readFile(t, "/var/lib/conductor/nginx/routes/"+app+".json"); !strings.Contains(route, `"release":"`+release+`"`) {
+		t.Errorf("the app's route does not name the release nginx serves (%s): %s", release, route)
 	}
 	if w, _ := filepath.Glob("/etc/conductor/circus.d/" + app + "_web_*.ini"); len(w) != 1 {
 		t.Errorf("web watcher files in the circus include dir: %v", w)
@@ -224,7 +227,7 @@ func TestSystem(t *testing.T) {
 	// Everything: state, logs, the app, its user; the admin's files stay.
 	h.conductor(conductorBin, "uninstall")
 	for _, gone := range []string{"/var/lib/conductor", "/var/log/conductor", "/etc/conductor/circus.d",
-		"/etc/nginx/sites-enabled/conductor-" + app + ".conf", "/srv/projects/" + app, "/srv/environments/" + app} {
+		"/etc/nginx/sites-enabled/conductor-" + app + ".conf", "/etc/nginx/sites-enabled/conductor-_routes.conf", "/srv/projects/" + app, "/srv/environments/" + app} {
 		if _, err := os.Lstat(gone); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("uninstall left %s (%v)", gone, err)
 		}

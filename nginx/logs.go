@@ -14,14 +14,33 @@ import (
 // their requests as JSON lines (log_format conductor_traffic).
 const trafficLogName = "traffic.log"
 
+// SystemTrafficLog is where the host's nginx (system mode) logs the apps'
+// requests: beside its own logs, so the host's logrotate (Debian's
+// /etc/logrotate.d/nginx) rotates it and has nginx reopen it. A variable
+// for tests.
+var SystemTrafficLog = "/var/log/nginx/conductor-traffic.log"
+
 // TrafficLog is the file nginx logs every app's requests to, one JSON line
-// each, or "" in system mode: the host's nginx.conf does not declare
-// Conductor's log_format, so its sites log as the admin set up.
+// each (log_format conductor_traffic).
 func (n *Nginx) TrafficLog() string {
-	if n.System || n.Dir == "" {
+	if n.System {
+		return SystemTrafficLog
+	}
+	if n.Dir == "" {
 		return ""
 	}
 	return filepath.Join(n.Dir, trafficLogName)
+}
+
+// trafficFormat names the log format an app's site logs with: nginx.conf's
+// in Conductor's own nginx; in the host's, whose nginx.conf Conductor does
+// not write, one each site declares, named after its app so that no two
+// sites declare the same.
+func (n *Nginx) trafficFormat(app string) string {
+	if n.System {
+		return "conductor_traffic_" + app
+	}
+	return "conductor_traffic"
 }
 
 // RotateLogs renames each of Conductor's nginx logs (access.log,

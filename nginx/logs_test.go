@@ -109,3 +109,51 @@ func TestTrafficLogRotates(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSystemSitesDeclareTrafficFormat: in system mode each app's site
+// declares its own log format (the host's nginx.conf has none of
+// Conductor's), so nginx -t takes two of them side by side.
+func TestSystemSitesDeclareTrafficFormat(t *testing.T) {
+	needNginx(t)
+	dir := t.TempDir()
+	old := SystemTrafficLog
+	SystemTrafficLog = filepath.Join(dir, "conductor-traffic.log")
+	defer func() { SystemTrafficLog = old }()
+	n := &Nginx{Bin: nginxBin, Dir: filepath.Join(dir, "data"), Listen: freePort(t), System: true,
+		SitesDir: filepath.Join(dir, "sites"), Conf: filepath.Join(dir, "nginx.conf"), PidFile: filepath.Join(dir, "nginx.pid")}
+	for _, d := range []string{n.Dir, n.SitesDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The host's nginx.conf, as Debian's includes its sites.
+	conf := "pid " + quote(n.PidFile) + ";\nerror_log " + quote(filepath.Join(dir, "error.log")) + ";\n"
+	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_http_js_module.so"); err == nil {
+		conf = "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;\n" + conf
+	}
+	conf += "events {}\nhttp {\n    access_log " + quote(filepath.Join(dir, "access.log")) + ";\n    include " + quote(n.SitesDir+"/*.conf") + ";\n}\n"
+	if err := os.WriteFile(n.Conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"shop", "blog"} {
+		site := renderSite(t, n, Site{App: app, Release: "v1", Hosts: []string{app + ".example.org"}, Port: 20000, StaticDir: filepath.Join(dir, "static")})
+		for _, want := range []string{
+			"log_format conductor_traffic_" + app + " escape=json",
+			"set $conductor_app " + app + ";",
+			"access_log " + quote(SystemTrafficLog) + " conductor_traffic_" + app + ";",
+		} {
+			if !strings.Contains(string(site), want) {
+				t.Errorf("%s's site lacks %q:\n%s", app, want, site)
+			}
+		}
+		if err := os.WriteFile(n.SitePath(app), site, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.test(context.Background()); err != nil {
+		t.Fatalf("nginx -t rejects two system-mode sites: %v", err)
+	}
+}

@@ -3,6 +3,8 @@ package nginx
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -124,18 +126,14 @@ func setup(t *testing.T, dir string) *Nginx {
 			t.Fatal(err)
 		}
 	}
-	mime := "/etc/nginx/mime.types"
-	if _, err := os.Stat(mime); err != nil {
-		mime = ""
-	}
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, "nginx.conf.tmpl", map[string]any{
-		"Dir": n.Dir, "Listen": n.Listen, "User": "", "MimeTypes": mime,
-		"HTTPSListen": n.HTTPSListen, "ChallengeDir": n.ChallengeDir(),
-	}); err != nil {
+	if err := n.writeScript(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(n.confPath(), buf.Bytes(), 0o644); err != nil {
+	conf, err := n.mainConf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.confPath(), conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -195,11 +193,18 @@ func TestSiteStaticDirAccepted(t *testing.T) {
 			if err := n.test(context.Background()); err != nil {
 				t.Fatalf("nginx -t rejects StaticDir %q: %v\n%s", tt.dir, err, conf)
 			}
-			// The alias is one quoted argument: nothing of the dir leaks
-			// out of it as a directive.
-			want := "alias " + quote(tt.dir+"/") + ";"
-			if !bytes.Contains(conf, []byte(want)) {
-				t.Errorf("site conf has no %s:\n%s", want, conf)
+			// The dir is in the route (JSON), never in the site: it reads
+			// back whole, whatever it holds.
+			raw, err := siteRoute(Site{App: "hello", Release: "r1", Port: 9000, StaticDir: tt.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r route
+			if err := json.Unmarshal(raw, &r); err != nil || r.Static != tt.dir+"/" {
+				t.Errorf("route %s: static dir reads back as %q (%v), want %q", raw, r.Static, err, tt.dir+"/")
+			}
+			if bytes.Contains(conf, []byte("staticfiles")) {
+				t.Errorf("the site names the static dir:\n%s", conf)
 			}
 		})
 	}
@@ -220,8 +225,9 @@ func TestSiteConfigDumped(t *testing.T) {
 	for _, want := range []string{
 		"listen " + n.Listen + ";",
 		"server_name hello.localhost h2.example.com;",
-		"proxy_pass http://127.0.0.1:9123;",
-		"add_header X-Conductor-Release r1 always;",
+		"proxy_pass http://$conductor_upstream;",
+		"add_header X-Conductor-Release $conductor_release always;",
+		"set $conductor_route " + quote(n.RoutePath("hello")) + ";",
 	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("nginx -T output lacks %q", want)
@@ -282,18 +288,32 @@ func TestWriteSiteRollsBack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(n.sitesDir(), "hello.conf"), good, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Port 70000 passes the template but not nginx -t.
-	bad := Site{Release: "r2", Hosts: []string{"hello.localhost"}, Port: 70000, StaticDir: "/srv/static"}
+	goodRoute := []byte(`{"release":"r1"}`)
+	if err := os.WriteFile(n.RoutePath("hello"), goodRoute, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A certificate file that does not exist passes the template but not
+	// nginx -t.
+	n.HTTPSListen = freePort(t)
+	bad := Site{Release: "r2", Hosts: []string{"hello.localhost", "s.example.org"}, Port: 9001, StaticDir: "/srv/static",
+		TLS: []TLSHost{{Host: "s.example.org", Cert: "/nonexistent/cert.pem", Key: "/nonexistent/cert.pem"}}}
 	for _, app := range []string{"hello", "newapp"} {
 		bad.App = app
 		err := n.WriteSite(context.Background(), bad)
 		if err == nil || !strings.Contains(err.Error(), "nginx -t") {
-			t.Fatalf("WriteSite(%s, port 70000) error = %v, want an nginx -t failure", app, err)
+			t.Fatalf("WriteSite(%s, a missing certificate) error = %v, want an nginx -t failure", app, err)
 		}
 	}
 	sites := listSites(t, n)
 	if len(sites) != 1 || sites["hello.conf"] != string(good) {
 		t.Errorf("after failed WriteSites the sites dir is %v, want only the old hello.conf", sites)
+	}
+	// The routes are put back too: hello's as it was, none for newapp.
+	if got, _ := os.ReadFile(n.RoutePath("hello")); !bytes.Equal(got, goodRoute) {
+		t.Errorf("hello's route after the failed WriteSite: %s, want %s", got, goodRoute)
+	}
+	if _, err := os.Stat(n.RoutePath("newapp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("newapp's route after its failed first WriteSite: %v, want none", err)
 	}
 	if err := n.test(context.Background()); err != nil {
 		t.Errorf("configuration broken after rollback: %v", err)

@@ -1,7 +1,9 @@
 package nginx
 
 import (
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -175,8 +177,16 @@ func FuzzSiteConf(f *testing.F) {
 				t.Fatalf("static aliases %q: want one per app server block", aliases)
 			}
 			for _, v := range aliases {
-				if v != static+"/" {
-					t.Fatalf("static dir %q reads back as %q", static, v)
+				if v != "$conductor_static" {
+					t.Fatalf("static alias %q: want the route's $conductor_static", v)
+				}
+			}
+			// The static dir goes to the route file, JSON that conductor.js
+			// parses: it reads back as given (cleaned, "/" added).
+			if rt, err := siteRoute(Site{App: app, Release: release, Port: 9000, StaticDir: static}); err == nil {
+				var r route
+				if err := json.Unmarshal(rt, &r); err != nil || r.Static != filepath.Clean(static)+"/" || r.Release != release {
+					t.Fatalf("route of static %q release %q reads back as %+v (%v)", static, release, r, err)
 				}
 			}
 			if secure {

@@ -8,7 +8,7 @@ CIRCUS_VENV=${CIRCUS_VENV:-/opt/conductor/circus}
 UV_VENV=${UV_VENV:-/opt/conductor/uv}
 PYTHONS=${PYTHONS:-/opt/conductor/pythons}
 PYENV_VERSIONS=${PYENV_ROOT:-/root/.pyenv}/versions
-PACKAGES=(git nginx-light python3 python3-venv python3-dev python3-pip gcc libc6-dev
+PACKAGES=(git nginx-light libnginx-mod-http-js python3 python3-venv python3-dev python3-pip gcc libc6-dev
           openssh-client curl ca-certificates sqlite3 passwd procps
           postgresql postgresql-client mariadb-server mariadb-client  # backup: pg_dump, mariadb-dump
           pkg-config libmariadb-dev  # apps' mysqlclient builds against these

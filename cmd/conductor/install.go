@@ -338,6 +338,9 @@ func (s systemSettings) checkHost(paths installPaths) error {
 	if _, err := exec.LookPath(s.nginxBin); err != nil {
 		return fmt.Errorf("nginx (%s): %w", s.nginxBin, err)
 	}
+	if _, err := os.Stat(nginx.DefaultJSModule); err != nil {
+		return fmt.Errorf("nginx's njs module is missing: apt-get install libnginx-mod-http-js (app sites read their route through it): %w", err)
+	}
 	if _, err := os.Stat(paths.circusd); err != nil {
 		return fmt.Errorf("circusd (%s, run by %s) is missing: install it with make setup: %w", paths.circusd, systemd.Circusd, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/pflag"
 
@@ -105,7 +106,7 @@ func (s systemSettings) circus() *circus.Circus {
 
 // nginx is the host's nginx as Conductor sees it.
 func (s systemSettings) nginx() *nginx.Nginx {
-	n := &nginx.Nginx{Bin: s.nginxBin}
+	n := &nginx.Nginx{Bin: s.nginxBin, Dir: filepath.Join(s.data, "nginx")}
 	(&systemOptions{nginxSitesDir: s.nginxSitesDir, nginxConf: s.nginxConf, nginxPidFile: s.nginxPidFile}).useSystemNginx(n)
 	return n
 }

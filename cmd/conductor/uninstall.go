@@ -205,6 +205,11 @@ func removeApps(ctx context.Context, s systemSettings, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "Removed app %s\n", app.Name)
 	}
+	// The route lookup goes with the last site: it names a script in the
+	// state dir, which goes too.
+	if err := ngx.RemoveRoutesConf(ctx); err != nil {
+		return err
+	}
 	// Watcher files are all Conductor's, but check each one's header
 	// anyway: the include dir could be shared.
 	files, err := filepath.Glob(filepath.Join(s.circusInclude, "*.ini"))

@@ -18,8 +18,11 @@ import (
 	"strings"
 )
 
-// stateListen is TCP_LISTEN in /proc/net/tcp's st column.
-const stateListen = "0A"
+// TCP states in /proc/net/tcp's st column.
+const (
+	stateEstablished = "01"
+	stateListen      = "0A"
+)
 
 // Socket is a listening TCP socket.
 type Socket struct {
@@ -29,7 +32,11 @@ type Socket struct {
 
 // ParseListening returns the listening sockets of a /proc/net/tcp or
 // /proc/net/tcp6 table (any local address).
-func ParseListening(r io.Reader) ([]Socket, error) {
+func ParseListening(r io.Reader) ([]Socket, error) { return parseSockets(r, stateListen) }
+
+// parseSockets returns the sockets of a /proc/net/tcp or tcp6 table in
+// state, by local port.
+func parseSockets(r io.Reader, state string) ([]Socket, error) {
 	var out []Socket
 	sc := bufio.NewScanner(r)
 	first := true
@@ -42,7 +49,7 @@ func ParseListening(r io.Reader) ([]Socket, error) {
 		if len(f) < 10 {
 			continue
 		}
-		if f[3] != stateListen {
+		if f[3] != state {
 			continue
 		}
 		_, portHex, ok := strings.Cut(f[1], ":")
@@ -64,7 +71,14 @@ func ParseListening(r io.Reader) ([]Socket, error) {
 
 // Listening returns the sockets listening on port (IPv4 and IPv6, any
 // address) in this network namespace.
-func Listening(port int) ([]Socket, error) {
+func Listening(port int) ([]Socket, error) { return sockets(port, stateListen) }
+
+// Established returns the connections whose local end is port: to a
+// server on port, those it serves and those waiting in its accept queue.
+func Established(port int) ([]Socket, error) { return sockets(port, stateEstablished) }
+
+// sockets returns the TCP sockets in state on local port.
+func sockets(port int, state string) ([]Socket, error) {
 	var out []Socket
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		f, err := os.Open(table)
@@ -74,7 +88,7 @@ func Listening(port int) ([]Socket, error) {
 		if err != nil {
 			return nil, err
 		}
-		all, err := ParseListening(f)
+		all, err := parseSockets(f, state)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", table, err)

@@ -149,3 +149,49 @@ func TestForeign(t *testing.T) {
 		t.Errorf("closed listener still listening")
 	}
 }
+
+// TestEstablished: a connection to a listener counts from the moment it
+// is in the accept queue, before the server accepts it, until it closes.
+func TestEstablished(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	count := func() int {
+		t.Helper()
+		s, err := Established(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(s)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d connections before any", n)
+	}
+	c, err := net.Dial("tcp", l.Addr().String()) // queued: never accepted yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d connections with one in the accept queue, want 1", n)
+	}
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d connections with one accepted, want 1", n)
+	}
+	c.Close()
+	s.Close()
+	if n := count(); n != 0 {
+		t.Errorf("%d connections after both ends closed, want 0", n)
+	}
+	// The parsed table: row 2 is the one established on port 20000.
+	got, err := parseSockets(strings.NewReader(tcp), stateEstablished)
+	if err != nil || !reflect.DeepEqual(got, []Socket{{Port: 20000, Inode: 16600}}) {
+		t.Errorf("established rows: %v, %v", got, err)
+	}
+}

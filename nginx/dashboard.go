@@ -1,0 +1,77 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+)
+
+// DashboardSite is the server block of Conductor's web dashboard: Host
+// (conductor.<domain>) proxied to the dashboard's loopback listener.
+type DashboardSite struct {
+	Host     string
+	Upstream string   // 127.0.0.1:PORT
+	TLS      *TLSHost // served over HTTPS (plain HTTP redirects there); nil: plain HTTP
+}
+
+// dashboardSiteName is the dashboard's site file name: app names cannot
+// start with "_", so no app's site is ever this one.
+const dashboardSiteName = "_dashboard"
+
+var upstreamRE = regexp.MustCompile(`^(127\.0\.0\.1|\[::1\]|localhost):[0-9]{1,5}$`)
+
+// WriteDashboardSite installs or replaces the dashboard's server block and
+// reloads nginx; if nginx rejects it, the old file is put back.
+func (n *Nginx) WriteDashboardSite(ctx context.Context, s DashboardSite) error {
+	if err := ValidateHost(s.Host); err != nil {
+		return err
+	}
+	if !upstreamRE.MatchString(s.Upstream) {
+		return fmt.Errorf("nginx: the dashboard must listen on loopback, not %q", s.Upstream)
+	}
+	data := map[string]any{"Host": s.Host, "Upstream": s.Upstream, "Listen": n.Listen}
+	if s.TLS != nil {
+		if n.HTTPSListen == "" {
+			return fmt.Errorf("nginx: the dashboard's TLS certificate needs an HTTPS address (--https-addr)")
+		}
+		_, port, err := net.SplitHostPort(n.HTTPSListen)
+		if err != nil || !listenRE.MatchString(n.HTTPSListen) {
+			return fmt.Errorf("nginx: invalid HTTPS listen address %q", n.HTTPSListen)
+		}
+		for _, p := range []string{s.TLS.Cert, s.TLS.Key} {
+			if err := checkPath(p); err != nil {
+				return err
+			}
+		}
+		data["TLS"], data["HTTPSListen"] = s.TLS, n.HTTPSListen
+		if port != "443" {
+			data["RedirectPort"] = ":" + port
+		}
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "dashboard.conf.tmpl", data); err != nil {
+		return fmt.Errorf("render the dashboard's site: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	path := n.SitePath(dashboardSiteName)
+	if err := n.checkOurs(path); err != nil {
+		return err
+	}
+	old, oldErr := os.ReadFile(path)
+	if err := writeAtomic(path, buf.Bytes()); err != nil {
+		return err
+	}
+	if err := n.test(ctx); err != nil {
+		if oldErr == nil {
+			_ = writeAtomic(path, old)
+		} else {
+			_ = os.Remove(path)
+		}
+		return err
+	}
+	return n.reload()
+}
