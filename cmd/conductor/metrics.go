@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -73,12 +75,18 @@ func (o *metricsOptions) start(ctx context.Context, m *metrics.Metrics) error {
 }
 
 // startTraffic follows this host's nginx traffic log into Stats and m's
-// request counters (nil Stats in system mode, where the host's nginx
-// logs as its admin set it up).
+// request counters.
 func startTraffic(ctx context.Context, n *nginx.Nginx, m *metrics.Metrics) *traffic.Stats {
 	path := n.TrafficLog()
 	if path == "" {
 		return nil
+	}
+	if n.System {
+		// The host's nginx would make it 0644; it holds every app's
+		// requests. Conductor's own nginx's is made by nginx.Start.
+		if err := privateLog(path); err != nil {
+			slog.Warn("traffic log", "path", path, "err", err)
+		}
 	}
 	s := &traffic.Stats{}
 	m.Traffic(s)
@@ -97,6 +105,28 @@ func startTraffic(ctx context.Context, n *nginx.Nginx, m *metrics.Metrics) *traf
 		}
 	}()
 	return s
+}
+
+// privateLog makes the log file at path if it is missing and takes others'
+// read access away: 0640, whoever owns it (nginx gives it to its workers'
+// user when it reopens its logs).
+func privateLog(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o640)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o027 != 0 {
+		return f.Chmod(fi.Mode().Perm() &^ 0o027)
+	}
+	return nil
 }
 
 // nginxLogMaxBytes is the size past which Conductor's own nginx logs
