@@ -79,8 +79,14 @@ type Nginx struct {
 	Conf     string // e.g. /etc/nginx/nginx.conf
 	PidFile  string // e.g. /run/nginx.pid
 
-	mu    sync.Mutex // one config change at a time
-	child *supervisor.Child
+	// JSModule is the njs module Conductor's own nginx loads ("" for
+	// DefaultJSModule); the host's nginx loads it itself (Debian's
+	// modules-enabled).
+	JSModule string
+
+	mu     sync.Mutex        // one config change at a time
+	tokens map[string]string // host → token of the site serving it (withToken)
+	child  *supervisor.Child
 
 	wmu      sync.Mutex
 	replaced map[int]bool // workers a reload replaced that may still run
@@ -172,19 +178,15 @@ func (n *Nginx) Start(ctx context.Context) error {
 	if err := n.private(); err != nil {
 		return err
 	}
-	mime := "/etc/nginx/mime.types"
-	if _, err := os.Stat(mime); err != nil {
-		mime = ""
+	if err := n.writeScript(); err != nil {
+		return err
 	}
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, "nginx.conf.tmpl", map[string]any{
-		"Dir": n.Dir, "Listen": n.Listen, "User": n.User, "MimeTypes": mime,
-		"HTTPSListen": n.HTTPSListen, "ChallengeDir": n.ChallengeDir(),
-	}); err != nil {
+	conf, err := n.mainConf()
+	if err != nil {
 		return err
 	}
 	before, _ := os.ReadFile(n.confPath())
-	if err := writeAtomic(n.confPath(), buf.Bytes()); err != nil {
+	if err := writeAtomic(n.confPath(), conf); err != nil {
 		return err
 	}
 	if err := n.test(ctx); err != nil {
@@ -214,11 +216,35 @@ func (n *Nginx) Start(ctx context.Context) error {
 	// An adopted master (left by a previous conductor) serves on; it
 	// reloads only when this start's configuration differs (an upgrade):
 	// a reload ends idle keep-alive connections.
-	if n.child.Adopted() && !bytes.Equal(before, buf.Bytes()) {
+	if n.child.Adopted() && !bytes.Equal(before, conf) {
 		slog.Info("nginx.conf changed: reloading the adopted nginx")
 		return n.reload()
 	}
 	return nil
+}
+
+// mainConf renders Conductor's own nginx.conf.
+func (n *Nginx) mainConf() ([]byte, error) {
+	module := n.JSModule
+	if module == "" {
+		module = DefaultJSModule
+	}
+	if _, err := os.Stat(module); err != nil {
+		return nil, fmt.Errorf("nginx's njs module is missing (%w): install Debian's libnginx-mod-http-js (make setup does)", err)
+	}
+	mime := "/etc/nginx/mime.types"
+	if _, err := os.Stat(mime); err != nil {
+		mime = ""
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "nginx.conf.tmpl", map[string]any{
+		"Dir": n.Dir, "Listen": n.Listen, "User": n.User, "MimeTypes": mime,
+		"HTTPSListen": n.HTTPSListen, "ChallengeDir": n.ChallengeDir(),
+		"JSModule": module, "Routes": n.routeData(),
+	}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // stopGrace is how long nginx may take to finish requests in flight on a
@@ -262,8 +288,33 @@ func (n *Nginx) startSystem(ctx context.Context) error {
 	if fi, err := os.Stat(n.SitesDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("nginx sites dir %s is missing: is nginx installed?", n.SitesDir)
 	}
-	if err := n.test(ctx); err != nil {
+	if err := n.writeScript(); err != nil {
 		return err
+	}
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "routes.conf.tmpl", n.routeData()); err != nil {
+		return err
+	}
+	conf := filepath.Join(n.SitesDir, systemRoutesConf)
+	if err := n.checkOurs(conf); err != nil {
+		return err
+	}
+	before, _ := os.ReadFile(conf)
+	if err := writeAtomic(conf, buf.Bytes()); err != nil {
+		return err
+	}
+	if err := n.test(ctx); err != nil {
+		if before == nil {
+			_ = os.Remove(conf)
+		} else {
+			_ = writeAtomic(conf, before)
+		}
+		return fmt.Errorf("%w (is Debian's libnginx-mod-http-js installed? Conductor's sites need njs)", err)
+	}
+	if !bytes.Equal(before, buf.Bytes()) && n.masterPid() != 0 {
+		if err := n.reload(); err != nil {
+			return err
+		}
 	}
 	if n.masterPid() == 0 {
 		slog.Warn("the system nginx is not running", "pid_file", n.PidFile)
@@ -347,12 +398,14 @@ func (n *Nginx) waitHeaders(ctx context.Context, host string, timeout time.Durat
 	client := &http.Client{Timeout: 2 * time.Second}
 	start := time.Now()
 	lastHUP := start
+	token := n.token(host)
 	for time.Since(start) < timeout {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+n.Listen+"/static/", nil)
 		req.Host = host
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
-			if served(resp.Header) {
+			// The site's token: nginx's workers run the site last written.
+			if (token == "" || resp.Header.Get("X-Conductor-Site") == token) && served(resp.Header) {
 				return nil
 			}
 		}
@@ -453,10 +506,17 @@ type Site struct {
 	Maintenance *Maintenance
 }
 
-// WriteSite installs or replaces an app's server block and reloads nginx.
-// If nginx rejects the new configuration, the old file is put back.
+// WriteSite points an app's route at s's release (route.go) and, when
+// the server block it renders differs from the one installed, replaces
+// that and reloads nginx. If nginx rejects the new configuration, the old
+// site and route are put back.
 func (n *Nginx) WriteSite(ctx context.Context, s Site) error {
-	conf, err := n.siteConf(s)
+	conf, err := n.renderSite(s)
+	if err != nil {
+		return err
+	}
+	conf, token := withToken(conf)
+	rt, err := siteRoute(s)
 	if err != nil {
 		return err
 	}
@@ -466,22 +526,63 @@ func (n *Nginx) WriteSite(ctx context.Context, s Site) error {
 	if err := n.checkOurs(path); err != nil {
 		return err
 	}
+	old, oldErr := os.ReadFile(path)
+	oldRoute, oldRouteErr := os.ReadFile(n.RoutePath(s.App))
+	if err := n.writeRoute(s.App, rt); err != nil {
+		return err
+	}
+	n.setToken(s.Hosts, token)
+	if oldErr == nil && bytes.Equal(old, conf) {
+		return nil // the route was all that changed: no reload
+	}
 	if err := n.writeMaintenancePage(s.App, s.Maintenance); err != nil {
 		return err
 	}
-	old, oldErr := os.ReadFile(path)
-	if err := writeAtomic(path, conf); err != nil {
-		return err
-	}
-	if err := n.test(ctx); err != nil {
+	restore := func() {
 		if oldErr == nil {
 			_ = writeAtomic(path, old)
 		} else {
 			_ = os.Remove(path)
 		}
+		if oldRouteErr == nil {
+			_ = writeFileAtomic(n.RoutePath(s.App), oldRoute, 0o644)
+		} else {
+			_ = os.Remove(n.RoutePath(s.App))
+		}
+	}
+	if err := writeAtomic(path, conf); err != nil {
+		restore()
+		return err
+	}
+	if err := n.test(ctx); err != nil {
+		restore()
 		return err
 	}
 	return n.reload()
+}
+
+// setToken records the token of the site serving hosts, which waitHeaders
+// waits for.
+func (n *Nginx) setToken(hosts []string, token string) {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if n.tokens == nil {
+		n.tokens = map[string]string{}
+	}
+	for _, h := range hosts {
+		if token == "" {
+			delete(n.tokens, h)
+		} else {
+			n.tokens[h] = token
+		}
+	}
+}
+
+// token is the token of the site last written for host ("" if unknown).
+func (n *Nginx) token(host string) string {
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	return n.tokens[host]
 }
 
 // tokenRE is what the app name and release id may be: they are rendered
@@ -490,8 +591,22 @@ var tokenRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 // siteConf checks a site's values and renders its server block.
 func (n *Nginx) siteConf(s Site) ([]byte, error) {
+	conf, err := n.renderSite(s)
+	if err != nil {
+		return nil, err
+	}
+	conf, _ = withToken(conf)
+	return conf, nil
+}
+
+// renderSite renders a site's server block, with tokenPlaceholder for its
+// token.
+func (n *Nginx) renderSite(s Site) ([]byte, error) {
 	if !tokenRE.MatchString(s.App) || !tokenRE.MatchString(s.Release) {
 		return nil, fmt.Errorf("nginx: invalid app name %q or release id %q", s.App, s.Release)
+	}
+	if err := checkPath(n.RoutePath(s.App)); err != nil {
+		return nil, err
 	}
 	for _, h := range s.Hosts {
 		if err := ValidateHost(h); err != nil {
@@ -520,8 +635,8 @@ func (n *Nginx) siteConf(s Site) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "site.conf.tmpl", map[string]any{
-		"App": s.App, "Release": s.Release, "Hosts": tls.PlainHosts, "Port": s.Port,
-		"StaticDir": s.StaticDir, "MediaDir": s.MediaDir, "Listen": n.Listen, "TLS": tls,
+		"App": s.App, "Hosts": tls.PlainHosts, "Route": n.RoutePath(s.App), "SiteToken": tokenPlaceholder,
+		"MediaDir": s.MediaDir, "Listen": n.Listen, "TLS": tls,
 		"MaxBody": maxBody, "Maintenance": maint, "TrafficLog": n.TrafficLog(),
 		"TrafficFormat": n.trafficFormat(s.App), "TrafficFormatHere": n.System,
 	}); err != nil {
@@ -544,7 +659,14 @@ func (n *Nginx) RemoveSite(ctx context.Context, app string) error {
 	if err := n.removeMaintenancePages(app); err != nil {
 		return err
 	}
-	return n.reload()
+	if err := n.reload(); err != nil {
+		return err
+	}
+	// The route goes after the site: until the reload, workers may read it.
+	if err := os.Remove(n.RoutePath(app)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // writeAtomic writes a file only root reads (nginx's master reads its
