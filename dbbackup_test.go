@@ -27,6 +27,9 @@ func TestDBBackupProblems(t *testing.T) {
 		{"schedule behind", []*DBBackup{ok("default", 49*time.Hour)}, []*DBBackupSchedule{daily}, []string{"is behind: the last successful backup"}},
 		{"schedule never succeeded", nil, []*DBBackupSchedule{daily}, []string{"no backup has succeeded since"}},
 		{"new schedule", nil, []*DBBackupSchedule{{Alias: "default", Schedule: "@daily", Created: now.Add(-time.Hour)}}, nil},
+		{"last upload failed", []*DBBackup{{ID: 4, Alias: "default", Status: BackupSucceeded, Started: now, RemoteStatus: RemoteFailed, RemoteError: "copy to s3://b failed: refused"}}, nil,
+			[]string{"the off-host copy of the last backup of default (4, 2026-12-02T12:00:00Z) failed: copy to s3://b failed: refused"}},
+		{"an older upload failed", []*DBBackup{{Alias: "default", Status: BackupSucceeded, RemoteStatus: RemoteUploaded}, {Alias: "default", Status: BackupSucceeded, RemoteStatus: RemoteFailed}}, nil, nil},
 	} {
 		st, problems := DBBackupProblems(now, tc.backups, tc.scheds)
 		if len(problems) != len(tc.want) {
