@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 )
 
 // dbBackupsRemoteJSON is the off-host part of db:backups --json.
@@ -160,6 +163,19 @@ func TestDBBackupS3(t *testing.T) {
 	}
 	if len(objs) != len(want) || len(objs) < 2 || len(objs) > 3 {
 		t.Errorf("after retention: objects %v, state %v", objs, want)
+	}
+
+	// An object of the app that the state does not name (uploaded after
+	// the state's archive was taken, say) is listed apart.
+	stray := "prod/db/" + app + "/99-default-20200101T000000Z.sqlite3"
+	if _, err := s3.Client.PutObject(context.Background(), bucket, stray, strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var u struct {
+		Untracked []string `json:"untracked_remote"`
+	}
+	if err := json.Unmarshal([]byte(must(t, "db:backups --json", in.SSH(in.AdminKey, "db:backups "+app+" --json"))), &u); err != nil || len(u.Untracked) != 1 || u.Untracked[0] != stray {
+		t.Errorf("untracked objects: %+v %v; want %s", u, err, stray)
 	}
 
 	// The server is down: the backup itself succeeds, the upload failed

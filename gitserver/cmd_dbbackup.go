@@ -140,20 +140,20 @@ func offsiteLine(b *conductor.DBBackup) string {
 
 // locateBackups sets the Location of the app's backups that succeeded, as
 // its host sees them: the local file there, the object in its off-host
-// target. It returns a warning when the host could not tell.
-func (s *Server) locateBackups(ctx context.Context, app *conductor.App, backups []*conductor.DBBackup) string {
+// target. It returns the app's objects there that no backup of the state
+// names (uploaded after the state was restored from an older archive, or
+// by another Conductor with the same prefix), and a warning when the host
+// could not tell.
+func (s *Server) locateBackups(ctx context.Context, app *conductor.App, backups []*conductor.DBBackup) (untracked []string, warning string) {
 	var files []string
 	for _, b := range backups {
 		if b.Status == conductor.BackupSucceeded && b.Host == app.Host && b.File != "" {
 			files = append(files, b.File)
 		}
 	}
-	if len(files) == 0 {
-		return ""
-	}
 	where, err := s.cfg.Agents.DBBackupWhere(ctx, app, files)
 	if err != nil {
-		return fmt.Sprintf("host %s did not say where the backups are: %s", app.Host, conductor.ErrorMessage(err))
+		return nil, fmt.Sprintf("host %s did not say where the backups are: %s", app.Host, conductor.ErrorMessage(err))
 	}
 	local, remote := map[string]bool{}, map[string]bool{}
 	for _, f := range where.Local {
@@ -184,9 +184,19 @@ func (s *Server) locateBackups(ctx context.Context, app *conductor.App, backups 
 		}
 	}
 	if where.RemoteError != "" {
-		return "the off-host target could not be listed: " + firstErrLine(where.RemoteError)
+		return nil, "the off-host target could not be listed: " + firstErrLine(where.RemoteError)
 	}
-	return ""
+	known := map[string]bool{}
+	for _, b := range backups {
+		known[b.Remote] = true
+	}
+	untracked = []string{}
+	for _, k := range where.Remote {
+		if !known[k] {
+			untracked = append(untracked, k)
+		}
+	}
+	return untracked, ""
 }
 
 // backupFailed is called once for every backup that failed (b.Error says
@@ -234,6 +244,10 @@ type dbBackupsList struct {
 	Backups   []*conductor.DBBackup              `json:"backups"`
 	Schedules []conductor.DBBackupScheduleStatus `json:"schedules"`
 	Problems  []string                           `json:"problems"`
+	// Untracked are the app's objects in the off-host target that no
+	// backup of the state names (db:restore cannot use them; download
+	// them with an S3 client).
+	Untracked []string `json:"untracked_remote,omitempty"`
 }
 
 func (s *Server) dbBackupsCommand() *cobra.Command {
@@ -258,11 +272,12 @@ func (s *Server) dbBackupsCommand() *cobra.Command {
 				return err
 			}
 			statuses, problems := conductor.DBBackupProblems(time.Now(), backups, scheds)
-			if warning := s.locateBackups(ctx, app, backups); warning != "" {
+			untracked, warning := s.locateBackups(ctx, app, backups)
+			if warning != "" {
 				problems = append(problems, warning)
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), dbBackupsList{Backups: backups, Schedules: statuses, Problems: problems})
+				return printJSON(cmd.OutOrStdout(), dbBackupsList{Backups: backups, Schedules: statuses, Problems: problems, Untracked: untracked})
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%-6s %-12s %-9s %-20s %9s %9s %-10s %-12s %-9s %s\n", "ID", "ALIAS", "KIND", "STARTED", "SIZE", "DURATION", "STATUS", "WHERE", "OFF-HOST", "ERROR")
@@ -290,6 +305,9 @@ func (s *Server) dbBackupsCommand() *cobra.Command {
 			}
 			for _, sc := range statuses {
 				fmt.Fprintf(w, "Schedule of %s: %q, keeping %d; next %s\n", sc.Alias, sc.Schedule, sc.Keep, sc.Next.Format(time.RFC3339))
+			}
+			if len(untracked) > 0 {
+				fmt.Fprintf(w, "Off-host objects of %s that no backup here names (not restorable with db:restore): %s\n", app.Name, strings.Join(untracked, ", "))
 			}
 			for _, p := range problems {
 				fmt.Fprintf(w, "WARNING: %s\n", p)
