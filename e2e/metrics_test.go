@@ -5,9 +5,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,8 @@ import (
 func TestMetrics(t *testing.T) {
 	tokenFile := metricsTokenFile(t)
 	addr := freeAddr(t)
+	// The crash watch looks at circus's pids every 200 ms (restarts).
+	t.Setenv("CONDUCTOR_CRASH_CHECK_INTERVAL", "200ms")
 	in := StartInstance(t, "--metrics-listen", addr, "--metrics-token-file", tokenFile)
 	scrape := func(auth string) (int, string) { return scrapeMetrics(t, addr, auth) }
 	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic " + metricsToken, "Bearer " + metricsToken + "x"} {
@@ -129,6 +133,24 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("Series shows %d requests, want at least the 7 sent (and the switch's checks)", total)
 	}
 	t.Logf("requests sent in %s; Series: %+v", time.Since(start), pts)
+
+	// The web process dies: circus starts it again, and the crash watch
+	// counts a restart of metered's web.
+	restarts := `conductor_process_restarts_total{app="metered",process="web"}`
+	if v := get(auth)[restarts]; v != 0 {
+		t.Fatalf("restarts before any: %v", v)
+	}
+	out, err := exec.Command("pgrep", "-o", "-u", "metered", "-f", "gunicorn").Output()
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || perr != nil {
+		t.Fatalf("the web process's pid: %v %v %q", err, perr, out)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	waitFor(t, "a counted restart", func() bool { return get(auth)[restarts] >= 1 })
+	t.Logf("restart counted %s after the kill", time.Since(killed).Round(time.Millisecond))
 }
 
 // metricsToken is the bearer token the tests' /metrics are given.
