@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,8 +171,15 @@ func (d *deployment) checkRelease(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	web, others := make(chan error, 1), make(chan error, 1)
-	go func() { web <- d.check(ctx) }()
-	go func() { others <- d.checkProcesses(ctx) }()
+	start := time.Now()
+	// Which of the two ends last is where a deploy's check time goes.
+	timed := func(what string, check func(context.Context) error) error {
+		err := check(ctx)
+		slog.Debug("check done", "app", d.app.Name, "deploy", d.job.ID, "what", what, "took", time.Since(start), "err", err)
+		return err
+	}
+	go func() { web <- timed("web", d.check) }()
+	go func() { others <- timed("other types", d.checkProcesses) }()
 	var err error
 	second := others
 	select {

@@ -93,4 +93,3 @@ func TestSettled(t *testing.T) {
 		t.Error("settled at once after the pids changed")
 	}
 }
-
