@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -132,8 +133,16 @@ func (d *deployment) virtualenv(ctx context.Context) error {
 		return err
 	}
 	cache := filepath.Join(envDir, ".cache")
-	if fi, err := os.Lstat(cache); err == nil && !fi.IsDir() {
+	fi, err := os.Lstat(cache)
+	if err == nil && !fi.IsDir() {
 		_ = os.Remove(cache) // left when the dir was the app's
+	}
+	if err != nil || !fi.IsDir() {
+		// A new app's cache starts with what uv found out about the
+		// host's interpreters (seed.go).
+		if err := startCache(seedCacheDir(d.b.Layout.SeedCache()), envDir, d.user.UID, d.user.GID); err != nil {
+			slog.Warn("uv seed: the new cache starts empty", "app", d.app.Name, "err", err)
+		}
 	}
 	if err := safefs.EnsureDir(envDir, ".cache", 0o700, d.user.UID, d.user.GID); err != nil {
 		return err
@@ -181,12 +190,19 @@ func (d *deployment) virtualenv(ctx context.Context) error {
 			return failf("installing gunicorn failed: %v", err)
 		}
 	}
+	d.seedBytecode(ctx, envDir, py.Path, py.Version)
 	owner := 0
 	if os.Geteuid() != 0 {
 		owner = safefs.Keep
 	}
 	marker := d.b.Layout.VenvMarker(d.venv)
-	return safefs.WriteFile(filepath.Dir(marker), filepath.Base(marker), nil, 0o640, owner, owner)
+	if err := safefs.WriteFile(filepath.Dir(marker), filepath.Base(marker), nil, 0o640, owner, owner); err != nil {
+		return err
+	}
+	// What it holds goes into the seed for the next new app, off the
+	// deploy's path.
+	go d.b.seed(envDir, filepath.Base(d.venv), py.Path)
+	return nil
 }
 
 // hook runs the app's bin/<name> script (Heroku's bin/pre_compile and

@@ -57,3 +57,8 @@ func (l Layout) VenvMarker(venv string) string { return venv + ".complete" }
 
 // EnvironmentsDir holds the app's virtualenvs, one per requirements hash.
 func (l Layout) EnvironmentsDir(app string) string { return filepath.Join(l.Srv, "environments", app) }
+
+// SeedCache is root's uv cache that a new app's cache starts from (hard
+// links to its files: builder/seed.go). Root's only (0700); on the
+// environments' filesystem, for the links.
+func (l Layout) SeedCache() string { return filepath.Join(l.Srv, "uv-seed") }

@@ -1,0 +1,130 @@
+package builder
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestInstalledPins: only plain public versions of well-formed names are
+// read from a virtualenv's dist-info directories; what the app could name
+// otherwise (a local version, a path, an option) is left out.
+func TestInstalledPins(t *testing.T) {
+	env := t.TempDir()
+	site := filepath.Join(env, "v", "lib", "python3.11", "site-packages")
+	for _, d := range []string{
+		"django-5.2.19.dist-info", "Django_Q2-1.7.4.dist-info", "asgiref-3.13.0.dist-info",
+		"pkg-1.0rc1.post2.dev3.dist-info", "zope.interface-7.0.dist-info",
+		"local-1.0+abc.dist-info", "bad--name-1.0.dist-info", "-x-1.0.dist-info",
+		"noversion.dist-info", "django", "evil-1.0.dist-info.tmp", "epoch-1!2.0.dist-info",
+	} {
+		if err := os.MkdirAll(filepath.Join(site, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pins, rel, err := installedPins(env, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Django_Q2==1.7.4", "asgiref==3.13.0", "django==5.2.19", "pkg==1.0rc1.post2.dev3", "zope.interface==7.0"}
+	if !slices.Equal(pins, want) || rel != "lib/python3.11/site-packages" {
+		t.Fatalf("pins %q in %q, want %q", pins, rel, want)
+	}
+	// lib/ a link: not followed.
+	if err := os.Rename(filepath.Join(env, "v", "lib"), filepath.Join(env, "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(env, "elsewhere"), filepath.Join(env, "v", "lib")); err != nil {
+		t.Fatal(err)
+	}
+	if pins, _, err := installedPins(env, "v"); err == nil {
+		t.Fatalf("read through a link: %q", pins)
+	}
+}
+
+// TestSeedArchive: the unpacked wheel of a name and version is found
+// through uv's relative index entry, spelled as the index spells names; a
+// link leading out of the seed's archives is not followed.
+func TestSeedArchive(t *testing.T) {
+	seed := t.TempDir()
+	arch := filepath.Join(seed, "archive-v0", "AbC123")
+	if err := os.MkdirAll(filepath.Join(arch, "zope", "interface"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries := filepath.Join(seed, "wheels-v8", "pypi", "zope-interface")
+	if err := os.MkdirAll(entries, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../archive-v0/AbC123", filepath.Join(entries, "7.0-cp311-cp311-manylinux_2_17_x86_64")); err != nil {
+		t.Fatal(err)
+	}
+	if got := seedArchive(seed, "zope.interface", "7.0"); got != arch {
+		t.Fatalf("seedArchive = %q, want %q", got, arch)
+	}
+	if got := seedArchive(seed, "zope_interface", "7.1"); got != "" {
+		t.Fatalf("another version: %q", got)
+	}
+	out := filepath.Join(seed, "wheels-v8", "pypi", "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, target := range []string{"../../../../elsewhere", "/etc", "../../../wheels-v8"} {
+		if err := os.Symlink(target, filepath.Join(out, "1."+string(rune('0'+i))+"-py3-none-any")); err != nil {
+			t.Fatal(err)
+		}
+		if got := seedArchive(seed, "out", "1."+string(rune('0'+i))); got != "" {
+			t.Fatalf("link %s followed: %q", target, got)
+		}
+	}
+}
+
+// TestStartCache: a new app's cache gets copies of the seed's interpreter
+// facts (not links to root's files, not uv's lock files), and nothing is
+// made when the seed has none.
+func TestStartCache(t *testing.T) {
+	seed, env := t.TempDir(), t.TempDir()
+	if err := startCache(seed, env, os.Getuid(), os.Getgid()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(env, ".cache")); !os.IsNotExist(err) {
+		t.Fatalf("a cache made from an empty seed: %v", err)
+	}
+	facts := filepath.Join(seed, "interpreter-v5", "16aa")
+	if err := os.MkdirAll(facts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"7cc1.msgpack": "facts", "x.lock": ""} {
+		if err := os.WriteFile(filepath.Join(facts, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(seed, "archive-v0", "X"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := startCache(seed, env, os.Getuid(), os.Getgid()); err != nil {
+		t.Fatal(err)
+	}
+	got := filepath.Join(env, ".cache", "interpreter-v5", "16aa", "7cc1.msgpack")
+	if b, err := os.ReadFile(got); err != nil || string(b) != "facts" {
+		t.Fatalf("facts: %q, %v", b, err)
+	}
+	var a, b os.FileInfo
+	a, _ = os.Stat(got)
+	b, _ = os.Stat(filepath.Join(facts, "7cc1.msgpack"))
+	if os.SameFile(a, b) {
+		t.Fatal("the app's cache links root's file")
+	}
+	for _, p := range []string{"interpreter-v5/16aa/x.lock", "archive-v0"} {
+		if _, err := os.Lstat(filepath.Join(env, ".cache", p)); !os.IsNotExist(err) {
+			t.Fatalf("%s copied: %v", p, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(env, ".cache")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf(".cache: %v %v", fi, err)
+	}
+	left, _ := filepath.Glob(filepath.Join(env, ".cache-new-*"))
+	if len(left) != 0 {
+		t.Fatalf("left behind: %q", left)
+	}
+}
