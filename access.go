@@ -118,6 +118,13 @@ var Permissions = map[string]Permission{
 	"notify:add":    {Level: ReadOnly, Changes: true},
 	"notify:remove": {Level: ReadOnly, Changes: true},
 	"notify:test":   {Level: ReadOnly, Changes: true},
+
+	// The web dashboard (package dashboard): any user may log a browser in
+	// as themselves and list or end their own sessions; what the browser
+	// then sees and does is checked against this same table, per page.
+	"dashboard":          {Level: ReadOnly, Changes: true},
+	"dashboard:sessions": {Level: ReadOnly},
+	"dashboard:logout":   {Level: ReadOnly, Changes: true},
 }
 
 // Authorize decides, in one place, whether user u may do op (a key of

@@ -22,7 +22,7 @@ func (s grantStore) HasAccess(_ context.Context, appID, userID int64) (bool, err
 // The rules of the design's command table, written out again here (not
 // derived from conductor.Permissions) so the table is checked against them.
 var (
-	anyoneOps      = []string{"help", "whoami", "apps"}
+	anyoneOps      = []string{"help", "whoami", "apps", "dashboard", "dashboard:sessions", "dashboard:logout"}
 	adminServerOps = []string{"apps:create", "keys", "keys:add", "keys:remove", "audit", "hosts"}
 	adminAppOps    = []string{"apps:destroy", "access", "access:grant", "access:revoke", "ps:limit", "apps:set", "redis:create", "redis:destroy", "config:file:get", "db:create", "db:destroy",
 		"db:restore", "db:backups:schedule"}
@@ -47,6 +47,7 @@ var (
 		"maintenance:on", "maintenance:off",
 		"cron:run",
 		"notify:add", "notify:remove", "notify:test",
+		"dashboard", "dashboard:logout",
 	}
 )
 

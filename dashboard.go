@@ -2,6 +2,9 @@ package conductor
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"time"
 )
 
@@ -45,4 +48,18 @@ type DashboardStore interface {
 	// EndDashboardSessions ends one session (id) or, with id 0, all of
 	// the user's (userID 0: everyone's), and returns how many ended.
 	EndDashboardSessions(ctx context.Context, userID, id int64) (int, error)
+}
+
+// NewDashboardSecret returns a random token for a login URL or a session
+// cookie: 32 bytes from the system's CSPRNG, URL-safe base64.
+func NewDashboardSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HashDashboardSecret is what the store keeps of a token or cookie.
+func HashDashboardSecret(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
 }

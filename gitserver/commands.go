@@ -231,6 +231,9 @@ func (s *Server) commandBuilders(sess session) []commandBuilder {
 		{"notify:add", s.notifyAddCommand},
 		{"notify:remove", s.notifyRemoveCommand},
 		{"notify:test", s.notifyTestCommand},
+		{"dashboard", s.dashboardCommand},
+		{"dashboard:sessions", s.dashboardSessionsCommand},
+		{"dashboard:logout", s.dashboardLogoutCommand},
 	}
 }
 

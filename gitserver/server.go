@@ -61,6 +61,12 @@ type Config struct {
 
 	// Notify sends webhook notifications (cmd_notify.go). Nil: none.
 	Notify *notify.Notifier
+
+	// DashboardURL is where the web dashboard is reached ("http://conductor.example.com"),
+	// and Dashboard keeps its login tokens and sessions (cmd_dashboard.go).
+	// Either empty: the dashboard is off.
+	DashboardURL string
+	Dashboard    conductor.DashboardStore
 }
 
 // Server is the SSH endpoint.

@@ -13,7 +13,8 @@ PACKAGES=(git nginx-light libnginx-mod-http-js python3 python3-venv python3-dev 
           postgresql postgresql-client mariadb-server mariadb-client  # backup: pg_dump, mariadb-dump
           pkg-config libmariadb-dev  # apps' mysqlclient builds against these
           logrotate  # the system-mode test checks the file `conductor install` writes
-          redis-server)  # redis:create runs one per app (Conductor's own, not Debian's service)
+          redis-server  # redis:create runs one per app (Conductor's own, not Debian's service)
+          chromium)  # e2e/dashboard_test.go drives the web dashboard in it, headless
 # Node and npm for apps' asset builds (npm ci, npm run build): Debian's
 # packages, unless the host has both already (NodeSource's nodejs bundles
 # npm and conflicts with Debian's npm package).

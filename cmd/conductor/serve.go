@@ -38,6 +38,8 @@ type serveOptions struct {
 
 	tls    tlsOptions    // --https-addr and --acme-* (tls.go)
 	notify notifyOptions // --notify-* (notify.go)
+
+	dashboard dashboardOptions // --dashboard-* (dashboard.go)
 	// metricsOpts is --metrics-listen and --metrics-token-file (metrics.go).
 	metricsOpts metricsOptions
 }
@@ -64,6 +66,7 @@ func serveCommand() *cobra.Command {
 	o.hostOptions.addFlags(f)
 	o.tls.addFlags(f, &o.httpsAddr)
 	o.notify.addFlags(f)
+	o.dashboard.addFlags(f)
 	o.metricsOpts.addFlags(f)
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS cluster, one URL or several comma-separated (default: embedded server)")
 	f.StringVar(&o.natsAddr, "nats-addr", "127.0.0.1:0", "listen address of the embedded NATS server, e.g. 0.0.0.0:4222 for workers on other hosts (port 0: any free port)")
@@ -101,6 +104,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	if err := o.tls.validate(o.httpsAddr); err != nil {
+		return err
+	}
+	if err := o.dashboard.validate(o.httpsAddr); err != nil {
 		return err
 	}
 	if err := o.metricsOpts.validate(); err != nil {
@@ -217,8 +223,12 @@ func serve(ctx context.Context, o serveOptions) error {
 		NATS: natsConn, Host: o.name, Domain: o.domain, DefaultDB: o.defaultDB, Ports: ports, Layout: h.Layout,
 		HTTPAddr: o.httpAddr, Agents: agents,
 		Databases: h.Databases, Limits: o.limits, Certs: certs, Notify: notifier,
+		DashboardURL: o.dashboard.url(o.domain, o.httpAddr, o.httpsAddr), Dashboard: db,
 		SessionStarted: metricsReg.SSHSession,
 	}, db, q)
+	if err := o.dashboard.start(ctx, o.domain, o.sshAddr, appURLs(o.domain, o.httpAddr), db, srv, agents, q, h.Nginx); err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", o.sshAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.sshAddr, err)

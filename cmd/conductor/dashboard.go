@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hasadna/conductor/agent"
+	"github.com/hasadna/conductor/dashboard"
+	"github.com/hasadna/conductor/gitserver"
+	"github.com/hasadna/conductor/nginx"
+	"github.com/hasadna/conductor/queue"
+	"github.com/hasadna/conductor/sqlite"
+)
+
+// dashboardOptions configure the web dashboard (package dashboard): a
+// loopback listener that the front nginx serves as conductor.<domain>.
+type dashboardOptions struct {
+	listen            string
+	certFile, keyFile string
+}
+
+func (o *dashboardOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.listen, "dashboard-listen", "127.0.0.1:0", "loopback address of the web dashboard, which nginx serves as conductor.<domain> (port 0: any free port; \"off\": no dashboard)")
+	f.StringVar(&o.certFile, "dashboard-tls-cert", "", "PEM certificate for conductor.<domain> (with --dashboard-tls-key and --https-addr): the dashboard is then served over HTTPS only")
+	f.StringVar(&o.keyFile, "dashboard-tls-key", "", "PEM key of --dashboard-tls-cert")
+}
+
+func (o *dashboardOptions) on() bool { return o.listen != "off" && o.listen != "" }
+
+func (o *dashboardOptions) validate(httpsAddr string) error {
+	if !o.on() {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return fmt.Errorf("--dashboard-listen %q: %w", o.listen, err)
+	}
+	// Only nginx reaches it: the session cookie and the CSRF checks
+	// assume requests come through conductor.<domain>.
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--dashboard-listen %q: must be a loopback address (nginx serves it as conductor.<domain>)", o.listen)
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		return errors.New("--dashboard-tls-cert and --dashboard-tls-key go together")
+	}
+	if o.certFile != "" {
+		if httpsAddr == "" {
+			return errors.New("--dashboard-tls-cert needs --https-addr")
+		}
+		for _, p := range []string{o.certFile, o.keyFile} {
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("dashboard TLS: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// host is the dashboard's host name.
+func dashboardHost(domain string) string { return "conductor." + domain }
+
+// url is where browsers reach the dashboard, "" when it is off.
+func (o *dashboardOptions) url(domain, httpAddr, httpsAddr string) string {
+	if !o.on() {
+		return ""
+	}
+	scheme, addr, std := "http", httpAddr, "80"
+	if o.certFile != "" {
+		scheme, addr, std = "https", httpsAddr, "443"
+	}
+	host := dashboardHost(domain)
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != std {
+		host += ":" + port
+	}
+	return scheme + "://" + host
+}
+
+// dashboardLive is what the dashboard asks hosts and the job logs.
+type dashboardLive struct {
+	*agent.Client
+	*queue.Queue
+}
+
+// startDashboard serves the dashboard on its loopback listener and has the
+// front nginx route conductor.<domain> to it.
+func (o *dashboardOptions) start(ctx context.Context, domain, sshAddr string, appURL func(string) string, db *sqlite.DB,
+	srv *gitserver.Server, agents *agent.Client, q *queue.Queue, ngx *nginx.Nginx) error {
+	if !o.on() {
+		return nil
+	}
+	d, err := dashboard.New(dashboard.Config{
+		Store: db, Commands: srv, Live: dashboardLive{agents, q}, Secure: o.certFile != "",
+		AppURL: appURL, SSH: sshHint(sshAddr),
+	})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("dashboard: listen on %s: %w", o.listen, err)
+	}
+	hs := &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("dashboard stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	site := nginx.DashboardSite{Host: dashboardHost(domain), Upstream: l.Addr().String()}
+	if o.certFile != "" {
+		site.TLS = &nginx.TLSHost{Host: site.Host, Cert: o.certFile, Key: o.keyFile}
+	}
+	if err := ngx.WriteDashboardSite(ctx, site); err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	slog.Info("dashboard is serving", "listen", l.Addr().String(), "host", site.Host)
+	return nil
+}
+
+// sshHint is the ssh command line's start for the login page.
+func sshHint(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "git@" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "<this host>"
+	}
+	if port == "22" {
+		return "git@" + host
+	}
+	return "-p " + port + " git@" + host
+}
+
+// appURLs says where an app is served through the front nginx (as
+// apps:info does).
+func appURLs(domain, httpAddr string) func(string) string {
+	port := ""
+	if _, p, err := net.SplitHostPort(httpAddr); err == nil && p != "80" {
+		port = ":" + p
+	}
+	return func(app string) string { return "http://" + app + "." + domain + port + "/" }
+}
