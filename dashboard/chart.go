@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/traffic"
 )
 
 // chart is the deploy history drawn as inline SVG by the template: one bar
@@ -73,39 +74,49 @@ func deployChart(deploys []*conductor.Deploy, n int) *chart {
 
 // trafficView is the app page's traffic section: the last hour, per minute.
 type trafficView struct {
-	Error    string
-	Requests *chart
-	Errors   *chart
-	P95      *chart
+	Error         string
+	Requests      *chart
+	Errors        *chart
+	P50, P95, P99 *chart
 }
 
 func (s *Server) traffic(ctx context.Context, app *conductor.App) *trafficView {
 	if s.cfg.Traffic == nil {
 		return &trafficView{Error: "no traffic data"}
 	}
-	pts, err := s.cfg.Traffic.Series(ctx, app.Name, time.Hour, time.Minute)
+	pts, err := s.cfg.Traffic.Series(ctx, app.Name, time.Hour, trafficStep)
 	if err != nil {
 		slog.Warn("dashboard: traffic", "app", app.Name, "err", err)
 		return &trafficView{Error: "no traffic data"}
 	}
-	if len(pts) == 0 {
-		return &trafficView{Error: "no traffic data"}
+	total := 0
+	for _, p := range pts {
+		total += p.Requests
 	}
+	if total == 0 {
+		return &trafficView{Error: "no requests in the last hour"}
+	}
+	perSecond := func(n int) float64 { return float64(n) / trafficStep.Seconds() }
 	return &trafficView{
-		Requests: series(pts, "req/s", func(p TrafficPoint) float64 { return p.Requests }),
-		Errors:   series(pts, "5xx/s", func(p TrafficPoint) float64 { return p.Errors }),
-		P95:      series(pts, "ms p95", func(p TrafficPoint) float64 { return float64(p.P95) / float64(time.Millisecond) }),
+		Requests: series(pts, "req/s", func(p traffic.Point) float64 { return perSecond(p.Requests) }),
+		Errors:   series(pts, "5xx/s", func(p traffic.Point) float64 { return perSecond(p.Errors5xx) }),
+		P50:      series(pts, "ms", func(p traffic.Point) float64 { return float64(p.P50) / float64(time.Millisecond) }),
+		P95:      series(pts, "ms", func(p traffic.Point) float64 { return float64(p.P95) / float64(time.Millisecond) }),
+		P99:      series(pts, "ms", func(p traffic.Point) float64 { return float64(p.P99) / float64(time.Millisecond) }),
 	}
 }
 
+// trafficStep is the traffic plots' resolution.
+const trafficStep = time.Minute
+
 // series draws one value of a traffic series as bars.
-func series(pts []TrafficPoint, unit string, val func(TrafficPoint) float64) *chart {
+func series(pts []traffic.Point, unit string, val func(traffic.Point) float64) *chart {
 	top := 0.0
 	for _, p := range pts {
 		top = max(top, val(p))
 	}
 	c := &chart{Width: chartWidth, Height: chartHeight / 2, Max: fmt.Sprintf("%.2f %s", top, unit),
-		From: pts[0].At.UTC().Format("15:04"), To: pts[len(pts)-1].At.UTC().Format("15:04")}
+		From: pts[0].Time.UTC().Format("15:04"), To: pts[len(pts)-1].Time.UTC().Format("15:04")}
 	if top == 0 {
 		top = 1
 	}
@@ -113,7 +124,7 @@ func series(pts []TrafficPoint, unit string, val func(TrafficPoint) float64) *ch
 	for i, p := range pts {
 		h := int(float64(c.Height) * val(p) / top)
 		c.Bars = append(c.Bars, bar{X: i * slot, Y: c.Height - h, W: max(slot-1, 1), H: h, Class: "ok",
-			Title: fmt.Sprintf("%s: %.2f %s", p.At.UTC().Format("15:04"), val(p), unit)})
+			Title: fmt.Sprintf("%s: %.2f %s", p.Time.UTC().Format("15:04"), val(p), unit)})
 	}
 	return c
 }

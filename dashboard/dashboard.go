@@ -22,6 +22,7 @@ import (
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/agent"
 	"github.com/hasadna/conductor/queue"
+	"github.com/hasadna/conductor/traffic"
 )
 
 //go:embed templates/*.html
@@ -51,18 +52,10 @@ type Live interface {
 	AppLogs(ctx context.Context, host string, req queue.AppLogsRequest, line func(string) error) error
 }
 
-// TrafficPoint is one step of an app's traffic series (package traffic's,
-// from nginx's access log).
-type TrafficPoint struct {
-	At       time.Time
-	Requests float64 // per second
-	Errors   float64 // 5xx per second
-	P50, P95 time.Duration
-}
-
-// Traffic gives an app's traffic over the last window, one point per step.
+// Traffic gives an app's traffic over the last window, one point per step,
+// from nginx's access log (traffic.Stats).
 type Traffic interface {
-	Series(ctx context.Context, app string, window, step time.Duration) ([]TrafficPoint, error)
+	Series(ctx context.Context, app string, window, step time.Duration) ([]traffic.Point, error)
 }
 
 // Config is what the dashboard needs; wiring is in cmd/conductor.

@@ -223,6 +223,14 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("newest audit entry = %+v, want the admin's rollback via the dashboard", rows[0])
 	}
 
+	// nginx's traffic log reaches the app page's plots (the GETs above).
+	waitFor(t, "traffic plots on the app page", func() bool {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		page, err := chromedp.Run(c, chromedp.Evaluate[string](`fetch('/apps/dashapp').then(r => r.text())`, chromedp.EvalAwaitPromise))
+		return err == nil && strings.Contains(page, "Requests per second")
+	})
+
 	// A developer granted dashapp but not secret sees only dashapp, and cannot
 	// open, read through the API or act on secret.
 	dev := in.NewKey("dev")
@@ -271,6 +279,18 @@ func TestDashboard(t *testing.T) {
 	}
 	if rows := in.dashboardAudit(t); rows[0].Op != "maintenance:on" || rows[0].User != "dev" || rows[0].Outcome != "denied" {
 		t.Errorf("newest audit entry = %+v, want dev's denied maintenance:on", rows[0])
+	}
+
+	// dashboard:sessions lists the developer's session; dashboard:logout
+	// ends it at once.
+	if r := in.SSH(dev, "dashboard:sessions --json"); r.Code != 0 || strings.Count(r.Stdout, `"id"`) != 1 || !strings.Contains(r.Stdout, `"user": "dev"`) {
+		t.Errorf("dev's dashboard:sessions: %s", r)
+	}
+	if r := in.SSH(dev, "dashboard:logout --all"); r.Code != 0 || !strings.Contains(r.Stdout, "Ended 1") {
+		t.Errorf("dashboard:logout --all: %s", r)
+	}
+	if code := status(t, devCtx, base+"/apps/dashapp"); code != http.StatusUnauthorized {
+		t.Errorf("after dashboard:logout, the developer's browser gets status %d, want 401", code)
 	}
 
 	// A page on another site posting to the dashboard (with the admin's

@@ -18,6 +18,7 @@ import (
 	"github.com/hasadna/conductor/nginx"
 	"github.com/hasadna/conductor/queue"
 	"github.com/hasadna/conductor/sqlite"
+	"github.com/hasadna/conductor/traffic"
 )
 
 // dashboardOptions configure the web dashboard (package dashboard): a
@@ -92,14 +93,18 @@ type dashboardLive struct {
 // startDashboard serves the dashboard on its loopback listener and has the
 // front nginx route conductor.<domain> to it.
 func (o *dashboardOptions) start(ctx context.Context, domain, sshAddr string, appURL func(string) string, db *sqlite.DB,
-	srv *gitserver.Server, agents *agent.Client, q *queue.Queue, ngx *nginx.Nginx) error {
+	srv *gitserver.Server, agents *agent.Client, q *queue.Queue, ngx *nginx.Nginx, stats *traffic.Stats) error {
 	if !o.on() {
 		return nil
 	}
-	d, err := dashboard.New(dashboard.Config{
+	cfg := dashboard.Config{
 		Store: db, Commands: srv, Live: dashboardLive{agents, q}, Secure: o.certFile != "",
 		AppURL: appURL, SSH: sshHint(sshAddr),
-	})
+	}
+	if stats != nil { // nil: nginx writes no traffic log (system mode)
+		cfg.Traffic = stats
+	}
+	d, err := dashboard.New(cfg)
 	if err != nil {
 		return err
 	}
