@@ -3,9 +3,12 @@ package builder
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,7 +159,7 @@ func (d *deployment) seedBytecode(ctx context.Context, envDir, python, version s
 	minor, _, _ := strings.Cut(rest, ".")
 	tag := ".cpython-" + major + minor + ".pyc"
 	venv := filepath.Base(d.venv)
-	pins, site, err := installedPins(envDir, venv)
+	pins, dirs, site, err := installedPins(envDir, venv)
 	if err != nil || len(pins) == 0 {
 		return
 	}
@@ -167,6 +170,21 @@ func (d *deployment) seedBytecode(ctx context.Context, envDir, python, version s
 		name, version, _ := strings.Cut(p, "==")
 		a := seedArchive(seed, name, version)
 		if a == "" {
+			continue
+		}
+		// The same modules, by the SHA-256 each RECORD gives: the seed's
+		// checked when it was filled (verifyArchive), the app's as its uv
+		// wrote them (if it lies, it only fools itself: Python still
+		// checks each source against its compiled module).
+		mine, err := safefs.ReadFile(envDir, venv+"/"+site+"/"+dirs[p]+"/RECORD", maxRecord)
+		if err != nil {
+			continue
+		}
+		theirs, err := archiveRecord(a)
+		if err != nil {
+			continue
+		}
+		if m, t := pySums(mine), pySums(theirs); m == nil || !maps.Equal(m, t) {
 			continue
 		}
 		// The seed is root's: walked by name.
@@ -240,16 +258,17 @@ const maxSeedPins = 500
 // site-packages is in the virtualenv. A name that is not a plain public
 // version (a local one, a URL's) is left out: the seed only takes what the
 // host's index serves.
-func installedPins(envDir, venv string) (pins []string, site string, err error) {
+func installedPins(envDir, venv string) (pins []string, dirs map[string]string, site string, err error) {
 	lib, err := safefs.OpenDir(envDir, venv+"/lib")
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	names, err := lib.Readdirnames(64)
 	lib.Close()
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
+	dirs = map[string]string{}
 	for _, py := range names {
 		if !strings.HasPrefix(py, "python3") {
 			continue
@@ -257,13 +276,14 @@ func installedPins(envDir, venv string) (pins []string, site string, err error) 
 		site = "lib/" + py + "/site-packages"
 		d, err := safefs.OpenDir(envDir, venv+"/"+site)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		entries, _ := d.Readdirnames(10000)
 		d.Close()
 		for _, e := range entries {
 			if m := distInfo.FindStringSubmatch(e); m != nil {
 				pins = append(pins, m[1]+"=="+m[2])
+				dirs[m[1]+"=="+m[2]] = e
 			}
 		}
 		break // a virtualenv has one interpreter
@@ -273,7 +293,75 @@ func installedPins(envDir, venv string) (pins []string, site string, err error) 
 	if len(pins) > maxSeedPins {
 		pins = pins[:maxSeedPins]
 	}
-	return pins, site, nil
+	return pins, dirs, site, nil
+}
+
+// maxRecord bounds a RECORD file read.
+const maxRecord = 16 << 20
+
+// pySums are the .py files a wheel's RECORD lists, with their hashes
+// ("sha256=…"); nil when it lists none, or a .py file without a hash.
+func pySums(record []byte) map[string]string {
+	sums := map[string]string{}
+	for _, line := range strings.Split(string(record), "\n") {
+		path, rest, _ := strings.Cut(strings.TrimSpace(line), ",")
+		if !strings.HasSuffix(path, ".py") {
+			continue
+		}
+		hash, _, _ := strings.Cut(rest, ",")
+		if !strings.HasPrefix(hash, "sha256=") {
+			return nil
+		}
+		sums[path] = hash
+	}
+	if len(sums) == 0 {
+		return nil
+	}
+	return sums
+}
+
+// archiveRecord is the RECORD of an unpacked wheel in the seed.
+func archiveRecord(archive string) ([]byte, error) {
+	records, _ := filepath.Glob(filepath.Join(archive, "*.dist-info", "RECORD"))
+	if len(records) != 1 {
+		return nil, fmt.Errorf("%s: %d RECORD files", archive, len(records))
+	}
+	return os.ReadFile(records[0])
+}
+
+// verifyArchive tells whether every .py file of an unpacked wheel in the
+// seed is listed in its RECORD with its own SHA-256. A wheel's RECORD is
+// its publisher's word: one that lies about a module must not have it
+// compiled, since a virtualenv's module is matched to the seed's by these
+// hashes (seedBytecode).
+func verifyArchive(archive string) bool {
+	record, err := archiveRecord(archive)
+	if err != nil {
+		return false
+	}
+	sums := pySums(record)
+	if sums == nil {
+		return false
+	}
+	ok := true
+	_ = filepath.WalkDir(archive, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			ok = false
+			return err
+		}
+		if e.IsDir() || !strings.HasSuffix(p, ".py") {
+			return nil
+		}
+		rel, _ := filepath.Rel(archive, p)
+		data, err := os.ReadFile(p)
+		sum := sha256.Sum256(data)
+		if err != nil || sums[filepath.ToSlash(rel)] != "sha256="+base64.RawURLEncoding.EncodeToString(sum[:]) {
+			ok = false
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return ok
 }
 
 // seedTimeout bounds one seeding (downloads included).
@@ -285,7 +373,7 @@ const seedTimeout = 10 * time.Minute
 // the interpreter compiles the new modules. Its failures only mean a later
 // first deploy downloads for itself, so they are logged, never reported.
 func (b *Builder) seed(envDir, venv, python string) {
-	pins, _, err := installedPins(envDir, venv)
+	pins, _, _, err := installedPins(envDir, venv)
 	if err != nil || len(pins) == 0 {
 		slog.Debug("uv seed: nothing to read", "venv", venv, "err", err)
 		return
@@ -332,13 +420,18 @@ func (b *Builder) seed(envDir, venv, python string) {
 	if len(got) == 0 {
 		return
 	}
-	var fresh []string
+	var fresh, verified []string
 	for a := range archiveEntries(dir) {
 		if !before[a] {
 			fresh = append(fresh, a)
+			if verifyArchive(a) {
+				verified = append(verified, a)
+			} else {
+				slog.Debug("uv seed: a RECORD does not match its files: not compiled", "archive", a)
+			}
 		}
 	}
-	compileSeed(ctx, dir, python, fresh)
+	compileSeed(ctx, dir, python, verified)
 	if err := seedModes(b.Layout.SeedCache(), fresh); err != nil {
 		slog.Warn("uv seed: modes", "err", err)
 		return

@@ -1,6 +1,8 @@
 package builder
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,13 +25,13 @@ func TestInstalledPins(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pins, rel, err := installedPins(env, "v")
+	pins, dirs, rel, err := installedPins(env, "v")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"Django_Q2==1.7.4", "asgiref==3.13.0", "django==5.2.19", "pkg==1.0rc1.post2.dev3", "zope.interface==7.0"}
-	if !slices.Equal(pins, want) || rel != "lib/python3.11/site-packages" {
-		t.Fatalf("pins %q in %q, want %q", pins, rel, want)
+	if !slices.Equal(pins, want) || rel != "lib/python3.11/site-packages" || dirs["django==5.2.19"] != "django-5.2.19.dist-info" {
+		t.Fatalf("pins %q in %q (%q), want %q", pins, rel, dirs, want)
 	}
 	// lib/ a link: not followed.
 	if err := os.Rename(filepath.Join(env, "v", "lib"), filepath.Join(env, "elsewhere")); err != nil {
@@ -38,7 +40,7 @@ func TestInstalledPins(t *testing.T) {
 	if err := os.Symlink(filepath.Join(env, "elsewhere"), filepath.Join(env, "v", "lib")); err != nil {
 		t.Fatal(err)
 	}
-	if pins, _, err := installedPins(env, "v"); err == nil {
+	if pins, _, _, err := installedPins(env, "v"); err == nil {
 		t.Fatalf("read through a link: %q", pins)
 	}
 }
@@ -126,5 +128,47 @@ func TestStartCache(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(env, ".cache-new-*"))
 	if len(left) != 0 {
 		t.Fatalf("left behind: %q", left)
+	}
+}
+
+// TestVerifyArchive: an unpacked wheel is compiled into the seed only when
+// its RECORD gives each of its .py files' own SHA-256; pySums reads the
+// .py lines alone and refuses one without a hash.
+func TestVerifyArchive(t *testing.T) {
+	a := t.TempDir()
+	write := func(rel, data string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(a, filepath.Dir(rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(a, rel), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := func(data string) string {
+		s := sha256.Sum256([]byte(data))
+		return "sha256=" + base64.RawURLEncoding.EncodeToString(s[:])
+	}
+	write("pkg/__init__.py", "x = 1\n")
+	write("pkg/data.txt", "not a module")
+	record := "pkg/__init__.py," + sum("x = 1\n") + ",6\npkg/data.txt," + sum("?") + ",12\npkg-1.0.dist-info/RECORD,,\n"
+	write("pkg-1.0.dist-info/RECORD", record)
+	if !verifyArchive(a) {
+		t.Fatal("a true RECORD refused")
+	}
+	if got := pySums([]byte(record)); len(got) != 1 || got["pkg/__init__.py"] != sum("x = 1\n") {
+		t.Fatalf("pySums = %q", got)
+	}
+	write("pkg/__init__.py", "import os; os.system('evil')\n") // the RECORD lies now
+	if verifyArchive(a) {
+		t.Fatal("a RECORD that lies about a module accepted")
+	}
+	write("pkg/__init__.py", "x = 1\n")
+	write("pkg/extra.py", "y = 2\n") // a module the RECORD does not list
+	if verifyArchive(a) {
+		t.Fatal("an unlisted module accepted")
+	}
+	if pySums([]byte("pkg/a.py,,3\n")) != nil {
+		t.Fatal("a .py without a hash accepted")
 	}
 }
