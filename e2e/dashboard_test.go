@@ -206,7 +206,6 @@ func TestDashboard(t *testing.T) {
 	if _, body, _ := in.Get("dashapp", "/"); !strings.Contains(body, "Hello from Conductor v2<") {
 		t.Fatalf("v2 is not served: %s", body)
 	}
-	in.screenshots(t, ctx, base)
 
 	// Roll back to v1 from the app page, confirming: nginx serves v1, and
 	// the audit trail has it, by the admin through this session.
@@ -230,6 +229,7 @@ func TestDashboard(t *testing.T) {
 		page, err := chromedp.Run(c, chromedp.Evaluate[string](`fetch('/apps/dashapp').then(r => r.text())`, chromedp.EvalAwaitPromise))
 		return err == nil && strings.Contains(page, "Requests per second")
 	})
+	in.screenshots(t, ctx, base)
 
 	// A developer granted dashapp but not secret sees only dashapp, and cannot
 	// open, read through the API or act on secret.
@@ -322,7 +322,7 @@ func (in *Instance) screenshots(t *testing.T, ctx context.Context, base string) 
 	}
 	for name, path := range map[string]string{"apps": "/", "app": "/apps/dashapp", "audit": "/audit", "hosts": "/hosts"} {
 		within(t, ctx, "open "+path, chromedp.Navigate(base+path))
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
 		if err != nil {
 			t.Fatalf("screenshot of %s: %v", path, err)
 		}
