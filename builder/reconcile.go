@@ -111,6 +111,20 @@ func (b *Builder) reconcileApp(ctx context.Context, app *conductor.App) error {
 			slog.Warn("reconcile: nginx does not serve the current release yet", "app", app.Name, "err", err)
 		}
 	}
+	// Requests nginx sent to those releases' web processes before the
+	// route named the current one finish first (as in a deploy's retire).
+	var ports []int
+	for _, w := range others {
+		if typ, port, ok := process.ParseWatcher(app.Name, w); ok && typ == "web" && port != 0 {
+			ports = append(ports, port)
+		}
+	}
+	if len(ports) > 0 {
+		slog.Info("reconcile: letting requests to releases nginx no longer routes to finish", "app", app.Name, "ports", ports)
+	}
+	if err := drainPorts(ctx, ports); err != nil {
+		slog.Warn("reconcile: stopping releases nginx no longer routes to", "app", app.Name, "err", err)
+	}
 	for _, w := range others {
 		slog.Warn("removing a watcher of no current release", "app", app.Name, "watcher", w)
 		if err := b.Circus.Remove(ctx, w); err != nil {

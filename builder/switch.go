@@ -197,13 +197,26 @@ func (d *deployment) drainOldWeb(ctx context.Context) error {
 			ports = append(ports, port)
 		}
 	}
+	return drainPorts(ctx, ports)
+}
+
+// drainPorts waits, up to drainTimeout, until no connection is open to
+// the web ports of releases nginx no longer routes to: requests it sent
+// there before the route changed, being served or in the accept queue.
+// The deploy's retire and the start-up reconcile (which points the route
+// back, or on, and stops the releases it no longer names) both wait here
+// before stopping those processes.
+func drainPorts(ctx context.Context, ports []int) error {
+	if len(ports) == 0 {
+		return nil
+	}
 	deadline := time.Now().Add(drainTimeout)
 	for {
 		open := 0
 		for _, p := range ports {
 			conns, err := procnet.Established(p)
 			if err != nil {
-				return fmt.Errorf("drain the previous release: %w", err)
+				return fmt.Errorf("drain a release nginx no longer routes to: %w", err)
 			}
 			open += len(conns)
 		}
@@ -211,7 +224,7 @@ func (d *deployment) drainOldWeb(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d connections to the previous release still open after %s: stopping it anyway", open, drainTimeout)
+			return fmt.Errorf("%d connections to a release nginx no longer routes to still open after %s: stopping it anyway", open, drainTimeout)
 		}
 		select {
 		case <-ctx.Done():
