@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,8 +44,12 @@ func (in *Instance) currentRelease(app string) (id, port, dir string) {
 }
 
 // appWatchers lists the names of an app's installed watchers.
-func (in *Instance) appWatchers(app string) []string {
-	files, _ := filepath.Glob(filepath.Join(in.Data, "circus", "watchers", app+"_*.ini"))
+func (in *Instance) appWatchers(app string) []string { return watchersIn(in.Data, app) }
+
+// watchersIn lists the names of an app's watchers installed under a
+// host's data dir (serve's or a worker's).
+func watchersIn(data, app string) []string {
+	files, _ := filepath.Glob(filepath.Join(data, "circus", "watchers", app+"_*.ini"))
 	var names []string
 	for _, f := range files {
 		names = append(names, strings.TrimSuffix(filepath.Base(f), ".ini"))
@@ -89,20 +95,11 @@ func TestKillAtEveryStep(t *testing.T) {
 	if r := in.Push(work, app, "main"); r.Code != 0 {
 		t.Fatalf("first push: %s", r)
 	}
-	points := []struct {
-		at        string
-		committed bool
-	}{
-		{"step:provision", false}, {"step:unpack", false}, {"step:virtualenv", false}, {"step:settings", false},
-		{"step:collectstatic", false}, {"step:release", false}, {"step:start", false}, {"step:check", false},
-		{"step:switch", false}, {"switch:site", false}, {"switch:served", false},
-		{"switch:committed", true}, {"switch:linked", true}, {"step:retire", true}, {"retire:stopped", true}, {"step:end", true},
-	}
 	// The app serves throughout: killed and restarted conductors, adopted
 	// circusd and nginx, and reconciles included.
 	l := startLoad(in, app, 2, 20*time.Minute, 1000000)
 	serving := "v0"
-	for i, p := range points {
+	for i, p := range killPoints {
 		version := fmt.Sprintf("v%d", i+1)
 		prevID, _, _ := in.currentRelease(app)
 		writeFile(t, filepath.Join(pauses, "pause-at"), p.at)
@@ -125,56 +122,10 @@ func TestKillAtEveryStep(t *testing.T) {
 		os.Remove(filepath.Join(pauses, "pause-at"))
 		in.Start()
 
-		wantID, wantStatus := prevID, "failed"
 		if p.committed {
-			wantID, wantStatus, serving = newID, "succeeded", version
+			serving = version
 		}
-		curID, port, dir := in.currentRelease(app)
-		if curID != wantID {
-			t.Fatalf("%s: current release %s, want %s (new %s, previous %s)", p.at, curID, wantID, newID, prevID)
-		}
-		waitFor(t, p.at+": the front nginx to serve "+wantID, func() bool {
-			_, body, h := in.Get(app, "/")
-			return h.Get("X-Conductor-Release") == wantID && strings.Contains(body, "Hello from Conductor "+serving+"<")
-		})
-		// What `deploys` tells the pusher whose push was cut off.
-		var deploys []struct{ ID, Status string }
-		if err := json.Unmarshal([]byte(must(t, "deploys", in.SSH(in.AdminKey, "deploys "+app+" --json"))), &deploys); err != nil {
-			t.Fatal(err)
-		}
-		if len(deploys) == 0 || deploys[0].ID != newID || deploys[0].Status != wantStatus {
-			t.Errorf("%s: deploys says %+v first, want %s %s", p.at, deploys[:min(1, len(deploys))], newID, wantStatus)
-		}
-		if target, err := os.Readlink(filepath.Join(in.Data, "srv", "projects", app, "current")); err != nil || target != dir {
-			t.Errorf("%s: current -> %q (%v), want %s", p.at, target, err, dir)
-		}
-		want := []string{app + "_web_" + port, app + "_worker_" + port}
-		if got := in.appWatchers(app); !slices.Equal(got, want) {
-			t.Errorf("%s: watchers %v, want %v", p.at, got, want)
-		}
-		waitFor(t, p.at+": web and worker of the current release to run", func() bool {
-			n := 0
-			for _, e := range in.ps(app) {
-				if strings.HasSuffix(e.Watcher, "_"+port) && e.Running == 1 {
-					n++
-				}
-			}
-			return n == 2
-		})
-		// What circusd runs, not only its files: one worker process is left
-		// (a retire cut short leaves the old one running without a file).
-		waitFor(t, p.at+": a single worker process", func() bool {
-			out, _ := exec.Command("pgrep", "-u", app, "-f", "worker of").Output()
-			return len(strings.Fields(string(out))) == 1
-		})
-		if !p.committed {
-			if _, err := os.Stat(filepath.Join(in.Data, "srv", "projects", app, "releases", newID)); !os.IsNotExist(err) {
-				t.Errorf("%s: the new release's directory is left (%v)", p.at, err)
-			}
-			if n := in.sqlite(`SELECT count(*) FROM releases WHERE id = '` + newID + `'`); n != "0" {
-				t.Errorf("%s: the new release is recorded", p.at)
-			}
-		}
+		in.checkKilledDeploy(t, deployHost{in.Data, in.HTTPAddr}, app, p, prevID, newID, serving)
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -197,10 +148,121 @@ func TestKillAtEveryStep(t *testing.T) {
 	}
 }
 
+// killPoint is where a kill-at-every-step test stops a deploy (a point of
+// builder's test hook, testhook.go), and whether that is past the deploy's
+// commit point.
+type killPoint struct {
+	at        string
+	committed bool
+}
+
+// killPoints are the points of a deploy a kill test stops it at: each
+// step boundary, and inside switch and retire.
+var killPoints = []killPoint{
+	{"step:provision", false}, {"step:unpack", false}, {"step:virtualenv", false}, {"step:settings", false},
+	{"step:collectstatic", false}, {"step:release", false}, {"step:start", false}, {"step:check", false},
+	{"step:switch", false}, {"switch:site", false}, {"switch:served", false},
+	{"switch:committed", true}, {"switch:linked", true}, {"step:retire", true}, {"retire:stopped", true}, {"step:end", true},
+}
+
+// deployHost is the host an app runs on as the kill tests see it: its
+// data dir and its front nginx's address (serve's own, or a worker's).
+type deployHost struct {
+	data, httpAddr string
+}
+
+// getAt fetches path from the nginx at addr with the app's Host header.
+func getAt(addr, app, path string) (int, string, http.Header) {
+	return getWithin(addr, app, path, 10*time.Second)
+}
+
+// getWithin is getAt with a timeout.
+func getWithin(addr, app, path string, timeout time.Duration) (int, string, http.Header) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	req.Host = app + ".localhost"
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return 0, err.Error(), nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// checkKilledDeploy checks, once the builder that was killed at p during
+// deploy newID of app (whose previous release was prevID) has restarted,
+// that the deploy ended in one of its two states: before the commit point,
+// prevID is recorded current, serves, `current` and the route name it, the
+// deploy failed and nothing of newID is left; after it, the same for newID
+// and the deploy succeeded. serving is the version the app's page must
+// show. The state is serve's (its SQLite, SSH commands); the files,
+// processes and nginx are h's.
+func (in *Instance) checkKilledDeploy(t *testing.T, h deployHost, app string, p killPoint, prevID, newID, serving string) {
+	t.Helper()
+	wantID, wantStatus := prevID, "failed"
+	if p.committed {
+		wantID, wantStatus = newID, "succeeded"
+	}
+	curID, port, dir := in.currentRelease(app)
+	if curID != wantID {
+		t.Fatalf("%s: current release %s, want %s (new %s, previous %s)", p.at, curID, wantID, newID, prevID)
+	}
+	waitFor(t, p.at+": nginx to serve "+wantID, func() bool {
+		_, body, hdr := getAt(h.httpAddr, app, "/")
+		return hdr.Get("X-Conductor-Release") == wantID && strings.Contains(body, "Hello from Conductor "+serving+"<")
+	})
+	// What `deploys` tells the pusher whose push was cut off.
+	var deploys []struct{ ID, Status string }
+	if err := json.Unmarshal([]byte(must(t, "deploys", in.SSH(in.AdminKey, "deploys "+app+" --json"))), &deploys); err != nil {
+		t.Fatal(err)
+	}
+	if len(deploys) == 0 || deploys[0].ID != newID || deploys[0].Status != wantStatus {
+		t.Errorf("%s: deploys says %+v first, want %s %s", p.at, deploys[:min(1, len(deploys))], newID, wantStatus)
+	}
+	if target, err := os.Readlink(filepath.Join(h.data, "srv", "projects", app, "current")); err != nil || target != dir {
+		t.Errorf("%s: current -> %q (%v), want %s", p.at, target, err, dir)
+	}
+	// The route nginx reads per request (nginx/route.go) names the release.
+	var route struct{ Release, Upstream string }
+	if raw, err := os.ReadFile(filepath.Join(h.data, "nginx", "routes", app+".json")); err != nil {
+		t.Errorf("%s: route file: %v", p.at, err)
+	} else if err := json.Unmarshal(raw, &route); err != nil || route.Release != wantID || !strings.HasSuffix(route.Upstream, ":"+port) {
+		t.Errorf("%s: route %s (%v), want release %s on port %s", p.at, raw, err, wantID, port)
+	}
+	want := []string{app + "_web_" + port, app + "_worker_" + port}
+	if got := watchersIn(h.data, app); !slices.Equal(got, want) {
+		t.Errorf("%s: watchers %v, want %v", p.at, got, want)
+	}
+	waitFor(t, p.at+": web and worker of the current release to run", func() bool {
+		n := 0
+		for _, e := range in.ps(app) {
+			if strings.HasSuffix(e.Watcher, "_"+port) && e.Running == 1 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	// What circusd runs, not only its files: one worker process is left
+	// (a retire cut short leaves the old one running without a file).
+	waitFor(t, p.at+": a single worker process", func() bool {
+		out, _ := exec.Command("pgrep", "-u", app, "-f", "worker of").Output()
+		return len(strings.Fields(string(out))) == 1
+	})
+	if !p.committed {
+		if _, err := os.Stat(filepath.Join(h.data, "srv", "projects", app, "releases", newID)); !os.IsNotExist(err) {
+			t.Errorf("%s: the new release's directory is left (%v)", p.at, err)
+		}
+		if n := in.sqlite(`SELECT count(*) FROM releases WHERE id = '` + newID + `'`); n != "0" {
+			t.Errorf("%s: the new release is recorded", p.at)
+		}
+	}
+}
+
 // TestWorkerCrashFailsPush: a release whose worker exits at start fails the
 // push before the switch, with the worker's output, and the previous
 // release's web and worker processes run on untouched.
 func TestWorkerCrashFailsPush(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	const app = "crashworker"
 	work := in.WorkTree("hello")
@@ -391,6 +453,7 @@ func TestKillDuringRollback(t *testing.T) {
 // names another release is rewritten, a `current` link pointing elsewhere
 // is set back, and a leftover watcher of no release goes.
 func TestReconcileConverges(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	const app = "converge"
 	work := in.WorkTree("hello")
@@ -450,4 +513,3 @@ func TestReconcileConverges(t *testing.T) {
 		t.Errorf("current -> %q (%v), want %s", target, err, dir)
 	}
 }
-
