@@ -27,20 +27,25 @@ type DashboardSession struct {
 	ExpiresAt time.Time
 	SeenAt    time.Time
 	Agent     string // the browser's User-Agent, cut short, to tell sessions apart
+	// Fingerprint is the key whose `dashboard` command started it: the
+	// session ends with that key (keys:remove).
+	Fingerprint string
 }
 
 // DashboardStore keeps login tokens and sessions (sqlite/dashboard.go).
 // Only the conductor's serve reads it: workers never need it, so it is not
 // part of Store and has no NATS twin.
 type DashboardStore interface {
-	// AddDashboardToken records a login token's hash for the user.
-	AddDashboardToken(ctx context.Context, userID int64, hash []byte, expires time.Time) error
+	// AddDashboardToken records a login token's hash for the user and the
+	// key (fingerprint) that asked for it.
+	AddDashboardToken(ctx context.Context, userID int64, fingerprint string, hash []byte, expires time.Time) error
 	// UseDashboardToken consumes the token with this hash, if it is unused
 	// and not expired, and starts a session (sessionHash) for its user, in
 	// one transaction: a token logs in once. ENOTFOUND otherwise.
 	UseDashboardToken(ctx context.Context, hash, sessionHash []byte, agent string, now, expires time.Time) (*DashboardSession, error)
 	// DashboardSession finds the live session with this hash and notes
-	// that it was seen. ENOTFOUND when there is none (ended, expired).
+	// that it was seen. ENOTFOUND when there is none (ended, expired, or
+	// the key that started it was removed).
 	DashboardSession(ctx context.Context, hash []byte, now time.Time) (*DashboardSession, error)
 	// ListDashboardSessions lists the live sessions, of one user or
 	// (userID 0) of everyone.

@@ -46,7 +46,7 @@ func benchState(b *testing.B, apps, deploysPerApp int) (*Server, *http.Cookie) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	admin, err := db.CreateUser(ctx, "admin", true)
+	admin, _, err := db.AddUserKey(ctx, "admin", true, "SHA256:bench", "ssh-ed25519 AAAA bench")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func benchState(b *testing.B, apps, deploysPerApp int) (*Server, *http.Cookie) {
 		}
 	}
 	token, cookie := conductor.NewDashboardSecret(), conductor.NewDashboardSecret()
-	if err := db.AddDashboardToken(ctx, admin.ID, conductor.HashDashboardSecret(token), time.Now().Add(time.Minute)); err != nil {
+	if err := db.AddDashboardToken(ctx, admin.ID, "SHA256:bench", conductor.HashDashboardSecret(token), time.Now().Add(time.Minute)); err != nil {
 		b.Fatal(err)
 	}
 	now := time.Now()

@@ -31,7 +31,7 @@ func (s *Server) dashboardCommand() *cobra.Command {
 			}
 			token := conductor.NewDashboardSecret()
 			expires := time.Now().Add(conductor.DashboardTokenTTL)
-			if err := s.cfg.Dashboard.AddDashboardToken(ctx, UserFromContext(ctx).ID, conductor.HashDashboardSecret(token), expires); err != nil {
+			if err := s.cfg.Dashboard.AddDashboardToken(ctx, UserFromContext(ctx).ID, FingerprintFromContext(ctx), conductor.HashDashboardSecret(token), expires); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Open this URL to log in to the dashboard as %s (it works once, until %s):\n  %s/login?token=%s\n",
@@ -66,11 +66,12 @@ func (s *Server) dashboardSessionsCommand() *cobra.Command {
 				Created time.Time `json:"created"`
 				Seen    time.Time `json:"seen"`
 				Expires time.Time `json:"expires"`
+				Key     string    `json:"key"`
 				Agent   string    `json:"agent"`
 			}
 			rows := []row{}
 			for _, x := range list {
-				rows = append(rows, row{x.ID, x.User, x.CreatedAt.UTC(), x.SeenAt.UTC(), x.ExpiresAt.UTC(), x.Agent})
+				rows = append(rows, row{x.ID, x.User, x.CreatedAt.UTC(), x.SeenAt.UTC(), x.ExpiresAt.UTC(), x.Fingerprint, x.Agent})
 			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), rows)
@@ -80,9 +81,9 @@ func (s *Server) dashboardSessionsCommand() *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tUSER\tSINCE\tLAST SEEN\tEXPIRES\tBROWSER")
+			fmt.Fprintln(w, "ID\tUSER\tKEY\tSINCE\tLAST SEEN\tEXPIRES\tBROWSER")
 			for _, r := range rows {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.User, r.Created.Format(time.RFC3339), r.Seen.Format(time.RFC3339),
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.User, r.Key, r.Created.Format(time.RFC3339), r.Seen.Format(time.RFC3339),
 					r.Expires.Format(time.RFC3339), terminalText(r.Agent, false))
 			}
 			return w.Flush()

@@ -16,12 +16,12 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // AddDashboardToken records a login token's hash; expired tokens are
 // dropped on the way, so the table stays small.
-func (db *DB) AddDashboardToken(ctx context.Context, userID int64, hash []byte, expires time.Time) error {
+func (db *DB) AddDashboardToken(ctx context.Context, userID int64, fingerprint string, hash []byte, expires time.Time) error {
 	if _, err := db.db.ExecContext(ctx, `DELETE FROM dashboard_tokens WHERE expires_at < ?`, ms(time.Now())); err != nil {
 		return fmt.Errorf("drop expired dashboard tokens: %w", err)
 	}
-	if _, err := db.db.ExecContext(ctx, `INSERT INTO dashboard_tokens (hash, user_id, expires_at) VALUES (?, ?, ?)`,
-		hash, userID, ms(expires)); err != nil {
+	if _, err := db.db.ExecContext(ctx, `INSERT INTO dashboard_tokens (hash, user_id, fingerprint, expires_at) VALUES (?, ?, ?, ?)`,
+		hash, userID, fingerprint, ms(expires)); err != nil {
 		return fmt.Errorf("record a dashboard token: %w", err)
 	}
 	return nil
@@ -36,7 +36,8 @@ func (db *DB) UseDashboardToken(ctx context.Context, hash, sessionHash []byte, a
 	}
 	defer tx.Rollback()
 	var userID, exp int64
-	err = tx.QueryRowContext(ctx, `DELETE FROM dashboard_tokens WHERE hash = ? RETURNING user_id, expires_at`, hash).Scan(&userID, &exp)
+	var fingerprint string
+	err = tx.QueryRowContext(ctx, `DELETE FROM dashboard_tokens WHERE hash = ? RETURNING user_id, fingerprint, expires_at`, hash).Scan(&userID, &fingerprint, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, conductor.Errorf(conductor.ENOTFOUND, "this login link was already used or never existed")
 	} else if err != nil {
@@ -48,12 +49,12 @@ func (db *DB) UseDashboardToken(ctx context.Context, hash, sessionHash []byte, a
 		}
 		return nil, conductor.Errorf(conductor.ENOTFOUND, "this login link has expired")
 	}
-	s := &conductor.DashboardSession{UserID: userID, Agent: agent, CreatedAt: now, ExpiresAt: expires, SeenAt: now}
+	s := &conductor.DashboardSession{UserID: userID, Agent: agent, CreatedAt: now, ExpiresAt: expires, SeenAt: now, Fingerprint: fingerprint}
 	if err := tx.QueryRowContext(ctx, `SELECT name FROM users WHERE id = ?`, userID).Scan(&s.User); err != nil {
 		return nil, fmt.Errorf("use a dashboard token: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO dashboard_sessions (hash, user_id, agent, created_at, expires_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		sessionHash, userID, agent, ms(now), ms(expires), ms(now))
+	res, err := tx.ExecContext(ctx, `INSERT INTO dashboard_sessions (hash, user_id, fingerprint, agent, created_at, expires_at, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		sessionHash, userID, fingerprint, agent, ms(now), ms(expires), ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("start a dashboard session: %w", err)
 	}
@@ -75,9 +76,11 @@ const seenEvery = time.Minute
 func (db *DB) DashboardSession(ctx context.Context, hash []byte, now time.Time) (*conductor.DashboardSession, error) {
 	var s conductor.DashboardSession
 	var created, expires, seen int64
-	err := db.db.QueryRowContext(ctx, `SELECT s.id, s.user_id, u.name, s.agent, s.created_at, s.expires_at, s.seen_at
-		FROM dashboard_sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = ? AND s.expires_at >= ?`, hash, ms(now)).
-		Scan(&s.ID, &s.UserID, &s.User, &s.Agent, &created, &expires, &seen)
+	err := db.db.QueryRowContext(ctx, `SELECT s.id, s.user_id, u.name, s.fingerprint, s.agent, s.created_at, s.expires_at, s.seen_at
+		FROM dashboard_sessions s JOIN users u ON u.id = s.user_id
+		JOIN keys k ON k.fingerprint = s.fingerprint AND k.user_id = s.user_id
+		WHERE s.hash = ? AND s.expires_at >= ?`, hash, ms(now)).
+		Scan(&s.ID, &s.UserID, &s.User, &s.Fingerprint, &s.Agent, &created, &expires, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, conductor.Errorf(conductor.ENOTFOUND, "no such dashboard session")
 	} else if err != nil {
@@ -95,8 +98,9 @@ func (db *DB) DashboardSession(ctx context.Context, hash []byte, now time.Time) 
 
 // ListDashboardSessions lists live sessions, newest first.
 func (db *DB) ListDashboardSessions(ctx context.Context, userID int64, now time.Time) ([]*conductor.DashboardSession, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT s.id, s.user_id, u.name, s.agent, s.created_at, s.expires_at, s.seen_at
+	rows, err := db.db.QueryContext(ctx, `SELECT s.id, s.user_id, u.name, s.fingerprint, s.agent, s.created_at, s.expires_at, s.seen_at
 		FROM dashboard_sessions s JOIN users u ON u.id = s.user_id
+		JOIN keys k ON k.fingerprint = s.fingerprint AND k.user_id = s.user_id
 		WHERE (? = 0 OR s.user_id = ?) AND s.expires_at >= ? ORDER BY s.id DESC`, userID, userID, ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("list dashboard sessions: %w", err)
@@ -106,7 +110,7 @@ func (db *DB) ListDashboardSessions(ctx context.Context, userID int64, now time.
 	for rows.Next() {
 		var s conductor.DashboardSession
 		var created, expires, seen int64
-		if err := rows.Scan(&s.ID, &s.UserID, &s.User, &s.Agent, &created, &expires, &seen); err != nil {
+		if err := rows.Scan(&s.ID, &s.UserID, &s.User, &s.Fingerprint, &s.Agent, &created, &expires, &seen); err != nil {
 			return nil, fmt.Errorf("list dashboard sessions: %w", err)
 		}
 		s.CreatedAt, s.ExpiresAt, s.SeenAt = time.UnixMilli(created), time.UnixMilli(expires), time.UnixMilli(seen)
