@@ -33,7 +33,9 @@ func (instantHosts) AppLogs(context.Context, string, queue.AppLogsRequest, func(
 
 type noCommands struct{}
 
-func (noCommands) RunAs(context.Context, *conductor.User, string, []string, io.Writer) error { return nil }
+func (noCommands) RunAs(context.Context, *conductor.User, string, []string, io.Writer) error {
+	return nil
+}
 
 // benchState fills a real SQLite state with apps×deploys (every fifth
 // deploy failed, the others released, each app with a few config vars)
