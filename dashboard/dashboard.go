@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hasadna/conductor"
@@ -50,6 +51,9 @@ type Live interface {
 	Hosts(ctx context.Context) ([]*queue.HostInfo, error)
 	Follow(ctx context.Context, jobID string, line func(string)) (*queue.Result, error)
 	AppLogs(ctx context.Context, host string, req queue.AppLogsRequest, line func(string) error) error
+	// Steps reads a finished deploy's step headers and their times from
+	// its build log (the deploy chart's per-step durations).
+	Steps(ctx context.Context, jobID string) ([]queue.StepTime, time.Time, error)
 }
 
 // Traffic gives an app's traffic over the last window, one point per step,
@@ -80,6 +84,9 @@ type Server struct {
 	cfg   Config
 	pages map[string]*template.Template
 	mux   *http.ServeMux
+	// steps caches finished deploys' step durations (deploy id →
+	// []segment): a finished deploy's log never changes.
+	steps sync.Map
 }
 
 // New builds the dashboard's handler.

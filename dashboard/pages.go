@@ -307,7 +307,7 @@ type deployRow struct {
 const (
 	shownDeploys  = 20
 	shownReleases = 30
-	chartDeploys  = 60
+	chartDeploys  = 30
 )
 
 func (s *Server) appView(r *http.Request, app *conductor.App) (*appView, error) {
@@ -356,7 +356,8 @@ func (s *Server) appView(r *http.Request, app *conductor.App) (*appView, error) 
 				v.Deploys = append(v.Deploys, row)
 			}
 		}
-		v.Chart = deployChart(deploys, chartDeploys)
+		done := finished(deploys, chartDeploys)
+		v.Chart = deployChart(done, s.deploySteps(ctx, done), chartDeploys)
 	}
 	if s.allowed(ctx, "config", app) {
 		vars, err := s.cfg.Store.Config(ctx, app.ID)

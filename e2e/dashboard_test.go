@@ -230,6 +230,13 @@ func TestDashboard(t *testing.T) {
 		return err == nil && strings.Contains(page, "Requests per second")
 	})
 	in.screenshots(t, ctx, base)
+	// The deploy chart splits each deploy by step, read from its build log.
+	within(t, ctx, "the app page", chromedp.Navigate(base+"/apps/dashapp"))
+	if steps := evalString(t, ctx, `Array.from(document.querySelectorAll("figure.chart")[0].querySelectorAll(".key")).map(k => k.textContent.trim()).join("|")`); strings.Count(steps, "|") < 3 {
+		t.Errorf("the deploy chart's steps: %q, want the pipeline's", steps)
+	} else {
+		t.Logf("deploy chart steps: %s", steps)
+	}
 
 	// A developer granted dashapp but not secret sees only dashapp, and cannot
 	// open, read through the API or act on secret.
