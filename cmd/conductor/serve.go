@@ -246,6 +246,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	slog.Info("conductor is serving", "ssh", o.sshAddr, "http", o.httpAddr, "data", data, "nats", natsConn.URLs, "host", o.name)
 	fmt.Fprintf(os.Stderr, "\nConductor is ready.\n  Push an app:  git push ssh://git@%s:%s/<app> main\n  Commands:     ssh -p %s git@%s help\n  Apps:         http://<app>.%s:%s/\n\n",
 		host, port, port, host, o.domain, httpPort)
+	if u := o.dashboard.url(o.domain, o.httpAddr, o.httpsAddr); u != "" {
+		fmt.Fprintf(os.Stderr, "  Dashboard:    %s (log in: ssh -p %s git@%s dashboard)\n\n", u, port, host)
+	}
 
 	<-ctx.Done()
 	slog.Info("shutting down")
