@@ -45,9 +45,9 @@ func seedCacheDir(seed string) string { return filepath.Join(seed, "cache") }
 // no one writes it (TryLock: a first deploy never waits on a seeding).
 var seedMu sync.Mutex
 
-// seeded are the pins already put in the seed, by interpreter ("python
-// path\x00name==version"), guarded by seedMu: a later virtualenv with the
-// same packages asks uv for nothing.
+// seeded are the pins already put in a seed, by interpreter ("seed
+// dir\x00python path\x00name==version"), guarded by seedMu: a later
+// virtualenv with the same packages asks uv for nothing.
 var seeded = map[string]bool{}
 
 // startCache makes envDir/.cache, which must not exist, with copies of the
@@ -378,11 +378,12 @@ func (b *Builder) seed(envDir, venv, python string) {
 		slog.Debug("uv seed: nothing to read", "venv", venv, "err", err)
 		return
 	}
+	dir := seedCacheDir(b.Layout.SeedCache())
 	seedMu.Lock()
 	defer seedMu.Unlock()
 	var want []string
 	for _, p := range pins {
-		if !seeded[python+"\x00"+p] {
+		if !seeded[dir+"\x00"+python+"\x00"+p] {
 			want = append(want, p)
 		}
 	}
@@ -392,7 +393,6 @@ func (b *Builder) seed(envDir, venv, python string) {
 	ctx, cancel := context.WithTimeout(context.Background(), seedTimeout)
 	defer cancel()
 	start := time.Now()
-	dir := seedCacheDir(b.Layout.SeedCache())
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		slog.Warn("uv seed", "err", err)
 		return
@@ -437,7 +437,7 @@ func (b *Builder) seed(envDir, venv, python string) {
 		return
 	}
 	for _, p := range got {
-		seeded[python+"\x00"+p] = true
+		seeded[dir+"\x00"+python+"\x00"+p] = true
 	}
 	slog.Info("uv seed: added", "pins", len(got), "python", python, "took", time.Since(start).Round(time.Millisecond))
 }
