@@ -21,8 +21,11 @@ import (
 // push succeeds). Then the invariant holds as serve's state records it
 // (current release, deploys, releases) and on the worker (nginx, route
 // file, `current`, watchers, processes), the app served every request
-// meanwhile, and the next push works. A worker restart takes a second or
-// two, so this covers all of TestKillAtEveryStep's points.
+// meanwhile, and the next push works. Killed at switch:served, two
+// requests the new release holds (one in a view, one in its accept queue)
+// are answered: the reconcile that points the route back waits for them
+// before it stops that release. A worker restart takes a second or two,
+// so this covers all of TestKillAtEveryStep's points.
 func TestKillWorkerAtEveryStep(t *testing.T) {
 	pauses := t.TempDir()
 	t.Setenv("CONDUCTOR_TEST_PAUSE_DIR", pauses) // serve's builder runs no job of this app
