@@ -112,6 +112,10 @@ func sameOrigin(r *http.Request) error {
 
 // loginNeeded answers a request without a live session.
 func (s *Server) loginNeeded(w http.ResponseWriter, r *http.Request) {
+	if isAPI(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "log in first: ssh … dashboard"})
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusUnauthorized)
 	s.render(w, r, "login.html", map[string]any{"SSH": s.cfg.SSH})

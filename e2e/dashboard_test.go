@@ -238,10 +238,10 @@ func TestDashboard(t *testing.T) {
 		t.Logf("deploy chart steps: %s", steps)
 	}
 
-	// A developer granted dashapp but not secret sees only dashapp, and cannot
-	// open, read through the API or act on secret.
+	// A developer granted dashapp but not dashhidden sees only dashapp, and cannot
+	// open, read through the API or act on dashhidden.
 	dev := in.NewKey("dev")
-	for _, c := range []string{"apps:create secret"} {
+	for _, c := range []string{"apps:create dashhidden"} {
 		if r := in.SSH(in.AdminKey, c); r.Code != 0 {
 			t.Fatalf("%s: %s", c, r)
 		}
@@ -254,10 +254,10 @@ func TestDashboard(t *testing.T) {
 	}
 	devCtx := newBrowserContext(t, ctx)
 	within(t, devCtx, "developer's login", chromedp.Navigate(in.loginURL(t, dev)), chromedp.WaitVisible(`#apps`))
-	if apps := text(t, devCtx, "#apps"); !strings.Contains(apps, "dashapp") || strings.Contains(apps, "secret") {
+	if apps := text(t, devCtx, "#apps"); !strings.Contains(apps, "dashapp") || strings.Contains(apps, "dashhidden") {
 		t.Errorf("the developer's apps page:\n%s", apps)
 	}
-	if code := status(t, devCtx, base+"/apps/secret"); code != http.StatusNotFound {
+	if code := status(t, devCtx, base+"/apps/dashhidden"); code != http.StatusNotFound {
 		t.Errorf("developer opening an app not granted: status %d, want 404", code)
 	}
 	if code := status(t, devCtx, base+"/hosts"); code != http.StatusForbidden {
@@ -267,8 +267,8 @@ func TestDashboard(t *testing.T) {
 	// The developer's own CSRF token, so only the permission can refuse.
 	probe := `(async () => {
 		const csrf = document.querySelector('input[name=csrf]').value;
-		const api = await fetch('/api/apps/secret');
-		const act = await fetch('/apps/secret/maintenance-on', {method: 'POST', body: new URLSearchParams({csrf, confirm: 'yes'})});
+		const api = await fetch('/api/apps/dashhidden');
+		const act = await fetch('/apps/dashhidden/maintenance-on', {method: 'POST', body: new URLSearchParams({csrf, confirm: 'yes'})});
 		const list = await (await fetch('/api/apps')).json();
 		return [api.status, act.status, list.map(a => a.name).join(',')].join(' ');
 	})()`
@@ -279,10 +279,10 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("developer's API probe: %v", err)
 	}
 	if got != "404 404 dashapp" {
-		t.Errorf("developer's API read of secret, action on secret, app list = %q, want 404 404 dashapp", got)
+		t.Errorf("developer's API read of dashhidden, action on dashhidden, app list = %q, want 404 404 dashapp", got)
 	}
-	if r := in.SSH(in.AdminKey, "maintenance secret --json"); !strings.Contains(r.Stdout, `"on": false`) {
-		t.Errorf("secret went into maintenance: %s", r)
+	if r := in.SSH(in.AdminKey, "maintenance dashhidden --json"); !strings.Contains(r.Stdout, `"on": false`) {
+		t.Errorf("dashhidden went into maintenance: %s", r)
 	}
 	if rows := in.dashboardAudit(t); rows[0].Op != "maintenance:on" || rows[0].User != "dev" || rows[0].Outcome != "denied" {
 		t.Errorf("newest audit entry = %+v, want dev's denied maintenance:on", rows[0])
