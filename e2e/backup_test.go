@@ -15,6 +15,7 @@ import (
 // restores into a new data dir, serves again and redeploys: the app's rows,
 // its media file, the admin's access and the host key are back.
 func TestBackupRestore(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	const app = "bk-app"
 	work := in.WorkTree("hello")

@@ -12,6 +12,7 @@ import (
 // TestBadInput replays hostile and mistaken input over SSH: each is refused
 // with a clear message and changes nothing.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 

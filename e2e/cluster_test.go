@@ -125,6 +125,7 @@ type Worker struct {
 	Extra                []string // more flags, for the next Start
 	cmd                  *exec.Cmd
 	out                  *lockedBuffer
+	ports                string // --port-range, kept across restarts
 }
 
 // StartWorker runs a worker for host against the NATS servers at urls
@@ -145,8 +146,12 @@ func (in *Instance) StartWorker(t *testing.T, urls, tokenFile, caFile, host stri
 
 func (w *Worker) Start() {
 	w.t.Helper()
+	if w.ports == "" { // its own ports: other tests run at the same time
+		p := nextPorts()
+		w.ports = fmt.Sprintf("%d-%d", p, p+19)
+	}
 	args := []string{"worker", "--host", w.Host, "--data", w.Data, "--http-addr", w.HTTPAddr,
-		"--nats-url", w.natsURLs, "--nats-token-file", w.natsToken, "--log-level", "debug"}
+		"--nats-url", w.natsURLs, "--nats-token-file", w.natsToken, "--log-level", "debug", "--port-range", w.ports}
 	if w.natsCA != "" {
 		args = append(args, "--nats-ca-file", w.natsCA)
 	}
@@ -229,6 +234,7 @@ func (in *Instance) deployStatuses(t *testing.T, app string) string {
 // while a worker deploys loses no job; a NATS node killed does not stop
 // pushes.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cluster := startNATSCluster(t, dir)
 	in := StartInstance(t, "--nats-url", cluster.URLs(), "--nats-token-file", cluster.tokenFile, "--nats-ca-file", cluster.caFile)
@@ -430,6 +436,7 @@ func TestCluster(t *testing.T) {
 // client with a wrong token or without the CA is refused, and the worker
 // carries on after the conductor (and with it the NATS server) restarts.
 func TestWorkerOnEmbeddedNATS(t *testing.T) {
+	t.Parallel()
 	natsAddr := freeAddr(t)
 	in := StartInstance(t, "--nats-addr", natsAddr)
 	tokenFile := filepath.Join(in.Data, "nats.token")

@@ -69,6 +69,7 @@ type auditRow struct {
 // TestAccessKeysAndGrants covers users, keys, roles and grants over real
 // SSH and git: who may do what, and every refusal.
 func TestAccessKeysAndGrants(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	admin := in.AdminKey
 	adminFP := fingerprintOf(t, admin+".pub")
@@ -252,6 +253,7 @@ type loadResult struct{ ok, failed int }
 // apps:info, ps, ps:scale, config changes with zero dropped requests, run
 // (plain and on a pty), domains, deploys, ps:restart and apps:destroy.
 func TestCommandsOnDeployedApp(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	admin := in.AdminKey
 	adminFP := fingerprintOf(t, admin+".pub")

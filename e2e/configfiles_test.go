@@ -83,6 +83,7 @@ func wantPlaced(t *testing.T, path, app, content string) {
 // path or on the way to it are never followed by root; config:file:remove
 // takes it away from the serving release.
 func TestConfigFiles(t *testing.T) {
+	t.Parallel()
 	const app = "cfgfiles"
 	cleanAppUsers(t, app)
 	in := StartInstance(t)
@@ -265,6 +266,7 @@ func (in *Instance) post(app, path string, body []byte) (int, string) {
 // default is 1m), CONDUCTOR_MAX_BODY sets its limit, and a value that is
 // not a size is refused and changes nothing.
 func TestMaxBody(t *testing.T) {
+	t.Parallel()
 	const app = "upsize"
 	cleanAppUsers(t, app)
 	in := StartInstance(t)
@@ -350,6 +352,7 @@ func backupStateQuery(t *testing.T, archive, query string) string {
 // directory (a removed secret does not come back), and one added since is
 // placed in it.
 func TestConfigFilesRollback(t *testing.T) {
+	t.Parallel()
 	const app = "cfgroll"
 	cleanAppUsers(t, app)
 	in := StartInstance(t)

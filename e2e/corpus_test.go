@@ -48,6 +48,7 @@ var corpus = []struct {
 // from the registered interpreters, an app in a subdirectory, bin/
 // hooks, an npm build and an app without gunicorn.
 func TestCorpus(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	for _, c := range corpus {
 		t.Run(c.example, func(t *testing.T) {

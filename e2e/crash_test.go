@@ -13,6 +13,7 @@ import (
 // release phase: after a restart the old release serves, the interrupted
 // deploy is marked failed, nothing of it runs, and the next push works.
 func TestCrashMidDeploy(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	if r := in.Push(work, "crashy", "main"); r.Code != 0 {
@@ -81,6 +82,7 @@ func writeFile(t *testing.T, path, content string) {
 // TestCrashOnBoot pushes a release whose web process dies at start: it is
 // never switched to, the push says why, and the old release keeps serving.
 func TestCrashOnBoot(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	if r := in.Push(work, "boots", "main"); r.Code != 0 {

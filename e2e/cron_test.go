@@ -178,15 +178,15 @@ func TestCronOnWorker(t *testing.T) {
 	in := StartInstance(t, "--nats-addr", natsAddr)
 	w := in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")
 	in.waitHosts(t, "local", "w1")
-	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote --host w1"))
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote-cron --host w1"))
 	work := in.WorkTree("hello")
 	writeFile(t, filepath.Join(work, "app.json"), `{"cron": [
   {"name": "tick", "command": "echo tick-$CONDUCTOR_APP", "schedule": "*/2 * * * * *"},
   {"name": "host", "command": "echo on-$(hostname)-$PWD", "schedule": "@yearly"}
 ]}`)
 	in.Commit(work, "cron")
-	in.pushOK(work, "remote")
-	r := in.SSH(in.AdminKey, "cron:run remote host")
+	in.pushOK(work, "remote-cron")
+	r := in.SSH(in.AdminKey, "cron:run remote-cron host")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "-"+w.Data) {
 		t.Fatalf("cron:run on w1 (data %s): %s", w.Data, r)
 	}
@@ -196,7 +196,7 @@ func TestCronOnWorker(t *testing.T) {
 			Trigger string `json:"trigger"`
 			Status  string `json:"status"`
 		}
-		r := in.SSH(in.AdminKey, "cron remote --runs 20 --json")
+		r := in.SSH(in.AdminKey, "cron remote-cron --runs 20 --json")
 		if json.Unmarshal([]byte(r.Stdout), &runs) != nil {
 			return false
 		}
@@ -207,7 +207,7 @@ func TestCronOnWorker(t *testing.T) {
 		}
 		return false
 	})
-	if r := in.SSH(in.AdminKey, "logs remote --process cron -n 50"); !strings.Contains(r.Stdout, ": tick-remote") {
+	if r := in.SSH(in.AdminKey, "logs remote-cron --process cron -n 50"); !strings.Contains(r.Stdout, ": tick-remote") {
 		t.Fatalf("logs --process cron on w1: %s", r)
 	}
 }

@@ -112,6 +112,7 @@ func noSecret(t *testing.T, password string, where map[string]string) {
 // leaves the schema as it was, another app cannot open its database, and a
 // database of that name that Conductor did not make is left alone.
 func TestDatabasePostgres(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pg := dbtest.Postgres(t)
 	in := StartInstance(t, append(dsnFlag(t, pg), "--default-db", "postgres")...)
@@ -273,6 +274,7 @@ func TestDatabasePostgres(t *testing.T) {
 // database that keeps its rows across deploys, with the same credentials,
 // closed to another app; a kind without a server is refused at creation.
 func TestDatabaseMySQL(t *testing.T) {
+	t.Parallel()
 	my := dbtest.MariaDB(t)
 	in := StartInstance(t, dsnFlag(t, my)...)
 

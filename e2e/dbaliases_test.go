@@ -74,6 +74,7 @@ type dbRow struct {
 // lists it without a password; refusals change nothing; db:destroy drops
 // it; apps:destroy drops every alias.
 func TestDatabaseAliases(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pg, my := dbtest.Postgres(t), dbtest.MariaDB(t)
 	in := StartInstance(t, append(dsnFlag(t, pg), dsnFlag(t, my)...)...)
@@ -197,6 +198,7 @@ func TestDatabaseAliases(t *testing.T) {
 // --confirm (the redeploy migrates the new database), loaddata through run.
 // The SQLite file stays.
 func TestDatabaseSQLiteToPostgres(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pg := dbtest.Postgres(t)
 	in := StartInstance(t, dsnFlag(t, pg)...)

@@ -38,6 +38,7 @@ type dbBackupsRemoteJSON struct {
 // succeeds while db:backups, doctor and the log tell the upload failed.
 // serve refuses a credentials file others can read.
 func TestDBBackupS3(t *testing.T) {
+	t.Parallel()
 	const bucket, app = "conductor-backups", "s3-sq"
 	s3 := startS3(t, bucket)
 	credFile := filepath.Join(t.TempDir(), "s3.credentials")
@@ -229,6 +230,7 @@ func mustAtoi(t *testing.T, s string) int {
 // backups of its apps itself (the files are there; serve has no target
 // here), and restores one whose file is gone from that copy.
 func TestDBBackupS3OnWorker(t *testing.T) {
+	t.Parallel()
 	const bucket, app = "worker-backups", "s3-remote"
 	s3 := startS3(t, bucket)
 	credFile := filepath.Join(t.TempDir(), "s3.credentials")

@@ -57,6 +57,7 @@ var backupIDRE = regexp.MustCompile(`^Backup (\d+) of `)
 // database as it was; the files are root-only; developers may back up and
 // list but not restore or schedule; a schedule keeps its N newest backups.
 func TestDBBackupRestore(t *testing.T) {
+	t.Parallel()
 	pg := dbtest.Postgres(t)
 	in := StartInstance(t, dsnFlag(t, pg)...)
 	work := in.dbWorkTree(psycopgRequirement)
@@ -268,6 +269,7 @@ func TestDBBackupRestore(t *testing.T) {
 // refused, and one that fails half way (after its DROP TABLE and CREATE
 // TABLE ran) has the database loaded back from the dump taken just before.
 func TestDBBackupRestoreMariaDB(t *testing.T) {
+	t.Parallel()
 	my := dbtest.MariaDB(t)
 	in := StartInstance(t, dsnFlag(t, my)...)
 	work := in.dbWorkTree(mysqlclientRequirement)
@@ -340,6 +342,7 @@ func TestDBBackupRestoreMariaDB(t *testing.T) {
 // by that host's agent: the file is in the worker's data dir, and the
 // restore gives back the rows written before the backup, not after.
 func TestDBBackupOnWorker(t *testing.T) {
+	t.Parallel()
 	natsAddr := freeAddr(t)
 	in := StartInstance(t, "--nats-addr", natsAddr)
 	w := in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")

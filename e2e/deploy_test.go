@@ -12,6 +12,7 @@ import (
 // migration while the old release keeps serving, change config, read logs,
 // and survive a restart of conductor.
 func TestPushDeploy(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 
@@ -138,18 +139,19 @@ func TestPushDeploy(t *testing.T) {
 // TestPushRefs checks that a push of several refs stores them all with their
 // full names and deploys only the deploy branch.
 func TestPushRefs(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	in.mustGit(work, "branch", "feature/deep/x")
 	in.mustGit(work, "tag", "v1.0")
-	r := in.Push(work, "multi", "main", "feature/deep/x", "v1.0")
+	r := in.Push(work, "refs-multi", "main", "feature/deep/x", "v1.0")
 	if r.Code != 0 {
 		t.Fatalf("push: %s", r)
 	}
-	if n := strings.Count(r.Stderr, "-----> Deploying multi"); n != 1 {
+	if n := strings.Count(r.Stderr, "-----> Deploying refs-multi"); n != 1 {
 		t.Errorf("deployed %d times, want once:\n%s", n, r.Stderr)
 	}
-	refs := in.Git(in.AdminKey, work, "ls-remote", in.RepoURL("multi")).Stdout
+	refs := in.Git(in.AdminKey, work, "ls-remote", in.RepoURL("refs-multi")).Stdout
 	for _, want := range []string{"refs/heads/main", "refs/heads/feature/deep/x", "refs/tags/v1.0"} {
 		if !strings.Contains(refs, want) {
 			t.Errorf("remote lacks %s:\n%s", want, refs)
@@ -159,16 +161,16 @@ func TestPushRefs(t *testing.T) {
 	in.mustGit(work, "checkout", "-q", "-b", "other")
 	setVersion(t, work, "other")
 	in.Commit(work, "other")
-	r = in.Push(work, "multi", "other")
+	r = in.Push(work, "refs-multi", "other")
 	if r.Code != 0 || strings.Contains(r.Stderr, "Deploying") {
 		t.Errorf("push of a non-deploy branch: %s", r)
 	}
-	if _, body, _ := in.Get("multi", "/"); !strings.Contains(body, "Hello from Conductor v1") {
+	if _, body, _ := in.Get("refs-multi", "/"); !strings.Contains(body, "Hello from Conductor v1") {
 		t.Errorf("GET / = %q, want v1", body)
 	}
 	// Clone works (upload-pack) and gets the deployed code.
 	clone := filepath.Join(in.Dir, "clone")
-	if r := in.Git(in.AdminKey, in.Dir, "clone", "-q", in.RepoURL("multi.git"), clone); r.Code != 0 {
+	if r := in.Git(in.AdminKey, in.Dir, "clone", "-q", in.RepoURL("refs-multi.git"), clone); r.Code != 0 {
 		t.Fatalf("clone: %s", r)
 	}
 	if _, err := os.Stat(filepath.Join(clone, "manage.py")); err != nil {

@@ -12,6 +12,7 @@ import (
 // missing nginx and a port held by someone else each give a FAIL line with
 // the fix, and a non-zero exit.
 func TestDoctor(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	args := []string{"doctor", "--data", in.Data, "--ssh-addr", in.SSHAddr, "--http-addr", in.HTTPAddr}
 

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/hasadna/conductor"
 )
 
 // conductorBin is built once by TestMain.
@@ -96,7 +98,37 @@ func (b *lockedBuffer) String() string {
 
 // App ports stay below the kernel's ephemeral range (32768-60999): a
 // client connection's source port there would make an app's bind fail.
-var portBase = 20000 + (os.Getpid()%50)*200
+var (
+	portMu   sync.Mutex
+	portBase = 20000 + (os.Getpid()%50)*200
+)
+
+// nextPorts reserves the next 20 app ports for an instance.
+func nextPorts() int {
+	portMu.Lock()
+	defer portMu.Unlock()
+	portBase += 20
+	return portBase
+}
+
+// appOwners holds which test uses each app name. Tests run in parallel
+// (t.Parallel), and an app's name is a unix user of the whole machine:
+// two tests using one name at once would take each other's user. So each
+// name belongs to one test, whatever the timing, and a second test using
+// it fails at once, saying so.
+var appOwners sync.Map // app name → top-level test name
+
+func claimApp(t *testing.T, app string) {
+	t.Helper()
+	app = strings.TrimSuffix(strings.TrimPrefix(app, "/"), ".git")
+	if conductor.ValidateAppName(app) != nil {
+		return // a name the tests expect refused: no user is made
+	}
+	test, _, _ := strings.Cut(t.Name(), "/")
+	if owner, loaded := appOwners.LoadOrStore(app, test); loaded && owner != test {
+		t.Fatalf("app name %q is used by %s too: tests run in parallel, and app names are unix users: give this test's app another name", app, owner)
+	}
+}
 
 // StartInstance runs init and serve (with serveArgs added); the instance is
 // stopped and its dir removed when the test ends.
@@ -110,11 +142,11 @@ func StartInstance(t *testing.T, serveArgs ...string) *Instance {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	portBase += 20
+	ports := nextPorts()
 	in := &Instance{
 		t: t, Dir: dir, Data: filepath.Join(dir, "data"),
 		SSHAddr: freeAddr(t), HTTPAddr: freeAddr(t),
-		Ports:     fmt.Sprintf("%d-%d", portBase, portBase+19),
+		Ports:     fmt.Sprintf("%d-%d", ports, ports+19),
 		serveArgs: serveArgs,
 	}
 	in.AdminKey = in.NewKey("admin")
@@ -336,6 +368,9 @@ func runCmd(t *testing.T, dir string, env []string, stdin io.Reader, name string
 // string, so callers quote words themselves, as with any ssh.
 func (in *Instance) SSH(key, remote string) Result {
 	in.t.Helper()
+	if f := strings.Fields(remote); len(f) > 1 && f[0] == "apps:create" {
+		claimApp(in.t, f[1])
+	}
 	args := append(strings.Fields(in.sshCommand(key))[1:], "git@127.0.0.1", remote)
 	return runCmd(in.t, "", nil, strings.NewReader(""), "ssh", args...)
 }
@@ -350,6 +385,7 @@ func (in *Instance) Git(key, dir string, args ...string) Result {
 
 // RepoURL is the push URL of an app, in the given spelling ("app", "/app.git"…).
 func (in *Instance) RepoURL(path string) string {
+	claimApp(in.t, path)
 	return "ssh://git@" + in.SSHAddr + "/" + strings.TrimPrefix(path, "/")
 }
 

@@ -26,6 +26,7 @@ func djangoEscape(s string) string {
 // app's own processes or writes outside the app's directories, and the
 // serving release keeps serving.
 func TestHostile(t *testing.T) {
+	t.Parallel()
 	for _, m := range markers {
 		_ = os.Remove(m)
 	}

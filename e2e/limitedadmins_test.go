@@ -19,6 +19,7 @@ import (
 // mysql.AdminGrants — and an app on each is created, deployed, backed up
 // and destroyed.
 func TestLimitedDatabaseAdmins(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pg, my := dbtest.Postgres(t), dbtest.MariaDB(t)
 	if _, err := pgAdmin(t, pg, "postgres").Exec(ctx, `CREATE ROLE "lim-admin" LOGIN CREATEDB CREATEROLE PASSWORD 'lim-secret'`); err != nil {

@@ -38,6 +38,7 @@ func (in *Instance) holdSession(key, app string, admitted int) *gossh.Client {
 // many idle connections not locking out a real client, and the push size
 // cap.
 func TestSSHLimits(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t, "--ssh-max-sessions", "3", "--ssh-max-sessions-per-key", "2",
 		"--ssh-handshake-timeout", "2s", "--max-push-size", "300000")
 	admin := in.AdminKey
@@ -159,12 +160,13 @@ func TestSSHLimits(t *testing.T) {
 // TestSSHLimitsTimeouts: an idle connection is dropped after the idle
 // timeout; a busy one lives past it but not past the max timeout.
 func TestSSHLimitsTimeouts(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t, "--ssh-idle-timeout", "3s", "--ssh-max-timeout", "8s")
-	must(t, "apps:create hold", in.SSH(in.AdminKey, "apps:create hold"))
+	must(t, "apps:create hold-timeouts", in.SSH(in.AdminKey, "apps:create hold-timeouts"))
 
 	held := func(keepalive bool) time.Duration {
 		start := time.Now()
-		client := in.holdSession(in.AdminKey, "hold", 0)
+		client := in.holdSession(in.AdminKey, "hold-timeouts", 0)
 		defer client.Close()
 		done := make(chan struct{})
 		go func() { _ = client.Wait(); close(done) }()

@@ -33,6 +33,7 @@ var logLineRE = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}) ([a
 // of failed and of abandoned pushes, rotation under a flood, and no secret
 // in any log.
 func TestLogs(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t, "--log-max-bytes", "200000")
 	work := in.WorkTree("hello")
 	writeFile(t, filepath.Join(work, "worker.py"), workerPy)

@@ -147,28 +147,28 @@ func TestMaintenanceOnWorker(t *testing.T) {
 	in := StartInstance(t, "--nats-addr", natsAddr)
 	w := in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")
 	in.waitHosts(t, "local", "w1")
-	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote --host w1"))
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote-maint --host w1"))
 	work := in.WorkTree("hello")
-	in.pushOK(work, "remote")
-	if code, body := w.Get("remote", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
-		t.Fatalf("remote on w1: %d %q", code, body)
+	in.pushOK(work, "remote-maint")
+	if code, body := w.Get("remote-maint", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Fatalf("remote-maint on w1: %d %q", code, body)
 	}
-	must(t, "maintenance:on", in.SSH(in.AdminKey, "maintenance:on remote --message 'Moving house'"))
-	if code, body := w.Get("remote", "/"); code != 503 || !strings.Contains(body, "Moving house") {
-		t.Fatalf("remote on w1 in maintenance: %d %q", code, body)
+	must(t, "maintenance:on", in.SSH(in.AdminKey, "maintenance:on remote-maint --message 'Moving house'"))
+	if code, body := w.Get("remote-maint", "/"); code != 503 || !strings.Contains(body, "Moving house") {
+		t.Fatalf("remote-maint on w1 in maintenance: %d %q", code, body)
 	}
-	if code, _ := w.Get("remote", "/static/hello.css"); code != 200 {
+	if code, _ := w.Get("remote-maint", "/static/hello.css"); code != 200 {
 		t.Errorf("static file on w1 in maintenance: %d", code)
 	}
 	w.Stop()
 	w.Start()
 	// Its agent answers once the restarted worker serves.
-	waitFor(t, "the restarted worker's agent", func() bool { return in.SSH(in.AdminKey, "ps remote").Code == 0 })
-	if code, body := w.Get("remote", "/"); code != 503 || !strings.Contains(body, "Moving house") {
-		t.Fatalf("remote on w1 after the worker's restart: %d %q", code, body)
+	waitFor(t, "the restarted worker's agent", func() bool { return in.SSH(in.AdminKey, "ps remote-maint").Code == 0 })
+	if code, body := w.Get("remote-maint", "/"); code != 503 || !strings.Contains(body, "Moving house") {
+		t.Fatalf("remote-maint on w1 after the worker's restart: %d %q", code, body)
 	}
-	must(t, "maintenance:off", in.SSH(in.AdminKey, "maintenance:off remote"))
-	if code, body := w.Get("remote", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
-		t.Fatalf("remote on w1 after maintenance:off: %d %q", code, body)
+	must(t, "maintenance:off", in.SSH(in.AdminKey, "maintenance:off remote-maint"))
+	if code, body := w.Get("remote-maint", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Fatalf("remote-maint on w1 after maintenance:off: %d %q", code, body)
 	}
 }

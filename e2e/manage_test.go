@@ -22,6 +22,7 @@ with open(BASE_DIR / "settings-imports.log", "a") as _f:
 // names collectstatic and migrate does not run. With bin/post_compile
 // they are two processes again, and the hook runs between them.
 func TestOneInterpreterForCollectstaticAndMigrate(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	settings := filepath.Join(work, "hello", "settings.py")

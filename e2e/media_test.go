@@ -9,6 +9,7 @@ import (
 // front nginx, as Django itself serves them only with DEBUG; a link the
 // app puts there may not lead to another owner's file.
 func TestMedia(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	in.pushOK(work, "media")

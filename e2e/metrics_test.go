@@ -213,6 +213,7 @@ func caughtUp(t *testing.T, trafficLog, app string, scrape func() map[string]flo
 // builder's deploys and steps and its nginx's requests to the apps placed
 // on it, and the conductor's counts none of them.
 func TestMetricsOnWorker(t *testing.T) {
+	t.Parallel()
 	tokenFile := metricsTokenFile(t)
 	natsAddr, serveMetrics, workerMetrics := freeAddr(t), freeAddr(t), freeAddr(t)
 	in := StartInstance(t, "--nats-addr", natsAddr, "--metrics-listen", serveMetrics, "--metrics-token-file", tokenFile)
@@ -231,10 +232,10 @@ func TestMetricsOnWorker(t *testing.T) {
 	if code, _ := scrapeMetrics(t, workerMetrics, ""); code != http.StatusUnauthorized {
 		t.Errorf("the worker's /metrics without the token: %d, want 401", code)
 	}
-	if r := in.SSH(in.AdminKey, "apps:create remote --host w1"); r.Code != 0 {
+	if r := in.SSH(in.AdminKey, "apps:create remote-metrics --host w1"); r.Code != 0 {
 		t.Fatalf("apps:create: %s", r)
 	}
-	if r := in.Push(in.WorkTree("hello"), "remote", "main"); r.Code != 0 {
+	if r := in.Push(in.WorkTree("hello"), "remote-metrics", "main"); r.Code != 0 {
 		t.Fatalf("push: %s", r)
 	}
 	get := func(addr string) map[string]float64 {
@@ -244,7 +245,7 @@ func TestMetricsOnWorker(t *testing.T) {
 		}
 		return parseMetrics(body)
 	}
-	before := caughtUp(t, filepath.Join(w.Data, "nginx", "traffic.log"), "remote", func() map[string]float64 { return get(workerMetrics) })
+	before := caughtUp(t, filepath.Join(w.Data, "nginx", "traffic.log"), "remote-metrics", func() map[string]float64 { return get(workerMetrics) })
 	if v := before[`conductor_deploys_total{kind="deploy",outcome="succeeded"}`]; v != 1 {
 		t.Errorf("the worker's succeeded deploys = %v, want 1", v)
 	}
@@ -255,14 +256,16 @@ func TestMetricsOnWorker(t *testing.T) {
 		t.Errorf("the conductor counted the worker's deploy: %v", v)
 	}
 	for range 3 {
-		if code, body := w.Get("remote", "/"); code != 200 {
+		if code, body := w.Get("remote-metrics", "/"); code != 200 {
 			t.Fatalf("GET / on w1: %d %s", code, body)
 		}
 	}
-	if code, _ := w.Get("remote", "/missing"); code != 404 {
+	if code, _ := w.Get("remote-metrics", "/missing"); code != 404 {
 		t.Fatalf("GET /missing on w1: %d", code)
 	}
-	key := func(code string) string { return `conductor_http_requests_total{app="remote",code="` + code + `"}` }
+	key := func(code string) string {
+		return `conductor_http_requests_total{app="remote-metrics",code="` + code + `"}`
+	}
 	var after map[string]float64
 	waitFor(t, "the worker's /metrics to count the requests", func() bool {
 		after = get(workerMetrics)

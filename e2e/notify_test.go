@@ -185,14 +185,14 @@ func TestNotifications(t *testing.T) {
 
 	work := in.WorkTree("hello")
 	start := time.Now()
-	if r := in.Push(work, "hello", "main"); r.Code != 0 {
+	if r := in.Push(work, "notified", "main"); r.Code != 0 {
 		t.Fatalf("push: %s", r)
 	}
 	pushTook := time.Since(start)
 	rev := strings.TrimSpace(in.mustGit(work, "rev-parse", "HEAD"))
 	h := findEvent(recv.wait(t, "deploy.succeeded", "/ok", withEvent("deploy.succeeded")), "deploy.succeeded")
 	checkSignature(t, h, ok.Secret)
-	if h.Event["app"] != "hello" || h.Event["commit"] != rev || h.Event["release"] != "v1" || h.Event["pusher"] != "admin" ||
+	if h.Event["app"] != "notified" || h.Event["commit"] != rev || h.Event["release"] != "v1" || h.Event["pusher"] != "admin" ||
 		h.Event["duration"] == nil || h.Event["time"] == nil {
 		t.Errorf("deploy.succeeded event: %s", h.Body)
 	}
@@ -222,7 +222,7 @@ func TestNotifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.Commit(work, "broken migration")
-	if r := in.Push(work, "hello", "main"); r.Code == 0 {
+	if r := in.Push(work, "notified", "main"); r.Code == 0 {
 		t.Fatalf("push with a failing migration succeeded: %s", r)
 	}
 	badRev := strings.TrimSpace(in.mustGit(work, "rev-parse", "HEAD"))
@@ -231,7 +231,7 @@ func TestNotifications(t *testing.T) {
 	errLine, _ := h.Event["error"].(string)
 	logCmd, _ := h.Event["log"].(string)
 	if h.Event["commit"] != badRev || !strings.Contains(errLine, "migrate") || strings.Contains(errLine, "\n") ||
-		!strings.HasPrefix(logCmd, "logs hello --build ") {
+		!strings.HasPrefix(logCmd, "logs notified --build ") {
 		t.Errorf("deploy.failed event: %s", h.Body)
 	}
 	// /down answers 500 to all 5 attempts: notify lists the failure.
@@ -256,13 +256,13 @@ func TestNotifications(t *testing.T) {
 	// A developer: their app's subscriptions only.
 	dev := in.NewKey("dev")
 	must(t, "keys:add dev", in.SSHIn(admin, "keys:add dev", readFile(t, dev+".pub")))
-	must(t, "apps:create shop", in.SSH(admin, "apps:create shop"))
-	must(t, "access:grant", in.SSH(admin, "access:grant shop dev"))
+	must(t, "apps:create notified-shop", in.SSH(admin, "apps:create notified-shop"))
+	must(t, "access:grant", in.SSH(admin, "access:grant notified-shop dev"))
 	refused(t, "dev platform-wide", in.SSH(dev, "notify:add "+recv.URL+"/ok"), "need an admin")
-	refused(t, "dev on an app not granted", in.SSH(dev, "notify:add "+recv.URL+"/ok --app hello"), `app "hello" not found`)
-	mine := addHook(t, in, dev, recv.URL+"/ok --app shop --events deploy.failed")
+	refused(t, "dev on an app not granted", in.SSH(dev, "notify:add "+recv.URL+"/ok --app notified"), `app "notified" not found`)
+	mine := addHook(t, in, dev, recv.URL+"/ok --app notified-shop --events deploy.failed")
 	seen := listHooks(t, in, dev)
-	if len(seen) != 1 || seen[mine.Subscription.ID].App != "shop" {
+	if len(seen) != 1 || seen[mine.Subscription.ID].App != "notified-shop" {
 		t.Errorf("dev's notify lists %v, want only subscription %d", seen, mine.Subscription.ID)
 	}
 	refused(t, "dev removes the admin's", in.SSH(dev, "notify:remove "+strconv.FormatInt(ok.Subscription.ID, 10)), "not found")
@@ -279,14 +279,14 @@ func TestNotifications(t *testing.T) {
 	writeFile(t, filepath.Join(crashy, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nworker: sleep 1; exit 3\n")
 	writeFile(t, filepath.Join(crashy, "app.json"), `{"cron": [{"name": "fail", "command": "echo failing; exit 3", "schedule": "@monthly"}]}`)
 	in.Commit(crashy, "a worker that crashes, a job that fails")
-	if r := in.Push(crashy, "crashy", "main"); r.Code != 0 {
-		t.Fatalf("push crashy: %s", r)
+	if r := in.Push(crashy, "notified-crashy", "main"); r.Code != 0 {
+		t.Fatalf("push notified-crashy: %s", r)
 	}
-	crash := addHook(t, in, admin, recv.URL+"/crash --app crashy --events process.crashing,cron.failed,backup.failed")
+	crash := addHook(t, in, admin, recv.URL+"/crash --app notified-crashy --events process.crashing,cron.failed,backup.failed")
 	crashed := time.Now()
 	h = findEvent(recv.wait(t, "process.crashing", "/crash", withEvent("process.crashing")), "process.crashing")
 	checkSignature(t, h, crash.Secret)
-	if h.Event["app"] != "crashy" || h.Event["process"] != "worker" || h.Event["log"] != "logs crashy --process worker" {
+	if h.Event["app"] != "notified-crashy" || h.Event["process"] != "worker" || h.Event["log"] != "logs notified-crashy --process worker" {
 		t.Errorf("process.crashing event: %s", h.Body)
 	}
 	t.Logf("process.crashing delivered %s after the subscription", time.Since(crashed).Round(time.Millisecond))
@@ -297,26 +297,26 @@ func TestNotifications(t *testing.T) {
 	}
 
 	// A scheduled job that fails: cron.failed, from the app's host.
-	if r := in.SSH(admin, "cron:run crashy fail"); r.Code == 0 {
+	if r := in.SSH(admin, "cron:run notified-crashy fail"); r.Code == 0 {
 		t.Errorf("cron:run of a failing job: %s", r)
 	}
 	h = findEvent(recv.wait(t, "cron.failed", "/crash", withEvent("cron.failed")), "cron.failed")
 	checkSignature(t, h, crash.Secret)
-	if e, _ := h.Event["error"].(string); h.Event["app"] != "crashy" || !strings.Contains(e, "3") {
+	if e, _ := h.Event["error"].(string); h.Event["app"] != "notified-crashy" || !strings.Contains(e, "3") {
 		t.Errorf("cron.failed event: %s", h.Body)
 	}
 	// A database backup that fails (its file unreadable): backup.failed.
-	sq := filepath.Join(in.Data, "srv", "projects", "crashy", "data", "db.sqlite3")
+	sq := filepath.Join(in.Data, "srv", "projects", "notified-crashy", "data", "db.sqlite3")
 	if err := os.Chmod(sq, 0); err != nil {
 		t.Fatal(err)
 	}
-	refused(t, "backup of an unreadable database", in.SSH(admin, "db:backup crashy"), "failed")
+	refused(t, "backup of an unreadable database", in.SSH(admin, "db:backup notified-crashy"), "failed")
 	if err := os.Chmod(sq, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	h = findEvent(recv.wait(t, "backup.failed", "/crash", withEvent("backup.failed")), "backup.failed")
 	checkSignature(t, h, crash.Secret)
-	if e, _ := h.Event["error"].(string); h.Event["app"] != "crashy" || e == "" {
+	if e, _ := h.Event["error"].(string); h.Event["app"] != "notified-crashy" || e == "" {
 		t.Errorf("backup.failed event: %s", h.Body)
 	}
 
@@ -336,31 +336,32 @@ func TestNotifications(t *testing.T) {
 // events: its deploy's outcome (recorded over natsstore on the
 // conductor) and a failed scheduled job (sent by the worker over NATS).
 func TestNotificationsOnWorker(t *testing.T) {
+	t.Parallel()
 	recv := newHookReceiver(t)
 	natsAddr := freeAddr(t)
 	in := StartInstance(t, "--nats-addr", natsAddr, "--notify-allow-private")
 	in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")
 	in.waitHosts(t, "local", "w1")
-	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote --host w1"))
-	sub := addHook(t, in, in.AdminKey, recv.URL+"/ok --app remote --events deploy.succeeded,cron.failed")
+	must(t, "apps:create", in.SSH(in.AdminKey, "apps:create remote-notify --host w1"))
+	sub := addHook(t, in, in.AdminKey, recv.URL+"/ok --app remote-notify --events deploy.succeeded,cron.failed")
 
 	work := in.WorkTree("hello")
 	writeFile(t, filepath.Join(work, "app.json"), `{"cron": [{"name": "fail", "command": "exit 3", "schedule": "@monthly"}]}`)
 	in.Commit(work, "a job that fails")
-	if r := in.Push(work, "remote", "main"); r.Code != 0 {
+	if r := in.Push(work, "remote-notify", "main"); r.Code != 0 {
 		t.Fatalf("push: %s", r)
 	}
 	h := findEvent(recv.wait(t, "deploy.succeeded", "/ok", withEvent("deploy.succeeded")), "deploy.succeeded")
 	checkSignature(t, h, sub.Secret)
-	if h.Event["app"] != "remote" || h.Event["host"] != "w1" || h.Event["release"] != "v1" {
+	if h.Event["app"] != "remote-notify" || h.Event["host"] != "w1" || h.Event["release"] != "v1" {
 		t.Errorf("deploy.succeeded of an app on w1: %s", h.Body)
 	}
-	if r := in.SSH(in.AdminKey, "cron:run remote fail"); r.Code == 0 {
+	if r := in.SSH(in.AdminKey, "cron:run remote-notify fail"); r.Code == 0 {
 		t.Errorf("cron:run of a failing job: %s", r)
 	}
 	h = findEvent(recv.wait(t, "cron.failed", "/ok", withEvent("cron.failed")), "cron.failed")
 	checkSignature(t, h, sub.Secret)
-	if h.Event["app"] != "remote" || h.Event["host"] != "w1" {
+	if h.Event["app"] != "remote-notify" || h.Event["host"] != "w1" {
 		t.Errorf("cron.failed of an app on w1: %s", h.Body)
 	}
 }

@@ -30,6 +30,7 @@ func pidIn(t *testing.T, path string) int {
 // serving (0 failed requests from clients that never retry), and the next
 // start adopts the same circusd and nginx; a push works after each.
 func TestAppsOutliveConductor(t *testing.T) {
+	t.Parallel()
 	natsAddr := freeAddr(t)
 	in := StartInstance(t, "--nats-addr", natsAddr)
 	work := in.WorkTree("hello")
@@ -94,15 +95,15 @@ func TestAppsOutliveConductor(t *testing.T) {
 	// A worker: SIGKILL and restart.
 	w := in.StartWorker(t, "nats://"+natsAddr, filepath.Join(in.Data, "nats.token"), filepath.Join(in.Data, "nats-tls", "ca.pem"), "w1")
 	in.waitHosts(t, "local", "w1")
-	if r := in.SSH(in.AdminKey, "apps:create remote --host w1"); r.Code != 0 {
+	if r := in.SSH(in.AdminKey, "apps:create remote-outlive --host w1"); r.Code != 0 {
 		t.Fatalf("apps:create: %s", r)
 	}
 	remote := in.WorkTree("hello")
-	if r := in.Push(remote, "remote", "main"); r.Code != 0 {
+	if r := in.Push(remote, "remote-outlive", "main"); r.Code != 0 {
 		t.Fatalf("push to w1: %s", r)
 	}
 	wCircus := pidIn(t, filepath.Join(w.Data, "circus", "circusd.pid"))
-	l := startLoadAt(w.HTTPAddr, "remote", 4, 10*time.Minute, 1<<62)
+	l := startLoadAt(w.HTTPAddr, "remote-outlive", 4, 10*time.Minute, 1<<62)
 	l.served(t, 50)
 	w.Kill()
 	l.served(t, 200)
@@ -118,11 +119,11 @@ func TestAppsOutliveConductor(t *testing.T) {
 	}
 	setVersion(t, remote, "v2")
 	in.Commit(remote, "v2")
-	if r := in.Push(remote, "remote", "main"); r.Code != 0 {
+	if r := in.Push(remote, "remote-outlive", "main"); r.Code != 0 {
 		t.Fatalf("push to w1 after its worker restarted: %s", r)
 	}
-	if _, body := w.Get("remote", "/"); !strings.Contains(body, "Hello from Conductor v2<") {
-		t.Errorf("remote after the push: %q", body)
+	if _, body := w.Get("remote-outlive", "/"); !strings.Contains(body, "Hello from Conductor v2<") {
+		t.Errorf("remote-outlive after the push: %q", body)
 	}
 
 	// stop-all stops what serve leaves running.

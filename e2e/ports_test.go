@@ -77,6 +77,7 @@ func lastPort(t *testing.T, r Result) int {
 // deploy: the release moves to a free port (recorded, and said in the push
 // output), and the health check is not answered by the other program.
 func TestPortTakenByAnotherProgram(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	const app = "portmove"
 	work := in.WorkTree("hello")

@@ -55,6 +55,7 @@ func healthJSON(content string, attempts int) string {
 // gunicorn stops with it, CONDUCTOR_HEALTHCHECK overrides app.json, and a
 // worker-only app deploys.
 func TestProcfileShellAndHealthchecks(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	const app = "shellproc"
 	work := in.WorkTree("hello")

@@ -23,6 +23,7 @@ import (
 // conductor restarts with its data; redis:destroy and apps:destroy stop
 // it and remove its data.
 func TestRedis(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	const app = "celery"
 	if r := in.SSH(in.AdminKey, "apps:create "+app); r.Code != 0 {
@@ -302,6 +303,7 @@ func redisProcessOwner(t *testing.T, dir string) string {
 // into a new data dir, Conductor starts the Redis again at start-up (no
 // deploy needed) with its keys.
 func TestRedisBackupRestore(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	const app = "redis-bk"
 	if r := in.SSH(in.AdminKey, "apps:create "+app); r.Code != 0 {

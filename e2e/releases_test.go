@@ -37,6 +37,7 @@ func (in *Instance) releases(t *testing.T, app string) []releaseRow {
 // release and to the previous one, without pip or migrate, and deploy of a
 // pushed tag.
 func TestRollback(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	in.mustGit(work, "tag", "first")
@@ -144,6 +145,7 @@ func TestRollback(t *testing.T) {
 // behind what; deploys:cancel stops a running deploy and the serving release
 // stays.
 func TestDeployQueue(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	if r := in.Push(work, "queued", "main"); r.Code != 0 {
@@ -204,6 +206,7 @@ func TestDeployQueue(t *testing.T) {
 // fast-forward is refused instead of deploying and then failing to move
 // the branch.
 func TestConcurrentPushes(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	a := in.WorkTree("hello")
 	if r := in.Push(a, "twice", "main"); r.Code != 0 {
@@ -247,6 +250,7 @@ func TestConcurrentPushes(t *testing.T) {
 // TestParallelApps: jobs of different apps run at the same time (up to
 // --jobs), while one app's jobs take turns.
 func TestParallelApps(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t, "--jobs", "2")
 	works := map[string]string{}
 	for _, app := range []string{"para-a", "para-b"} {
@@ -285,6 +289,7 @@ func TestParallelApps(t *testing.T) {
 // TestPruneReleases: only the newest --keep-releases releases and the
 // virtualenvs they use stay on disk; the serving one is never pruned.
 func TestPruneReleases(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t, "--keep-releases", "2")
 	work := in.WorkTree("hello")
 	if r := in.Push(work, "prune", "main"); r.Code != 0 {

@@ -1083,6 +1083,7 @@ var hostileSteps = []hostileStep{
 // sentinels' markers, the NATS token, the other app's secret key) showed in
 // any output, build log, conductor's log or the app's own files.
 func TestHostileDeveloper(t *testing.T) {
+	t.Parallel()
 	const app, other = "tnt-dev", "tnt-other"
 	cleanAppUsers(t, app, other)
 	in := StartInstance(t)
@@ -1178,6 +1179,7 @@ func outcome(s string) string {
 // app's code, settings, virtualenv, logs, process specs or database, nor the
 // front nginx's access log and site files.
 func TestAppsCannotReadEachOther(t *testing.T) {
+	t.Parallel()
 	const a, b = "tnt-a", "tnt-b"
 	cleanAppUsers(t, a, b)
 	in := StartInstance(t)
@@ -1262,6 +1264,7 @@ func modesAlong(top, path string) string {
 // serves on (start-up reads no Procfile) or the log names it and its
 // Procfile, and nothing of root's file shows.
 func TestBrokenAppDoesNotStopServe(t *testing.T) {
+	t.Parallel()
 	const bad, fine = "tnt-bad", "tnt-fine"
 	cleanAppUsers(t, bad, fine)
 	in := StartInstance(t)

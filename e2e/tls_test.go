@@ -197,6 +197,7 @@ func httpsClient(roots *x509.CertPool, addr string) *http.Client {
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	httpsAddr := freeAddr(t)
 	const domain = "secure.example.test"
 
@@ -209,10 +210,10 @@ func TestTLS(t *testing.T) {
 	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
 	acme.Start(httpPort)
 
-	if r := in.Push(in.WorkTree("hello"), "hello", "main"); r.Code != 0 {
+	if r := in.Push(in.WorkTree("hello"), "tls-app", "main"); r.Code != 0 {
 		t.Fatalf("push failed: %s", r)
 	}
-	r := in.SSH(in.AdminKey, "domains:add hello "+domain+" --tls")
+	r := in.SSH(in.AdminKey, "domains:add tls-app "+domain+" --tls")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "Certificate for "+domain+" valid until") || !strings.Contains(r.Stdout, "Answering the CA's http-01 challenge") {
 		t.Fatalf("domains:add --tls: %s", r)
 	}
@@ -257,10 +258,10 @@ func TestTLS(t *testing.T) {
 		}
 	}
 	// The app's own name stays on plain HTTP.
-	if code, body, _ := in.Get("hello", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
-		t.Errorf("GET http://hello.localhost/: %d", code)
+	if code, body, _ := in.Get("tls-app", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Errorf("GET http://tls-app.localhost/: %d", code)
 	}
-	if r := in.SSH(in.AdminKey, "domains hello"); r.Code != 0 || !strings.Contains(r.Stdout, domain+" (https, acme certificate, expires ") {
+	if r := in.SSH(in.AdminKey, "domains tls-app"); r.Code != 0 || !strings.Contains(r.Stdout, domain+" (https, acme certificate, expires ") {
 		t.Errorf("domains: %s", r)
 	}
 
@@ -282,7 +283,7 @@ func TestTLS(t *testing.T) {
 			LastError      string    `json:"last_error"`
 		} `json:"tls"`
 	}
-	r = in.SSH(in.AdminKey, "domains hello --json")
+	r = in.SSH(in.AdminKey, "domains tls-app --json")
 	if err := json.Unmarshal([]byte(r.Stdout), &listing); err != nil || len(listing.TLS) != 1 {
 		t.Fatalf("domains --json: %v\n%s", err, r)
 	}
@@ -298,16 +299,16 @@ func TestTLS(t *testing.T) {
 	// A certificate given on stdin (domains:cert) for another domain: a key
 	// that is not the certificate's is refused, the right one is served.
 	const manual = "manual.example.test"
-	if r := in.SSH(in.AdminKey, "domains:add hello "+manual); r.Code != 0 {
+	if r := in.SSH(in.AdminKey, "domains:add tls-app "+manual); r.Code != 0 {
 		t.Fatalf("domains:add %s: %s", manual, r)
 	}
 	ownCA, _, _ := apiCA(t, t.TempDir())
 	caPEM, _ := os.ReadFile(ownCA)
 	leafPEM, keyPEM, otherKeyPEM := signLeaf(t, ownCA, manual)
-	if r := in.sshStdin(in.AdminKey, "domains:cert hello "+manual, leafPEM+otherKeyPEM); r.Code == 0 || !strings.Contains(r.Stderr, "does not match") {
+	if r := in.sshStdin(in.AdminKey, "domains:cert tls-app "+manual, leafPEM+otherKeyPEM); r.Code == 0 || !strings.Contains(r.Stderr, "does not match") {
 		t.Errorf("domains:cert with another key: %s", r)
 	}
-	if r := in.sshStdin(in.AdminKey, "domains:cert hello "+manual, leafPEM+keyPEM); r.Code != 0 || !strings.Contains(r.Stdout, "Installed the certificate for "+manual) {
+	if r := in.sshStdin(in.AdminKey, "domains:cert tls-app "+manual, leafPEM+keyPEM); r.Code != 0 || !strings.Contains(r.Stdout, "Installed the certificate for "+manual) {
 		t.Fatalf("domains:cert: %s", r)
 	}
 	own := x509.NewCertPool()
@@ -325,7 +326,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// domains:remove takes the domain off HTTPS and deletes its file.
-	if r := in.SSH(in.AdminKey, "domains:remove hello "+domain); r.Code != 0 {
+	if r := in.SSH(in.AdminKey, "domains:remove tls-app "+domain); r.Code != 0 {
 		t.Fatalf("domains:remove: %s", r)
 	}
 	if _, err := os.Stat(certFile); !os.IsNotExist(err) {
@@ -340,7 +341,7 @@ func TestTLS(t *testing.T) {
 	if _, err := os.Stat(manualFile); err != nil {
 		t.Fatalf("certificate file of %s: %v", manual, err)
 	}
-	if r := in.SSH(in.AdminKey, "apps:destroy hello --confirm hello"); r.Code != 0 {
+	if r := in.SSH(in.AdminKey, "apps:destroy tls-app --confirm tls-app"); r.Code != 0 {
 		t.Fatalf("apps:destroy: %s", r)
 	}
 	if _, err := os.Stat(manualFile); !os.IsNotExist(err) {

@@ -16,6 +16,7 @@ import (
 // without --https-addr is refused with the reason; renewal reaches the
 // worker (a restart job there); domains:remove deletes the worker's copy.
 func TestTLSOnWorker(t *testing.T) {
+	t.Parallel()
 	natsAddr, httpsAddr, workerHTTPS := freeAddr(t), freeAddr(t), freeAddr(t)
 	const domain = "remote-secure.example.test"
 	acme := newACME(t)

@@ -194,6 +194,7 @@ func (l *load) check(t *testing.T, what string, dropsAllowed bool) {
 // TestZeroDowntime deploys an app 10 times and changes its config 5 times
 // under steady load: no request may fail, and every release must serve.
 func TestZeroDowntime(t *testing.T) {
+	t.Parallel()
 	in := StartInstance(t)
 	work := in.WorkTree("hello")
 	if r := in.Push(work, "steady", "main"); r.Code != 0 {

@@ -3,10 +3,13 @@ package nginx
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -33,10 +36,32 @@ var listenRE = regexp.MustCompile(`^[A-Za-z0-9.\-]*(\[[0-9A-Fa-f:.]+\])?:[0-9]{1
 // plain HTTP ones and HTTPS ones.
 type tlsSite struct {
 	PlainHosts   []string  // server_name of the plain HTTP server block
-	Hosts        []TLSHost // each gets a redirect block and an HTTPS block
+	Hosts        []tlsHost // each gets a redirect block and an HTTPS block
 	Listen       string    // HTTPS listen address
 	RedirectPort string    // ":8443", or "" for 443
 	ChallengeDir string
+}
+
+// tlsHost is a TLS host as the site renders it: with a fingerprint of its
+// certificate and key files, so a renewed certificate (new contents at the
+// same paths) changes the site, and WriteSite reloads nginx to load it.
+type tlsHost struct {
+	TLSHost
+	Fingerprint string
+}
+
+// fingerprint hashes the contents of files ("" if one cannot be read:
+// nginx -t then says why).
+func fingerprint(files ...string) string {
+	h := sha256.New()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return ""
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // tlsData checks a site's TLS hosts and splits its hosts. Without an
@@ -78,7 +103,7 @@ func (n *Nginx) tlsData(s Site) (*tlsSite, error) {
 			}
 		}
 		secure[h.Host] = true
-		t.Hosts = append(t.Hosts, h)
+		t.Hosts = append(t.Hosts, tlsHost{TLSHost: h, Fingerprint: fingerprint(h.Cert, h.Key)})
 	}
 	for _, h := range s.Hosts {
 		if !secure[h] {
