@@ -121,19 +121,26 @@ func (s *Server) loginNeeded(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "login.html", map[string]any{"SSH": s.cfg.SSH})
 }
 
-// login trades a one-time token (from `ssh conductor dashboard`) for a
-// session cookie, then sends the browser to the apps without the token in
-// its address bar or history.
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+// loginPage is where a login URL lands: a button that posts its token.
+// Opening the URL spends nothing, so a link previewer (a chat that fetches
+// a pasted URL) neither logs itself in nor uses the token up.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	// A link on another site must not log the browser in as someone else
-	// (login CSRF): the URL is pasted or clicked in a terminal, which
-	// browsers report as "none".
-	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		s.errorPage(w, r, http.StatusForbidden, "refused: a login link opened from another site")
+	token := r.URL.Query().Get("token")
+	if token == "" || len(token) > 100 {
+		s.loginNeeded(w, r)
 		return
 	}
-	token := r.URL.Query().Get("token")
+	s.render(w, r, "login.html", map[string]any{"SSH": s.cfg.SSH, "Token": token})
+}
+
+// login trades a one-time token (from `ssh conductor dashboard`) for a
+// session cookie, then sends the browser to the apps without the token in
+// its address bar or history. ServeHTTP has refused it if another site
+// posted it (login CSRF: logging your browser in as someone else).
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	token := r.PostFormValue("token")
 	if token == "" || len(token) > 100 {
 		s.loginNeeded(w, r)
 		return

@@ -100,7 +100,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	s.mux.HandleFunc("GET /login", s.login)
+	s.mux.HandleFunc("GET /login", s.loginPage)
+	s.mux.HandleFunc("POST /login", s.login)
 	s.mux.HandleFunc("POST /logout", s.authed(s.logout))
 	s.mux.HandleFunc("GET /{$}", s.authed(s.appsPage))
 	s.mux.HandleFunc("GET /apps/{app}", s.authed(s.appPage))
