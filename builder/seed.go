@@ -158,6 +158,8 @@ func (d *deployment) seedBytecode(ctx context.Context, envDir, python, version s
 	major, rest, _ := strings.Cut(version, ".")
 	minor, _, _ := strings.Cut(rest, ".")
 	tag := ".cpython-" + major + minor + ".pyc"
+	start := time.Now()
+	defer func() { slog.Debug("uv seed: compiled modules linked", "app", d.app.Name, "took", time.Since(start)) }()
 	venv := filepath.Base(d.venv)
 	pins, dirs, site, err := installedPins(envDir, venv)
 	if err != nil || len(pins) == 0 {
