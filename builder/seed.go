@@ -166,6 +166,12 @@ func (d *deployment) seedBytecode(ctx context.Context, envDir, python, version s
 		return
 	}
 	seed := seedCacheDir(d.b.Layout.SeedCache())
+	// Not while a seeding compiles: a directory linked with some of its
+	// modules compiled would have the others compiled in memory at every
+	// start (Python cannot write there).
+	if !seedMu.TryLock() {
+		return
+	}
 	var args []string
 	size := 0
 	for _, p := range pins {
@@ -194,8 +200,7 @@ func (d *deployment) seedBytecode(ctx context.Context, envDir, python, version s
 			if err != nil || !e.IsDir() || e.Name() != "__pycache__" {
 				return err
 			}
-			pycs, _ := filepath.Glob(filepath.Join(p, "*"+tag))
-			if len(pycs) > 0 {
+			if compiledAll(filepath.Dir(p), tag) {
 				rel, err := filepath.Rel(a, p)
 				if err != nil {
 					return err
@@ -209,6 +214,7 @@ func (d *deployment) seedBytecode(ctx context.Context, envDir, python, version s
 			return filepath.SkipDir
 		})
 	}
+	seedMu.Unlock()
 	if len(args) == 0 {
 		return
 	}
@@ -217,6 +223,35 @@ func (d *deployment) seedBytecode(ctx context.Context, envDir, python, version s
 	if err := d.cmd(ctx, seed, python, append([]string{"-I", "-c", seedPycPy}, args...)...); err != nil {
 		slog.Warn("uv seed: linking compiled modules", "app", d.app.Name, "err", err)
 	}
+}
+
+// compiledAll tells whether every module of dir has its compiled module
+// with tag in dir/__pycache__: a directory linked with one missing would
+// have that module compiled in memory at every start (a file that did not
+// compile, a seeding cut short).
+func compiledAll(dir, tag string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	pycs, err := os.ReadDir(filepath.Join(dir, "__pycache__"))
+	if err != nil {
+		return false
+	}
+	have := make(map[string]bool, len(pycs))
+	for _, e := range pycs {
+		have[e.Name()] = true
+	}
+	n := 0
+	for _, e := range entries {
+		if stem, ok := strings.CutSuffix(e.Name(), ".py"); ok && e.Type().IsRegular() {
+			if !have[stem+tag] {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // normName is a distribution's name as the index and uv's cache spell it

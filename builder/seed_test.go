@@ -172,3 +172,29 @@ func TestVerifyArchive(t *testing.T) {
 		t.Fatal("a .py without a hash accepted")
 	}
 }
+
+// TestCompiledAll: a package directory's compiled modules are linked only
+// when every module there has one for the interpreter.
+func TestCompiledAll(t *testing.T) {
+	d := t.TempDir()
+	for _, f := range []string{"a.py", "b.py", "data.txt", "__pycache__/a.cpython-311.pyc", "__pycache__/b.cpython-312.pyc"} {
+		if err := os.MkdirAll(filepath.Join(d, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if compiledAll(d, ".cpython-311.pyc") {
+		t.Fatal("b.py has no 3.11 compiled module")
+	}
+	if err := os.WriteFile(filepath.Join(d, "__pycache__", "b.cpython-311.pyc"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !compiledAll(d, ".cpython-311.pyc") {
+		t.Fatal("all compiled, refused")
+	}
+	if compiledAll(d, ".cpython-312.pyc") || compiledAll(filepath.Join(d, "__pycache__"), ".cpython-311.pyc") {
+		t.Fatal("accepted without every module compiled")
+	}
+}
