@@ -212,7 +212,8 @@ plain_deploy() { # KIND RUN VERSION
 # gunicorn from PyPI, with an empty pip cache for both tools). Each run after
 # the first is a new Conductor app and a rebuilt plain virtualenv; the runs
 # alternate which tool goes first, since the network and PyPI's caches
-# favour whoever downloads second.
+# favour whoever downloads second. Conductor's first one fills the host's
+# seed of compiled modules in the background; the next ones link them.
 commit_version v1
 FIRST_APP=$APP
 for i in $(seq 1 "$COLD"); do

@@ -239,7 +239,7 @@ def main():
         return statistics.median(totals("conductor", kind)) / statistics.median(totals("plain", kind))
 
     what = {
-        "first": "First deploy: a new app, empty caches, packages from the index",
+        "first": "First deploy: a new app, its own cache empty, packages from the index (from the 2nd on, the host's seed has their compiled modules)",
         "redeploy": "Code-only redeploy",
         "warm": "Dependency change: a new virtualenv from the tool's warm local cache",
     }
