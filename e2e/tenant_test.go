@@ -408,7 +408,7 @@ func (h *hostileRun) classify(p string) pathClass {
 	switch {
 	case strings.HasPrefix(rel, "conductor.db"),
 		rel == "nats" || strings.HasPrefix(rel, "nats/"),
-		rel == "nginx/access.log", rel == "nginx/error.log", rel == "nginx/nginx.pid",
+		rel == "nginx/access.log", rel == "nginx/traffic.log", rel == "nginx/error.log", rel == "nginx/nginx.pid",
 		rel == "circus/circusd.pid", rel == "circus/circusd.log", strings.HasSuffix(base, ".sock"),
 		hasComponent(rel, h.app),
 		hasComponent(rel, h.other) && strings.Contains(base, ".log"):

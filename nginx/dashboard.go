@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net"
 	"os"
 	"regexp"
+	"time"
 )
 
 // DashboardSite is the server block of Conductor's web dashboard: Host
@@ -32,7 +34,7 @@ func (n *Nginx) WriteDashboardSite(ctx context.Context, s DashboardSite) error {
 	if !upstreamRE.MatchString(s.Upstream) {
 		return fmt.Errorf("nginx: the dashboard must listen on loopback, not %q", s.Upstream)
 	}
-	data := map[string]any{"Host": s.Host, "Upstream": s.Upstream, "Listen": n.Listen}
+	data := map[string]any{"Host": s.Host, "Upstream": s.Upstream, "Listen": n.Listen, "Token": tokenPlaceholder}
 	if s.TLS != nil {
 		if n.HTTPSListen == "" {
 			return fmt.Errorf("nginx: the dashboard's TLS certificate needs an HTTPS address (--https-addr)")
@@ -47,6 +49,7 @@ func (n *Nginx) WriteDashboardSite(ctx context.Context, s DashboardSite) error {
 			}
 		}
 		data["TLS"], data["HTTPSListen"] = s.TLS, n.HTTPSListen
+		data["Fingerprint"] = fingerprint(s.TLS.Cert, s.TLS.Key)
 		if port != "443" {
 			data["RedirectPort"] = ":" + port
 		}
@@ -55,15 +58,32 @@ func (n *Nginx) WriteDashboardSite(ctx context.Context, s DashboardSite) error {
 	if err := templates.ExecuteTemplate(&buf, "dashboard.conf.tmpl", data); err != nil {
 		return fmt.Errorf("render the dashboard's site: %w", err)
 	}
+	conf, token := withToken(buf.Bytes())
+	changed, err := n.writeDashboardSite(ctx, conf)
+	if err != nil || !changed {
+		return err // unchanged (a restart): no reload, which would end kept-alive connections
+	}
+	// Until its new workers run, nginx answers for the host without it.
+	n.setToken([]string{s.Host}, token)
+	return n.waitHeaders(ctx, s.Host, 15*time.Second, "the dashboard's site", func(http.Header) bool { return true })
+}
+
+// writeDashboardSite installs conf as the dashboard's site, if it differs
+// from the one installed, and reloads nginx; if nginx rejects it, the old
+// file is put back.
+func (n *Nginx) writeDashboardSite(ctx context.Context, conf []byte) (changed bool, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	path := n.SitePath(dashboardSiteName)
 	if err := n.checkOurs(path); err != nil {
-		return err
+		return false, err
 	}
 	old, oldErr := os.ReadFile(path)
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
-		return err
+	if oldErr == nil && bytes.Equal(old, conf) {
+		return false, nil
+	}
+	if err := writeAtomic(path, conf); err != nil {
+		return false, err
 	}
 	if err := n.test(ctx); err != nil {
 		if oldErr == nil {
@@ -71,7 +91,7 @@ func (n *Nginx) WriteDashboardSite(ctx context.Context, s DashboardSite) error {
 		} else {
 			_ = os.Remove(path)
 		}
-		return err
+		return false, err
 	}
-	return n.reload()
+	return true, n.reload()
 }

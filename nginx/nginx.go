@@ -213,6 +213,11 @@ func (n *Nginx) Start(ctx context.Context) error {
 	if err := n.child.Start(ctx); err != nil {
 		return err
 	}
+	if !n.child.Adopted() {
+		if err := n.waitStarted(ctx); err != nil {
+			return err
+		}
+	}
 	// An adopted master (left by a previous conductor) serves on; it
 	// reloads only when this start's configuration differs (an upgrade):
 	// a reload ends idle keep-alive connections.
@@ -245,6 +250,28 @@ func (n *Nginx) mainConf() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// waitStarted waits until the nginx just started has written its pid
+// file. It installs its signal handlers before that: until then, a
+// reload's SIGHUP would end it (and the supervisor restart it a second
+// later, an outage).
+func (n *Nginx) waitStarted(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pid := n.child.Pid()
+		if pid != 0 && supervisor.ReadPidFile(n.pidFile()) == pid {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nginx (pid %d) did not write %s within 10 s: see %s", pid, n.pidFile(), filepath.Join(n.Dir, "error.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // stopGrace is how long nginx may take to finish requests in flight on a
@@ -395,7 +422,8 @@ func (n *Nginx) WaitRelease(ctx context.Context, host, release string, timeout t
 // satisfy served (the new site's workers answer); what names the awaited
 // state in messages.
 func (n *Nginx) waitHeaders(ctx context.Context, host string, timeout time.Duration, what string, served func(http.Header) bool) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	// A redirect (an HTTPS-only host) is an answer: not followed.
+	client := &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	start := time.Now()
 	lastHUP := start
 	token := n.token(host)

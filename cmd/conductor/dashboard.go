@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -92,7 +94,7 @@ type dashboardLive struct {
 
 // startDashboard serves the dashboard on its loopback listener and has the
 // front nginx route conductor.<domain> to it.
-func (o *dashboardOptions) start(ctx context.Context, domain, sshAddr string, appURL func(string) string, db *sqlite.DB,
+func (o *dashboardOptions) start(ctx context.Context, data, domain, sshAddr string, appURL func(string) string, db *sqlite.DB,
 	srv *gitserver.Server, agents *agent.Client, q *queue.Queue, ngx *nginx.Nginx, stats *traffic.Stats) error {
 	if !o.on() {
 		return nil
@@ -108,7 +110,7 @@ func (o *dashboardOptions) start(ctx context.Context, domain, sshAddr string, ap
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", o.listen)
+	l, err := listenDashboard(o.listen, filepath.Join(data, "dashboard.addr"))
 	if err != nil {
 		return fmt.Errorf("dashboard: listen on %s: %w", o.listen, err)
 	}
@@ -133,6 +135,32 @@ func (o *dashboardOptions) start(ctx context.Context, domain, sshAddr string, ap
 	}
 	slog.Info("dashboard is serving", "listen", l.Addr().String(), "host", site.Host)
 	return nil
+}
+
+// listenDashboard listens on addr. With port 0 it takes the port the
+// last start used (kept in the file last) when it is free: nginx's site
+// for the dashboard then stays the same across restarts, and nginx is not
+// reloaded, which would end the apps' kept-alive connections.
+func listenDashboard(addr, last string) (net.Listener, error) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port != "0" {
+		return net.Listen("tcp", addr)
+	}
+	if prev, err := os.ReadFile(last); err == nil {
+		host, _, _ := net.SplitHostPort(addr)
+		if h, _, err := net.SplitHostPort(strings.TrimSpace(string(prev))); err == nil && h == host {
+			if l, err := net.Listen("tcp", strings.TrimSpace(string(prev))); err == nil {
+				return l, nil
+			}
+		}
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(last, []byte(l.Addr().String()+"\n"), 0o600); err != nil {
+		slog.Warn("dashboard: cannot keep its port for the next start", "err", err)
+	}
+	return l, nil
 }
 
 // sshHint is the ssh command line's start for the login page.

@@ -226,7 +226,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		DashboardURL: o.dashboard.url(o.domain, o.httpAddr, o.httpsAddr), Dashboard: db,
 		SessionStarted: metricsReg.SSHSession,
 	}, db, q)
-	if err := o.dashboard.start(ctx, o.domain, o.sshAddr, appURLs(o.domain, o.httpAddr), db, srv, agents, q, h.Nginx, trafficStats); err != nil {
+	if err := o.dashboard.start(ctx, data, o.domain, o.sshAddr, appURLs(o.domain, o.httpAddr), db, srv, agents, q, h.Nginx, trafficStats); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", o.sshAddr)
