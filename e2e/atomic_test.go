@@ -43,6 +43,25 @@ func (in *Instance) currentRelease(app string) (id, port, dir string) {
 	return f[0], f[1], f[2]
 }
 
+// pushPaused commits version in work and pushes it in the background,
+// with the deploy told to pause at at (the builder's test hook); it
+// returns once the deploy waits there, with the push's result to come
+// and the new deploy's id.
+func pushPaused(t *testing.T, in *Instance, pauses, work, app, version, at string) (<-chan Result, string) {
+	t.Helper()
+	writeFile(t, filepath.Join(pauses, "pause-at"), at)
+	os.Remove(filepath.Join(pauses, "paused"))
+	setVersion(t, work, version)
+	in.Commit(work, version)
+	pushed := make(chan Result, 1)
+	go func() { pushed <- in.Push(work, app, "main") }()
+	waitFor(t, "the deploy of "+version+" to pause at "+at, func() bool {
+		_, err := os.Stat(filepath.Join(pauses, "paused"))
+		return err == nil
+	})
+	return pushed, in.sqlite(`SELECT d.id FROM deploys d JOIN apps a ON a.id = d.app_id WHERE a.name = '` + app + `' ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1`)
+}
+
 // appWatchers lists the names of an app's installed watchers.
 func (in *Instance) appWatchers(app string) []string { return watchersIn(in.Data, app) }
 
@@ -102,17 +121,7 @@ func TestKillAtEveryStep(t *testing.T) {
 	for i, p := range killPoints {
 		version := fmt.Sprintf("v%d", i+1)
 		prevID, _, _ := in.currentRelease(app)
-		writeFile(t, filepath.Join(pauses, "pause-at"), p.at)
-		os.Remove(filepath.Join(pauses, "paused"))
-		setVersion(t, work, version)
-		in.Commit(work, version)
-		pushed := make(chan Result, 1)
-		go func() { pushed <- in.Push(work, app, "main") }()
-		waitFor(t, "the deploy of "+version+" to pause at "+p.at, func() bool {
-			_, err := os.Stat(filepath.Join(pauses, "paused"))
-			return err == nil
-		})
-		newID := in.sqlite(`SELECT d.id FROM deploys d JOIN apps a ON a.id = d.app_id WHERE a.name = '` + app + `' ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1`)
+		pushed, newID := pushPaused(t, in, pauses, work, app, version, p.at)
 		in.Kill()
 		select {
 		case <-pushed:

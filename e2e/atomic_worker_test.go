@@ -52,17 +52,7 @@ func TestKillWorkerAtEveryStep(t *testing.T) {
 		start := time.Now()
 		version := fmt.Sprintf("v%d", i+1)
 		prevID, _, _ := in.currentRelease(app)
-		writeFile(t, filepath.Join(pauses, "pause-at"), p.at)
-		os.Remove(filepath.Join(pauses, "paused"))
-		setVersion(t, work, version)
-		in.Commit(work, version)
-		pushed := make(chan Result, 1)
-		go func() { pushed <- in.Push(work, app, "main") }()
-		waitFor(t, "the deploy of "+version+" to pause at "+p.at, func() bool {
-			_, err := os.Stat(filepath.Join(pauses, "paused"))
-			return err == nil
-		})
-		newID := in.sqlite(`SELECT d.id FROM deploys d JOIN apps a ON a.id = d.app_id WHERE a.name = '` + app + `' ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1`)
+		pushed, newID := pushPaused(t, in, pauses, work, app, version, p.at)
 		// Killed here, the restart's reconcile points the route back and
 		// stops the new release, which nginx sent requests to meanwhile.
 		var held <-chan error
