@@ -230,3 +230,43 @@ func logf(w io.Writer, format string, args ...any) {
 	}
 	slog.Debug(fmt.Sprintf(format, args...))
 }
+
+// Own keeps an ACME certificate for one of Conductor's own host names
+// (conductor.<domain>, the dashboard's), which no app owns: it is not in
+// the state, and its file at Path(domain) is its record. Own orders one
+// when the file is missing, unreadable or due (RenewBefore), answering the
+// challenge from this host's nginx, and tells whether it did.
+func (m *Manager) Own(ctx context.Context, domain string) (path string, renewed bool, err error) {
+	if err := conductor.ValidateDomain(domain); err != nil {
+		return "", false, err
+	}
+	path = m.Path(domain)
+	if raw, err := os.ReadFile(path); err == nil {
+		if b, err := ParseBundle(raw, domain, time.Now()); err == nil && time.Until(b.Leaf().NotAfter) > m.RenewBefore {
+			return path, false, nil
+		}
+	}
+	if err := m.CanIssue(); err != nil {
+		return "", false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := m.obtain(ctx, OwnHost, domain, io.Discard)
+	if err != nil {
+		return "", false, err
+	}
+	pemData, err := b.PEM()
+	if err != nil {
+		return "", false, err
+	}
+	if err := WritePrivate(path, pemData); err != nil {
+		return "", false, fmt.Errorf("write the certificate of %s: %w", domain, err)
+	}
+	return path, true, nil
+}
+
+// OwnHost stands for "no app" where an app id is asked for: a certificate
+// of Conductor's own (Own), whose challenge this host's nginx answers.
+const OwnHost int64 = 0

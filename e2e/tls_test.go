@@ -347,6 +347,34 @@ func TestTLS(t *testing.T) {
 	if _, err := os.Stat(manualFile); !os.IsNotExist(err) {
 		t.Errorf("certificate file of %s after apps:destroy: %v", manual, err)
 	}
+
+	// The dashboard, conductor.<domain>, got its own certificate from the
+	// CA (it answered the challenge over plain HTTP), is served over HTTPS
+	// with it, and plain HTTP redirects there.
+	const dashboard = "conductor.localhost"
+	var dash *http.Response
+	waitFor(t, "the dashboard over HTTPS with a certificate from the CA", func() bool {
+		r, err := secure.Get("https://" + dashboard + "/login")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		dash = r
+		return true
+	})
+	if c := dash.TLS.PeerCertificates[0]; c.VerifyHostname(dashboard) != nil || dash.StatusCode >= 500 {
+		t.Errorf("the dashboard over HTTPS: %d, certificate for %v", dash.StatusCode, c.DNSNames)
+	}
+	if r := in.SSH(in.AdminKey, "dashboard"); !strings.Contains(r.Stdout, "https://"+dashboard+":"+httpsPort+"/") {
+		t.Errorf("ssh dashboard does not give an https URL: %s", r)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+in.HTTPAddr+"/login", nil)
+	req.Host = dashboard
+	if r, err := plain.Do(req); err != nil || r.StatusCode != http.StatusPermanentRedirect {
+		t.Errorf("the dashboard over plain HTTP: %v %v, want a redirect to HTTPS", r, err)
+	} else {
+		r.Body.Close()
+	}
 }
 
 // signLeaf signs a certificate for host with the CA made by apiCA (its key

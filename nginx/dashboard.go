@@ -34,7 +34,9 @@ func (n *Nginx) WriteDashboardSite(ctx context.Context, s DashboardSite) error {
 	if !upstreamRE.MatchString(s.Upstream) {
 		return fmt.Errorf("nginx: the dashboard must listen on loopback, not %q", s.Upstream)
 	}
-	data := map[string]any{"Host": s.Host, "Upstream": s.Upstream, "Listen": n.Listen, "Token": tokenPlaceholder}
+	data := map[string]any{"Host": s.Host, "Upstream": s.Upstream, "Listen": n.Listen, "Token": tokenPlaceholder,
+		// Its certificate may come from ACME (certs.Manager.Own).
+		"Challenge": map[string]string{"ChallengeDir": n.ChallengeDir()}}
 	if s.TLS != nil {
 		if n.HTTPSListen == "" {
 			return fmt.Errorf("nginx: the dashboard's TLS certificate needs an HTTPS address (--https-addr)")

@@ -28,7 +28,31 @@ import (
 type dashboardOptions struct {
 	listen            string
 	certFile, keyFile string
+
+	// own, when ACME is configured (and no certificate file given),
+	// orders and renews conductor.<domain>'s certificate, checked every
+	// renewCheck (useACME).
+	own        ownCerts
+	renewCheck time.Duration
 }
+
+// ownCerts keeps certificates of Conductor's own host names
+// (certs.Manager.Own).
+type ownCerts interface {
+	Own(ctx context.Context, domain string) (path string, renewed bool, err error)
+	Path(domain string) string
+}
+
+// useACME has the dashboard served over HTTPS with a certificate from
+// the ACME directory, unless --dashboard-tls-cert gives one.
+func (o *dashboardOptions) useACME(own ownCerts, renewCheck time.Duration) {
+	if o.certFile == "" {
+		o.own, o.renewCheck = own, renewCheck
+	}
+}
+
+// https tells whether the dashboard is served over HTTPS.
+func (o *dashboardOptions) https() bool { return o.certFile != "" || o.own != nil }
 
 func (o *dashboardOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.listen, "dashboard-listen", "127.0.0.1:0", "loopback address of the web dashboard, which nginx serves as conductor.<domain> (port 0: any free port; \"off\": no dashboard)")
@@ -76,7 +100,7 @@ func (o *dashboardOptions) url(domain, httpAddr, httpsAddr string) string {
 		return ""
 	}
 	scheme, addr, std := "http", httpAddr, "80"
-	if o.certFile != "" {
+	if o.https() {
 		scheme, addr, std = "https", httpsAddr, "443"
 	}
 	host := dashboardHost(domain)
@@ -100,7 +124,7 @@ func (o *dashboardOptions) start(ctx context.Context, data, domain, sshAddr stri
 		return nil
 	}
 	cfg := dashboard.Config{
-		Store: db, Commands: srv, Live: dashboardLive{agents, q}, Secure: o.certFile != "",
+		Store: db, Commands: srv, Live: dashboardLive{agents, q}, Secure: o.https(),
 		AppURL: appURL, SSH: sshHint(sshAddr),
 	}
 	if stats != nil { // nil: nginx writes no traffic log (system mode)
@@ -130,11 +154,51 @@ func (o *dashboardOptions) start(ctx context.Context, data, domain, sshAddr stri
 	if o.certFile != "" {
 		site.TLS = &nginx.TLSHost{Host: site.Host, Cert: o.certFile, Key: o.keyFile}
 	}
+	if o.own != nil {
+		// The certificate a previous start got: the site stays as it was
+		// (no reload); keepCert renews it when due.
+		if p := o.own.Path(site.Host); fileExists(p) {
+			site.TLS = &nginx.TLSHost{Host: site.Host, Cert: p, Key: p}
+		}
+	}
 	if err := ngx.WriteDashboardSite(ctx, site); err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
 	slog.Info("dashboard is serving", "listen", l.Addr().String(), "host", site.Host)
+	if o.own != nil {
+		go o.keepCert(ctx, ngx, site)
+	}
 	return nil
+}
+
+// keepCert gets conductor.<domain> a certificate from the ACME directory
+// and renews it, serving the dashboard over HTTPS once it has one (plain
+// HTTP until then, where nginx answers the CA's challenge). A failure is
+// retried, from 2 s doubling up to renewCheck.
+func (o *dashboardOptions) keepCert(ctx context.Context, ngx *nginx.Nginx, site nginx.DashboardSite) {
+	retry := 2 * time.Second
+	for {
+		wait := o.renewCheck
+		path, renewed, err := o.own.Own(ctx, site.Host)
+		switch {
+		case err != nil:
+			slog.Warn("dashboard: no certificate yet for "+site.Host, "err", err, "retry_in", retry)
+			wait, retry = retry, min(2*retry, o.renewCheck)
+		case renewed || site.TLS == nil:
+			site.TLS = &nginx.TLSHost{Host: site.Host, Cert: path, Key: path}
+			// An unchanged site (the same file, not renewed) is not reloaded.
+			if err := ngx.WriteDashboardSite(ctx, site); err != nil {
+				slog.Error("dashboard: serve it over HTTPS", "err", err)
+			} else {
+				slog.Info("dashboard is served over HTTPS", "host", site.Host, "certificate", path, "renewed", renewed)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // listenDashboard listens on addr. With port 0 it takes the port the

@@ -214,6 +214,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	if own, ok := certs.(ownCerts); ok && o.tls.directory != "" {
+		o.dashboard.useACME(own, o.tls.renewCheck)
+	}
 
 	if err := gitserver.PrivateReposDir(filepath.Join(data, "repos")); err != nil {
 		return err

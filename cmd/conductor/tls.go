@@ -95,6 +95,9 @@ func (o *tlsOptions) start(ctx context.Context, data, httpsAddr string, store co
 		// An app on another host: its nginx answers the challenge, and a
 		// restart job there writes a renewed certificate for it.
 		Responder: func(ctx context.Context, appID int64) (certs.Responder, error) {
+			if appID == certs.OwnHost { // the dashboard's: this host's nginx
+				return nil, nil
+			}
 			app, err := appByID(ctx, store, appID)
 			if err != nil || app.Host == "" || app.Host == hosts.local {
 				return nil, err
