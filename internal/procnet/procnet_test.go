@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -84,7 +85,9 @@ func TestActivity(t *testing.T) {
 	defer cmd.Process.Kill()
 	var ticks uint64
 	asleep := false
-	for i := 0; i < 200 && !asleep; i++ { // until the child has exec'd sleep and blocked
+	// Until the child has exec'd sleep and blocked: on a busy machine that
+	// can take a while, hence a deadline rather than a number of looks.
+	for deadline := time.Now().Add(10 * time.Second); !asleep && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		var err error
 		if ticks, asleep, err = Activity([]int{cmd.Process.Pid}); err != nil {
 			t.Fatal(err)
