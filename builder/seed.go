@@ -32,9 +32,10 @@ import (
 // linked in by the app's user (seedBytecode): a first deploy then does not
 // compile Django's modules on its first import (about 0.5 s here,
 // docs/benchmarks.md). The files stay root's: apps read them and cannot
-// change them. A .pyc is used only when the hash of the source beside it
-// matches, so a module the app's own index served differently is compiled
-// as without a seed. A new app's cache also starts with uv's facts about the host's
+// change them. A package's modules are linked only when its .py files have
+// the SHA-256s of the seed's (its RECORD against the seed's, which root
+// checked), and Python still checks each source's hash against its .pyc. A
+// new app's cache also starts with uv's facts about the host's
 // interpreters (startCache), which uv otherwise finds by running each one.
 
 // seedCacheDir is uv's cache in the seed dir (which also holds uv's
