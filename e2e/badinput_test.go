@@ -22,7 +22,7 @@ func TestBadInput(t *testing.T) {
 		if r.Code == 0 || !strings.Contains(r.Stderr, "Permission denied") {
 			t.Errorf("unknown key was let in: %s", r)
 		}
-		r = in.Git(stranger, work, "push", in.RepoURL("hello"), "main")
+		r = in.Git(stranger, work, "push", in.RepoURL("stranger-app"), "main")
 		if r.Code == 0 {
 			t.Errorf("unknown key pushed: %s", r)
 		}
@@ -36,7 +36,7 @@ func TestBadInput(t *testing.T) {
 		{"root", "reserved"},
 		{"/../../etc/passwd", "invalid app name"},
 		{"a/../../b", "invalid app name"},
-		{"hello.git.git", "invalid app name"},
+		{"stranger-app.git.git", "invalid app name"},
 	} {
 		t.Run("push to "+tc.path[:min(len(tc.path), 20)], func(t *testing.T) {
 			r := in.Git(in.AdminKey, work, "push", "ssh://git@"+in.SSHAddr+"/"+tc.path, "main")

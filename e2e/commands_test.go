@@ -111,18 +111,18 @@ func TestAccessKeysAndGrants(t *testing.T) {
 
 	// A developer without a grant: admin commands are refused, apps are
 	// invisible (the same "not found" as for a missing app), pushes refused.
-	must(t, "apps:create", in.SSH(admin, "apps:create shop"))
+	must(t, "apps:create", in.SSH(admin, "apps:create shop-acl"))
 	refused(t, "dev apps:create", in.SSH(dev, "apps:create mine"), "apps:create needs an admin")
 	refused(t, "dev keys", in.SSH(dev, "keys"), "keys needs an admin")
 	refused(t, "dev keys:add", in.SSHIn(dev, "keys:add evil --admin", readFile(t, stranger+".pub")), "keys:add needs an admin")
-	refused(t, "dev config", in.SSH(dev, "config shop"), `app "shop" not found`)
-	refused(t, "dev config:set", in.SSH(dev, "config:set shop A=1"), `app "shop" not found`)
-	refused(t, "dev access", in.SSH(dev, "access shop"), `app "shop" not found`)
+	refused(t, "dev config", in.SSH(dev, "config shop-acl"), `app "shop-acl" not found`)
+	refused(t, "dev config:set", in.SSH(dev, "config:set shop-acl A=1"), `app "shop-acl" not found`)
+	refused(t, "dev access", in.SSH(dev, "access shop-acl"), `app "shop-acl" not found`)
 	if out := must(t, "dev apps", in.SSH(dev, "apps --json")); strings.TrimSpace(out) != "[]" {
 		t.Errorf("dev sees apps without a grant: %s", out)
 	}
 	work := in.WorkTree("hello")
-	if r := in.Git(dev, work, "push", in.RepoURL("shop"), "main"); r.Code == 0 || !strings.Contains(r.Stderr, `app "shop" not found`) {
+	if r := in.Git(dev, work, "push", in.RepoURL("shop-acl"), "main"); r.Code == 0 || !strings.Contains(r.Stderr, `app "shop-acl" not found`) {
 		t.Errorf("dev pushed without a grant: %s", r)
 	}
 	if r := in.Git(dev, work, "push", in.RepoURL("newapp"), "main"); r.Code == 0 || !strings.Contains(r.Stderr, "not found") {
@@ -130,52 +130,52 @@ func TestAccessKeysAndGrants(t *testing.T) {
 	}
 
 	// Granted: dev may operate shop, but still not administer it.
-	refused(t, "grant to unknown user", in.SSH(admin, "access:grant shop nobody"), `user "nobody" not found`)
-	refused(t, "grant bad user name", in.SSH(admin, "access:grant shop 'x y'"), "invalid user name")
+	refused(t, "grant to unknown user", in.SSH(admin, "access:grant shop-acl nobody"), `user "nobody" not found`)
+	refused(t, "grant bad user name", in.SSH(admin, "access:grant shop-acl 'x y'"), "invalid user name")
 	refused(t, "grant on unknown app", in.SSH(admin, "access:grant nosuch dev"), `app "nosuch" not found`)
-	must(t, "access:grant", in.SSH(admin, "access:grant shop dev"))
+	must(t, "access:grant", in.SSH(admin, "access:grant shop-acl dev"))
 	var acl []map[string]string
-	if err := json.Unmarshal([]byte(must(t, "access", in.SSH(admin, "access shop --json"))), &acl); err != nil || len(acl) != 2 ||
+	if err := json.Unmarshal([]byte(must(t, "access", in.SSH(admin, "access shop-acl --json"))), &acl); err != nil || len(acl) != 2 ||
 		acl[0]["user"] != "admin" || acl[1]["user"] != "dev" || acl[1]["via"] != "grant" {
-		t.Errorf("access shop = %v (%v)", acl, err)
+		t.Errorf("access shop-acl = %v (%v)", acl, err)
 	}
-	must(t, "dev config:set", in.SSH(dev, "config:set shop 'GREETING=hello world' --no-restart"))
-	if out := must(t, "dev config:get", in.SSH(dev, "config:get shop GREETING")); out != "hello world\n" {
+	must(t, "dev config:set", in.SSH(dev, "config:set shop-acl 'GREETING=hello world' --no-restart"))
+	if out := must(t, "dev config:get", in.SSH(dev, "config:get shop-acl GREETING")); out != "hello world\n" {
 		t.Errorf("config:get = %q", out)
 	}
-	refused(t, "dev access:grant", in.SSH(dev, "access:grant shop dev"), "access:grant needs an admin")
-	refused(t, "dev apps:destroy", in.SSH(dev, "apps:destroy shop --confirm shop"), "apps:destroy needs an admin")
-	if r := in.Git(dev, work, "push", in.RepoURL("shop"), "refs/heads/main:refs/heads/feature"); r.Code != 0 {
+	refused(t, "dev access:grant", in.SSH(dev, "access:grant shop-acl dev"), "access:grant needs an admin")
+	refused(t, "dev apps:destroy", in.SSH(dev, "apps:destroy shop-acl --confirm shop-acl"), "apps:destroy needs an admin")
+	if r := in.Git(dev, work, "push", in.RepoURL("shop-acl"), "refs/heads/main:refs/heads/feature"); r.Code != 0 {
 		t.Errorf("granted dev could not push a branch: %s", r)
 	}
-	must(t, "access:revoke", in.SSH(admin, "access:revoke shop dev"))
-	refused(t, "revoke twice", in.SSH(admin, "access:revoke shop dev"), "has no grant")
-	refused(t, "dev after revoke", in.SSH(dev, "config shop"), `app "shop" not found`)
+	must(t, "access:revoke", in.SSH(admin, "access:revoke shop-acl dev"))
+	refused(t, "revoke twice", in.SSH(admin, "access:revoke shop-acl dev"), "has no grant")
+	refused(t, "dev after revoke", in.SSH(dev, "config shop-acl"), `app "shop-acl" not found`)
 
 	// Bad names and arguments everywhere are refused before anything runs.
 	for _, tc := range []struct{ cmd, want string }{
 		{"apps:create Bad", "invalid app name"},
 		{"apps:info '../etc'", "invalid app name"},
-		{"config:set shop '1X=y'", "invalid config key"},
-		{"config:set shop 'A=nul\x01ok' 'B'", "is not KEY=VALUE"},
-		{"config:unset shop NOPE", "no config var NOPE"},
-		{"config:get shop 'A B'", "invalid config key"},
-		{"domains:add shop 'exa mple.org'", "invalid domain"},
-		{"domains:add shop 1.2.3.4", "invalid domain"},
-		{"domains:add shop evil.localhost", "under localhost"},
-		{"ps:scale shop web=two", "must be a number"},
-		{"ps:scale shop 'Web=1'", "invalid process type"},
+		{"config:set shop-acl '1X=y'", "invalid config key"},
+		{"config:set shop-acl 'A=nul\x01ok' 'B'", "is not KEY=VALUE"},
+		{"config:unset shop-acl NOPE", "no config var NOPE"},
+		{"config:get shop-acl 'A B'", "invalid config key"},
+		{"domains:add shop-acl 'exa mple.org'", "invalid domain"},
+		{"domains:add shop-acl 1.2.3.4", "invalid domain"},
+		{"domains:add shop-acl evil.localhost", "under localhost"},
+		{"ps:scale shop-acl web=two", "must be a number"},
+		{"ps:scale shop-acl 'Web=1'", "invalid process type"},
 		{"keys:remove SHA256:tooshort", "invalid key fingerprint"},
 		{"keys:remove 'no such'", "invalid user name"},
-		{"access:revoke shop 'a;b'", "invalid user name"},
-		{"run shop", "usage: run"},
-		{"apps:destroy shop", "--confirm shop"},
-		{"apps:destroy shop --confirm other", "--confirm shop"},
+		{"access:revoke shop-acl 'a;b'", "invalid user name"},
+		{"run shop-acl", "usage: run"},
+		{"apps:destroy shop-acl", "--confirm shop-acl"},
+		{"apps:destroy shop-acl --confirm other", "--confirm shop-acl"},
 	} {
 		refused(t, tc.cmd, in.SSH(admin, tc.cmd), tc.want)
 	}
 	// A value over the limit is refused too.
-	refused(t, "huge value", in.SSH(admin, "config:set shop BIG="+strings.Repeat("x", 33<<10)), "more than the")
+	refused(t, "huge value", in.SSH(admin, "config:set shop-acl BIG="+strings.Repeat("x", 33<<10)), "more than the")
 
 	// Every command has --help, on stdout, with exit 0.
 	for _, c := range []string{"keys:add", "config:set", "ps:scale", "run", "apps:destroy", "domains:add", "access:grant"} {
@@ -188,11 +188,11 @@ func TestAccessKeysAndGrants(t *testing.T) {
 	}
 
 	// apps:destroy with confirmation removes the app and its repository.
-	must(t, "apps:destroy", in.SSH(admin, "apps:destroy shop --confirm shop"))
+	must(t, "apps:destroy", in.SSH(admin, "apps:destroy shop-acl --confirm shop-acl"))
 	if out := must(t, "apps", in.SSH(admin, "apps --json")); strings.TrimSpace(out) != "[]" {
 		t.Errorf("apps after destroy: %s", out)
 	}
-	if _, err := os.Stat(filepath.Join(in.Data, "repos", "shop.git")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(in.Data, "repos", "shop-acl.git")); !os.IsNotExist(err) {
 		t.Errorf("repository left after destroy: %v", err)
 	}
 

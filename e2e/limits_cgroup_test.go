@@ -294,7 +294,7 @@ func TestNoCgroupsWorkerChildren(t *testing.T) {
 	writeFile(t, filepath.Join(work, "Procfile"), fmt.Sprintf(
 		"web: gunicorn hello.wsgi --log-file -\nworker: python hog.py %s %d\nrelease: sh release.sh\n", hogTrigger(nap), nap))
 	in.Commit(work, "a worker with a child")
-	if r := in.Push(work, "plain", "main"); r.Code != 0 {
+	if r := in.Push(work, "plain-nocg", "main"); r.Code != 0 {
 		t.Fatalf("push: %s", r)
 	}
 	if pids := pgrepExact(fmt.Sprintf("sleep %d", stay)); len(pids) > 0 {
@@ -308,7 +308,7 @@ func TestNoCgroupsWorkerChildren(t *testing.T) {
 	// The Procfile drops the worker: its watcher is removed.
 	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\n")
 	in.Commit(work, "no worker")
-	if r := in.Push(work, "plain", "main"); r.Code != 0 {
+	if r := in.Push(work, "plain-nocg", "main"); r.Code != 0 {
 		t.Fatalf("push: %s", r)
 	}
 	// The push does not wait for the old release's processes: they are
