@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"unicode/utf8"
 )
 
 // An app's server block does not name its release: nginx reads the app's
@@ -78,6 +79,10 @@ func siteRoute(s Site) ([]byte, error) {
 	}
 	if !filepath.IsAbs(s.StaticDir) {
 		return nil, fmt.Errorf("nginx: static dir %q is not an absolute path", s.StaticDir)
+	}
+	// JSON would replace bytes that are not UTF-8, naming another path.
+	if !utf8.ValidString(s.StaticDir) {
+		return nil, fmt.Errorf("nginx: static dir %q is not UTF-8", s.StaticDir)
 	}
 	return json.Marshal(route{
 		Release:  s.Release,
