@@ -385,15 +385,25 @@ func firstLine(s string) string {
 	return s
 }
 
-func (s *Server) appPage(w http.ResponseWriter, r *http.Request) {
+// loadApp is what the app page and its API share: the request's app, for
+// a user who may see it, and its view; false when it answered an error.
+func (s *Server) loadApp(w http.ResponseWriter, r *http.Request) (*conductor.App, *appView, bool) {
 	app, err := s.app(r, "apps:info")
 	if err != nil {
 		s.authorizeErr(w, r, err)
-		return
+		return nil, nil, false
 	}
 	v, err := s.appView(r, app)
 	if err != nil {
 		s.internalError(w, r, err)
+		return nil, nil, false
+	}
+	return app, v, true
+}
+
+func (s *Server) appPage(w http.ResponseWriter, r *http.Request) {
+	app, v, ok := s.loadApp(w, r)
+	if !ok {
 		return
 	}
 	if v.App.Release != 0 {
@@ -404,17 +414,9 @@ func (s *Server) appPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiApp(w http.ResponseWriter, r *http.Request) {
-	app, err := s.app(r, "apps:info")
-	if err != nil {
-		s.authorizeErr(w, r, err)
-		return
+	if _, v, ok := s.loadApp(w, r); ok {
+		writeJSON(w, http.StatusOK, v)
 	}
-	v, err := s.appView(r, app)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
 }
 
 // deployPage shows one deploy and its build log, live while it runs.
