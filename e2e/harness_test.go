@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,8 @@ type Instance struct {
 	exited    chan error // gets cmd's Wait result
 	logs      *lockedBuffer
 	serveArgs []string
+
+	dashboardAddr string // --dashboard-listen, the same at every start
 }
 
 type lockedBuffer struct {
@@ -219,6 +222,24 @@ func (in *Instance) run(args ...string) string {
 }
 
 // Start starts `conductor serve` and waits until SSH and HTTP answer.
+// serveCommandArgs is the command line of the instance's conductor serve
+// (after the binary); in.mu is held.
+func (in *Instance) serveCommandArgs() []string {
+	args := []string{"serve", "--data", in.Data, "--ssh-addr", in.SSHAddr,
+		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug"}
+	if !slices.ContainsFunc(in.serveArgs, func(a string) bool { return strings.HasPrefix(a, "--dashboard-listen") }) {
+		// A port of the test's own, outside the kernel's ephemeral range:
+		// with port 0, a restart keeps the port it had only while no
+		// client connection of a parallel test took it meanwhile, and the
+		// dashboard's site would change under the test.
+		if in.dashboardAddr == "" {
+			in.dashboardAddr = freeAddr(in.t)
+		}
+		args = append(args, "--dashboard-listen", in.dashboardAddr)
+	}
+	return append(args, in.serveArgs...)
+}
+
 func (in *Instance) Start() {
 	in.t.Helper()
 	in.mu.Lock()
@@ -226,13 +247,12 @@ func (in *Instance) Start() {
 	if in.logs == nil {
 		in.logs = &lockedBuffer{}
 	}
-	args := []string{"serve", "--data", in.Data, "--ssh-addr", in.SSHAddr,
-		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug"}
+	args := in.serveCommandArgs()
 	bin := conductorBin
 	if in.Bin != "" {
 		bin = in.Bin
 	}
-	in.cmd = exec.Command(bin, append(args, in.serveArgs...)...)
+	in.cmd = exec.Command(bin, args...)
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 	readyBefore := strings.Count(in.logs.String(), readyLine)
 	if err := in.cmd.Start(); err != nil {

@@ -129,9 +129,7 @@ func (u appIdentity) background(t *testing.T, script string) (stop func()) {
 func (in *Instance) startOrErr(within time.Duration) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	args := []string{"serve", "--data", in.Data, "--ssh-addr", in.SSHAddr,
-		"--http-addr", in.HTTPAddr, "--port-range", in.Ports, "--log-level", "debug"}
-	in.cmd = exec.Command(conductorBin, append(args, in.serveArgs...)...)
+	in.cmd = exec.Command(conductorBin, in.serveCommandArgs()...)
 	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 	readyBefore := strings.Count(in.logs.String(), readyLine)
 	if err := in.cmd.Start(); err != nil {

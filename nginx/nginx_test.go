@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -105,15 +108,36 @@ func needNginx(t *testing.T) {
 	}
 }
 
+// freePort finds a loopback address for nginx to listen on, from 4000 to
+// 4999: below the kernel's ephemeral range, from which the client
+// connections of tests running at the same time take their ports (one
+// could take port 0's pick before nginx binds it).
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	if portNext == 0 {
+		portNext = 4000 + mrand.IntN(1000)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	for range 1000 {
+		portNext++
+		if portNext > 4999 {
+			portNext = 4000
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", portNext)
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free loopback port from 4000 to 4999")
+	return ""
 }
+
+var (
+	portMu   sync.Mutex
+	portNext int
+)
 
 // setup renders nginx.conf into a fresh prefix the way Start does, without
 // starting nginx.
