@@ -57,8 +57,14 @@ run() {
     DATABASE_URL="sqlite:///$STATE/data/db.sqlite3" "$@"
 }
 
-# ours PID: PID is still a process this script started (pids get reused).
-ours() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$STATE/"; }
+# ours PID: PID is still a process this script started (pids get reused):
+# its command line or its working directory is under STATE (a Procfile
+# command such as "python worker.py" names no path).
+ours() {
+  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$STATE/" && return 0
+  case "$(readlink "/proc/$1/cwd" 2>/dev/null)" in "$STATE"/*) return 0 ;; esac
+  return 1
+}
 
 # stop_pid PID: SIGTERM PID if it is ours, wait up to 15 s, then SIGKILL.
 stop_pid() {

@@ -32,6 +32,9 @@ func (d *deployment) check(ctx context.Context) error {
 			checks = h.Checks
 		}
 	}
+	if err := d.waitStatic(ctx); err != nil { // overlap.go
+		return err
+	}
 	bound := d.checkTimeout() // apps:set timeout.check
 	deadline := time.Now().Add(bound)
 	w := &crashWatch{}

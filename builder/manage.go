@@ -33,27 +33,61 @@ import (
 // step keeps its time bound, and a failure names its command, as with two
 // processes. The script is an argument (python -c), not a file: nothing the
 // app could change, and nothing root writes.
+//
+// Before collectstatic runs, once Django is set up, the interpreter says
+// on a token line whether migrate has anything to apply (migrate's own
+// plan). With nothing to apply no schema changes, and the new processes
+// need not wait for the two commands: they run on while the new processes
+// start and boot (overlap.go).
 
 // manageRunnerPy runs as the app user, in the app directory, with the
-// build environment; argv[1] is the token. It exits 86 without running
-// anything of Django's when manage.py never calls
-// execute_from_command_line (a project that drives Django its own way):
-// then the commands run as separate processes.
+// build environment; argv[1] is the token. Its token lines are the token,
+// a space and "plan none" or "plan pending" (before collectstatic; no such
+// line when the project's collectstatic has an execute of its own), then
+// "done" (collectstatic succeeded). It exits 86 without running anything
+// of Django's when manage.py never calls execute_from_command_line (a
+// project that drives Django its own way): then the commands run as
+// separate processes.
 const manageRunnerPy = `import os, runpy, sys
 token = sys.argv[1]
 sys.path[0] = os.getcwd()  # as "python manage.py" has it
 import django.core.management as management
+from django.core.management.base import BaseCommand
 real = management.execute_from_command_line
 called = []
+def say(state):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.stdout.write("\n" + token + " " + state + "\n")
+    sys.stdout.flush()
+def migrations_pending():
+    # What "migrate --noinput" would apply (its own plan, the default
+    # database); anything unsure counts as pending, for migrate to report.
+    try:
+        if management.get_commands().get("migrate") != "django.core":
+            return True  # a migrate of the project's own (django-tenants…)
+        from django.db import DEFAULT_DB_ALIAS, connections
+        from django.db.migrations.executor import MigrationExecutor
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        if executor.loader.detect_conflicts():
+            return True
+        return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+    except Exception:
+        return True
+plain_execute = BaseCommand.execute
+def execute(self, *args, **options):
+    # collectstatic's, with Django set up: say migrate's plan first.
+    BaseCommand.execute = plain_execute
+    say("plan pending" if migrations_pending() else "plan none")
+    return plain_execute(self, *args, **options)
 def both(argv=None):
     if called:  # manage.py calling it again: as it asks
         return real(argv)
     called.append(True)
+    BaseCommand.execute = execute
     real(["manage.py", "collectstatic", "--noinput", "-v", "1"])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.stdout.write("\n" + token + "\n")
-    sys.stdout.flush()
+    BaseCommand.execute = plain_execute
+    say("done")
     if sys.stdin.readline().strip() != "migrate":
         os._exit(0)  # the deploy stopped before its release step
     argv = ["manage.py", "migrate", "--noinput"]
@@ -74,9 +108,49 @@ const exitNotRunner = 86
 // manageRunner is the running interpreter between the two steps.
 type manageRunner struct {
 	stdin  *os.File
-	ready  chan struct{} // collectstatic succeeded: the token line came
 	done   chan error    // the process's end (buffered)
+	exited chan struct{} // closed once done has it
 	cancel context.CancelFunc
+
+	// Set from its token lines (onToken), in order; each field is read
+	// once the channel after it is closed.
+	pending bool          // migrate has migrations to apply
+	planned chan struct{} // the plan is known (or assumed pending)
+	ready   chan struct{} // collectstatic succeeded
+	// held is its output from the plan on, when it runs while the new
+	// processes start (overlap): logged by the check step.
+	held    bytes.Buffer
+	holding bool
+	askErr  error // telling it to run migrate failed (overlap)
+}
+
+// onToken follows the interpreter's token lines; a non-nil writer is
+// where its output goes from then on.
+func (r *manageRunner) onToken(state string) io.Writer {
+	plan := func(pending bool) {
+		select {
+		case <-r.planned:
+		default:
+			r.pending = pending
+			r.holding = !pending && overlapFits
+			close(r.planned)
+		}
+	}
+	switch state {
+	case "plan none", "plan pending":
+		plan(state == "plan pending")
+		if r.holding {
+			return &r.held
+		}
+	case "done":
+		plan(true) // no plan line: its collectstatic has an execute of its own
+		select {
+		case <-r.ready:
+		default:
+			close(r.ready)
+		}
+	}
+	return nil
 }
 
 // oneInterpreter tells whether collectstatic and migrate can share an
@@ -141,28 +215,41 @@ func (d *deployment) hasHook(name string) bool {
 
 // collectstaticThenMigrate is the collectstatic step with one interpreter:
 // it returns once collectstatic has succeeded, leaving the interpreter
-// waiting for the release step (migrateInRunner).
+// waiting for the release step (migrateInRunner), or, when migrate has
+// nothing to apply, as soon as the interpreter said so, leaving
+// collectstatic running (overlap.go).
 func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
 	r, err := d.startRunner()
 	if err != nil {
 		return err
 	}
-	select {
-	case <-r.ready:
-		d.runner = r
-		return nil
-	case err := <-r.done:
-		var exit *exec.ExitError
-		if errors.As(err, &exit) && exit.ExitCode() == exitNotRunner {
-			return d.cmdCollectstatic(ctx)
+	planned := r.planned
+	for {
+		select {
+		case <-planned:
+			if r.holding {
+				d.runner = r
+				d.overlapStarted = time.Now()
+				d.log.Printf("       No migrations to apply: collectstatic and migrate run while the new processes start")
+				return nil
+			}
+			planned = nil // wait for collectstatic's end
+		case <-r.ready:
+			d.runner = r
+			return nil
+		case err := <-r.done:
+			var exit *exec.ExitError
+			if errors.As(err, &exit) && exit.ExitCode() == exitNotRunner {
+				return d.cmdCollectstatic(ctx)
+			}
+			if err == nil {
+				err = errors.New("python exited before collectstatic ended")
+			}
+			return failf("collectstatic failed: %v", err)
+		case <-ctx.Done():
+			r.stop()
+			return ctx.Err()
 		}
-		if err == nil {
-			err = errors.New("python exited before collectstatic ended")
-		}
-		return failf("collectstatic failed: %v", err)
-	case <-ctx.Done():
-		r.stop()
-		return ctx.Err()
 	}
 }
 
@@ -211,13 +298,13 @@ func (r *manageRunner) stop() {
 }
 
 // startRunner starts manageRunnerPy as the app user, like cmd, with its
-// output indented into the job's log up to the token line. Its context
-// is its own: it outlives the collectstatic step, and each step ends it
-// on its own context's end.
+// output indented into the job's log (or held: onToken). Its context is
+// its own: it outlives the collectstatic step, and each step ends it on
+// its own context's end.
 func (d *deployment) startRunner() (*manageRunner, error) {
 	var t [16]byte
 	_, _ = rand.Read(t[:])
-	token := "conductor-collectstatic-done-" + hex.EncodeToString(t[:])
+	token := "conductor-runner-" + hex.EncodeToString(t[:])
 	python := "python"
 	if p, err := process.LookPath(python, d.env["PATH"]); err == nil {
 		python = p
@@ -237,9 +324,9 @@ func (d *deployment) startRunner() (*manageRunner, error) {
 		return nil, err
 	}
 	cmd.Stdin = pr
-	r := &manageRunner{stdin: pw, ready: make(chan struct{}), done: make(chan error, 1), cancel: cancel}
-	w := &indentWriter{w: d.log}
-	tw := &tokenWriter{next: w, token: []byte(token), onToken: func() { close(r.ready) }}
+	r := &manageRunner{stdin: pw, planned: make(chan struct{}), ready: make(chan struct{}),
+		done: make(chan error, 1), exited: make(chan struct{}), cancel: cancel}
+	tw := &tokenWriter{next: &indentWriter{w: d.log}, token: []byte(token), onToken: r.onToken}
 	go func() {
 		err := d.b.runInGroup(cmd, d.app.Name, tw)
 		tw.Flush()
@@ -249,20 +336,21 @@ func (d *deployment) startRunner() (*manageRunner, error) {
 			err = fmt.Errorf("%s exited with status %d", filepath.Base(python), exit.ExitCode())
 		}
 		r.done <- err
+		close(r.exited)
 		cancel()
 	}()
 	return r, nil
 }
 
-// tokenWriter passes whole lines to next, except the token line, which
-// calls onToken (once) instead.
+// tokenWriter passes whole lines to next, indented, except token lines
+// (the token, a space and a state), which go to onToken instead; a writer
+// onToken returns takes the lines after that one.
 type tokenWriter struct {
 	next    *indentWriter
 	token   []byte
-	onToken func()
+	onToken func(state string) io.Writer
 	mu      sync.Mutex
 	buf     []byte
-	seen    bool
 }
 
 func (t *tokenWriter) Write(p []byte) (int, error) {
@@ -276,14 +364,27 @@ func (t *tokenWriter) Write(p []byte) (int, error) {
 		}
 		line := t.buf[:n+1]
 		t.buf = t.buf[n+1:]
-		if !t.seen && bytes.Equal(bytes.TrimRight(line, "\r\n"), t.token) {
-			t.seen = true
+		if state, ok := t.tokenLine(line); ok {
 			t.next.Flush()
-			t.onToken()
+			if w := t.onToken(state); w != nil {
+				t.next = &indentWriter{w: w}
+			}
 			continue
 		}
 		_, _ = t.next.Write(line)
 	}
+}
+
+// tokenLine tells whether line is a token line, and its state.
+func (t *tokenWriter) tokenLine(line []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), t.token)
+	if !ok {
+		return "", false
+	}
+	if state, ok := bytes.CutPrefix(rest, []byte(" ")); ok {
+		return string(state), true
+	}
+	return "", false
 }
 
 // Flush passes on a last line without a newline.

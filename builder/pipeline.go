@@ -104,6 +104,9 @@ type deployment struct {
 	redis       *conductor.Redis   // redis:create's server: REDIS_URL (redis.go)
 	timeouts    conductor.Timeouts // apps:set timeout.* (timeouts.go)
 	runner      *manageRunner      // the interpreter collectstatic left for migrate (manage.go)
+	// overlapStarted: collectstatic and migrate run while the new
+	// processes start, since then (overlap.go).
+	overlapStarted time.Time
 
 	// health is how check tests the web process (app.json's healthchecks,
 	// CONDUCTOR_HEALTHCHECK), read by detect.
@@ -357,6 +360,9 @@ func (d *deployment) release(ctx context.Context) error {
 			return failf("release command failed: %v", err)
 		}
 		return nil
+	}
+	if d.overlapping() { // nothing to apply: it runs while the processes start (overlap.go)
+		return d.migrateAfterCollectstatic()
 	}
 	if d.runner != nil { // collectstatic's interpreter (manage.go)
 		return d.migrateInRunner(ctx)

@@ -64,6 +64,9 @@ func (d *deployment) startOthers(ctx context.Context) error {
 	if len(types) == 0 {
 		return nil
 	}
+	if err := d.collectstaticDone(ctx); err != nil { // overlap.go
+		return err
+	}
 	scale, err := d.b.Store.ProcessScale(ctx, d.app.ID)
 	if err != nil {
 		return err
@@ -164,35 +167,36 @@ func (b *Builder) retireOthers(ctx context.Context, app string, keep map[string]
 	return errors.Join(errs...)
 }
 
-// checkRelease is the check step: the web processes answer (check) and
-// the other process types stay up (checkProcesses), checked at the same
-// time; the first failure fails the deploy and stops the other check.
+// checkRelease is the check step: the web processes answer (check), the
+// other process types stay up (checkProcesses) and collectstatic and
+// migrate, when they run meanwhile, end well (awaitRunner, overlap.go),
+// all waited on at the same
+// time; the first failure fails the deploy and ends the other waits.
 func (d *deployment) checkRelease(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	web, others := make(chan error, 1), make(chan error, 1)
+	checks := []struct {
+		what string
+		run  func(context.Context) error
+	}{{"web", d.check}, {"other types", d.checkProcesses}, {"collectstatic and migrate", d.awaitRunner}}
+	results := make(chan error, len(checks))
 	start := time.Now()
-	// Which of the two ends last is where a deploy's check time goes.
-	timed := func(what string, check func(context.Context) error) error {
-		err := check(ctx)
-		slog.Debug("check done", "app", d.app.Name, "deploy", d.job.ID, "what", what, "took", time.Since(start), "err", err)
-		return err
+	for _, c := range checks {
+		go func() {
+			err := c.run(ctx)
+			// Which ends last is where a deploy's check time goes.
+			slog.Debug("check done", "app", d.app.Name, "deploy", d.job.ID, "what", c.what, "took", time.Since(start), "err", err)
+			results <- err
+		}()
 	}
-	go func() { web <- timed("web", d.check) }()
-	go func() { others <- timed("other types", d.checkProcesses) }()
-	var err error
-	second := others
-	select {
-	case err = <-web:
-	case err = <-others:
-		second = web
+	var first error
+	for range checks {
+		if err := <-results; err != nil && first == nil {
+			first = err
+			cancel()
+		}
 	}
-	if err != nil {
-		cancel()
-		<-second
-		return err
-	}
-	return <-second
+	return first
 }
 
 // checkProcesses waits until each of the new release's other process types

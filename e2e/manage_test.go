@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,7 +21,9 @@ with open(BASE_DIR / "settings-imports.log", "a") as _f:
 // interpreter (the settings are imported once for both), with each
 // command's output under its own step header; a failing collectstatic
 // names collectstatic and migrate does not run. With bin/post_compile
-// they are two processes again, and the hook runs between them.
+// they are two processes again, and the hook runs between them. With no
+// migration to apply, collectstatic and migrate run while the new
+// processes start and the check waits for them: a failure still fails the push before the switch.
 func TestOneInterpreterForCollectstaticAndMigrate(t *testing.T) {
 	t.Parallel()
 	in := StartInstance(t)
@@ -53,9 +56,14 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	if r.Code == 0 {
 		t.Fatalf("push with a broken collectstatic succeeded: %s", r)
 	}
+	// No migration to apply: it ran while the new processes started, and
+	// failed the push before the switch all the same.
 	if !strings.Contains(r.Stderr, "collectstatic failed") || strings.Contains(r.Stderr, "migrate failed") ||
-		strings.Contains(r.Stderr, "Running the release phase") || !strings.Contains(r.Stderr, "no_such_module") {
+		strings.Contains(r.Stderr, "Switching traffic") || !strings.Contains(r.Stderr, "no_such_module") {
 		t.Errorf("failed push output should name collectstatic only:\n%s", r.Stderr)
+	}
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Errorf("after the failed collectstatic: GET / = %d %q, want the first release serving", code, body)
 	}
 
 	// bin/post_compile runs between them: two processes.
@@ -73,6 +81,65 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	inOrder(t, r.Stderr, "-----> Collecting static files", "static file", "post-compile-ran", "-----> Running the release phase")
 	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic,migrate" {
 		t.Errorf("manage.py commands that imported the settings: %q, want collectstatic then migrate", cmds)
+	}
+
+	// No migration to apply: collectstatic and migrate run while the new
+	// processes start, and the check waits for them, their output under
+	// the check.
+	if err := os.RemoveAll(filepath.Join(work, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	// A worker starts once collectstatic ended (it could render
+	// {% static %} at once): it lists the static files it finds.
+	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\n"+
+		"worker: echo worker-saw $(ls staticfiles); exec sleep 600\n")
+	setVersion(t, work, "v4")
+	in.Commit(work, "no migrations")
+	r = in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push without migrations failed: %s", r)
+	}
+	inOrder(t, r.Stderr, "-----> Collecting static files", "No migrations to apply: collectstatic and migrate run while the new processes start",
+		"-----> Running the release phase", "-----> Starting processes", "-----> Checking the new release",
+		"collectstatic and migrate, run while the processes started", "static file", "No migrations to apply.",
+		"GET / answered 200", "-----> Switching traffic")
+	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic" {
+		t.Errorf("manage.py commands that imported the settings: %q, want one interpreter (collectstatic only)", cmds)
+	}
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v4") {
+		t.Fatalf("after the overlapped migrate: GET / = %d %q, want v4", code, body)
+	}
+	if logs := in.SSH(in.AdminKey, "logs one --process worker -n 20"); !strings.Contains(logs.Stdout, "worker-saw hello.css") {
+		t.Errorf("the worker did not find the collected static files when it started: %s", logs)
+	}
+
+	// A migrate that fails with nothing to apply (a post_migrate handler
+	// raising) fails the push before the switch: v4 serves on, and the
+	// new release's watcher is gone.
+	watchers := in.appWatchers("one")
+	models := filepath.Join(work, "greetings", "models.py")
+	writeFile(t, models, readFile(t, models)+`
+from django.db.models.signals import post_migrate
+def _boom(sender, **kwargs):
+    raise RuntimeError("post-migrate-boom")
+post_migrate.connect(_boom, dispatch_uid="conductor-test-boom")
+`)
+	setVersion(t, work, "v5")
+	in.Commit(work, "post_migrate raises")
+	r = in.Push(work, "one", "main")
+	if r.Code == 0 {
+		t.Fatalf("push whose migrate fails succeeded: %s", r)
+	}
+	inOrder(t, r.Stderr, "No migrations to apply: collectstatic and migrate run while", "-----> Starting processes",
+		"post-migrate-boom", "migrate failed")
+	if strings.Contains(r.Stderr, "-----> Switching traffic") {
+		t.Errorf("a failed migrate reached the switch:\n%s", r.Stderr)
+	}
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v4") {
+		t.Errorf("after the failed migrate: GET / = %d %q, want v4 serving", code, body)
+	}
+	if got := in.appWatchers("one"); !slices.Equal(got, watchers) {
+		t.Errorf("watchers after the failed migrate: %v, want %v as before it", got, watchers)
 	}
 }
 
