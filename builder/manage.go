@@ -36,9 +36,8 @@ import (
 //
 // Before collectstatic runs, once Django is set up, the interpreter says
 // on a token line whether migrate has anything to apply (migrate's own
-// plan). With nothing to apply no schema changes, and the new processes
-// need not wait for the two commands: they run on while the new processes
-// start and boot (overlap.go).
+// plan). With nothing to apply, no schema changes: the two commands run
+// on while the new processes start and boot (overlap.go).
 
 // manageRunnerPy runs as the app user, in the app directory, with the
 // build environment; argv[1] is the token. Its token lines are the token,
