@@ -27,6 +27,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/loopport"
 )
 
 // conductorBin is built once by TestMain.
@@ -188,28 +189,15 @@ func stopAll(t *testing.T, dir string) {
 // outgoing connection of a test running in parallel may get it as its
 // source port (CI once saw "bind: address already in use" for serve's SSH
 // port that way, while another process answered on it).
-var (
-	addrMu   sync.Mutex
-	addrNext = 10000 + (os.Getpid()%40)*250
-)
+var addrs = &loopport.Range{From: 10000, To: 19999}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	addrMu.Lock()
-	defer addrMu.Unlock()
-	for range 10000 {
-		addrNext++
-		if addrNext >= 20000 {
-			addrNext = 10000
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", addrNext)
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
+	addr, err := addrs.Addr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port in 10000-19999")
-	return ""
+	return addr
 }
 
 func (in *Instance) run(args ...string) string {

@@ -5,15 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	mrand "math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/hasadna/conductor/internal/loopport"
 )
 
 const nginxBin = "/usr/sbin/nginx"
@@ -109,35 +107,17 @@ func needNginx(t *testing.T) {
 }
 
 // freePort finds a loopback address for nginx to listen on, from 4000 to
-// 4999: below the kernel's ephemeral range, from which the client
-// connections of tests running at the same time take their ports (one
-// could take port 0's pick before nginx binds it).
+// 4999: below the kernel's ephemeral range (loopport).
 func freePort(t *testing.T) string {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	if portNext == 0 {
-		portNext = 4000 + mrand.IntN(1000)
+	addr, err := nginxPorts.Addr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for range 1000 {
-		portNext++
-		if portNext > 4999 {
-			portNext = 4000
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", portNext)
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free loopback port from 4000 to 4999")
-	return ""
+	return addr
 }
 
-var (
-	portMu   sync.Mutex
-	portNext int
-)
+var nginxPorts = &loopport.Range{From: 4000, To: 4999}
 
 // setup renders nginx.conf into a fresh prefix the way Start does, without
 // starting nginx.

@@ -11,8 +11,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -22,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hasadna/conductor/internal/loopport"
 )
 
 // Server is a running database server.
@@ -285,34 +285,11 @@ func writeOwned(path, content, owner string) error {
 }
 
 // freePort finds a loopback port for a server to listen on, from 5000 to
-// 9999: below the kernel's ephemeral range (32768 and up here), which the
-// client connections of tests running in parallel take their ports from.
-// Port 0 would give an ephemeral port that such a connection can take
-// between this check and the server's bind. The servers' ports are also
-// apart from those of the e2e harness (10000 and up).
-func freePort() (int, error) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	if portNext == 0 {
-		portNext = 5000 + mrand.IntN(5000)
-	}
-	for range 5000 {
-		portNext++
-		if portNext > 9999 {
-			portNext = 5000
-		}
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", portNext)); err == nil {
-			l.Close()
-			return portNext, nil
-		}
-	}
-	return 0, errors.New("no free loopback port from 5000 to 9999")
-}
+// 9999: below the kernel's ephemeral range (loopport), and apart from
+// the ranges of the e2e harness (10000 and up) and the nginx tests.
+func freePort() (int, error) { return serverPorts.Port() }
 
-var (
-	portMu   sync.Mutex
-	portNext int
-)
+var serverPorts = &loopport.Range{From: 5000, To: 9999}
 
 func runAs(ctx context.Context, owner, name string, args ...string) ([]byte, error) {
 	return run(ctx, "runuser", append([]string{"-u", owner, "--", name}, args...)...)
