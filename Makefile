@@ -29,7 +29,7 @@ lint:
 # duration (-fuzztime 10s) can fail spuriously with "context deadline
 # exceeded" at its end on Go 1.26 (golang/go#75804, fixed in Go 1.27).
 test: setup build lint
-	$(GO) test -count=1 -timeout 25m ./...
+	GO=$(GO) scripts/gotest.sh -count=1 -timeout 25m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateNames$$' -fuzztime 200000x .
 	$(GO) test -run '^$$' -fuzz '^FuzzConfigFilePath$$' -fuzztime 200000x .
 	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime 5000x ./gitserver

@@ -431,6 +431,18 @@ func (b *Builder) seed(envDir, venv, python string) {
 	ctx, cancel := context.WithTimeout(context.Background(), seedTimeout)
 	defer cancel()
 	start := time.Now()
+	// Every seeding that may write ends in one log line, "added" or
+	// "nothing added", once its files are all in place and its temp dirs
+	// gone: what waits for the seed to settle looks for it.
+	added := 0
+	defer func() {
+		took := time.Since(start).Round(time.Millisecond)
+		if added == 0 {
+			slog.Warn("uv seed: nothing added", "pins", len(want), "python", python, "took", took)
+			return
+		}
+		slog.Info("uv seed: added", "pins", added, "python", python, "took", took)
+	}()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		slog.Warn("uv seed", "err", err)
 		return
@@ -477,7 +489,7 @@ func (b *Builder) seed(envDir, venv, python string) {
 	for _, p := range got {
 		seeded[dir+"\x00"+python+"\x00"+p] = true
 	}
-	slog.Info("uv seed: added", "pins", len(got), "python", python, "took", time.Since(start).Round(time.Millisecond))
+	added = len(got)
 }
 
 // seedInstall fetches pins into the seed with uv as root: a throwaway
@@ -545,32 +557,59 @@ func compileSeed(ctx context.Context, dir, python string, archives []string) {
 	}
 }
 
+// rootOnlyFiles makes the regular files directly in dir root's alone.
+func rootOnlyFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // seedModes opens the seed to the apps' users as far as the compiled
 // modules they copy, and no further: the seed dir, its cache and the
 // archive-v* dirs can be passed through (0711: no listing), the fresh
 // unpacked wheels read (dirs 0755, files readable by all and writable by
 // root only, whatever the umask and the wheels said); the rest is root's
-// alone (0700).
+// alone (0700). uv makes its lock files writable by all (0666): those in
+// the dirs the apps pass through become root's alone (0600) before the
+// dirs open, or an app could lock root's uv out or fill the disk as root.
 func seedModes(seed string, fresh []string) error {
 	cache := seedCacheDir(seed)
-	for _, d := range []string{seed, cache} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			return err
-		}
-	}
 	tops, err := os.ReadDir(cache)
 	if err != nil {
 		return err
 	}
 	for _, t := range tops {
-		if !t.IsDir() {
-			continue
+		p := filepath.Join(cache, t.Name())
+		switch {
+		case t.Type().IsRegular(): // .lock, CACHEDIR.TAG
+			if err := os.Chmod(p, 0o600); err != nil {
+				return err
+			}
+		case !t.IsDir():
+		case strings.HasPrefix(t.Name(), "archive-v"):
+			if err := rootOnlyFiles(p); err != nil {
+				return err
+			}
+			if err := os.Chmod(p, 0o711); err != nil {
+				return err
+			}
+		default:
+			if err := os.Chmod(p, 0o700); err != nil {
+				return err
+			}
 		}
-		mode := os.FileMode(0o700)
-		if strings.HasPrefix(t.Name(), "archive-v") {
-			mode = 0o711
-		}
-		if err := os.Chmod(filepath.Join(cache, t.Name()), mode); err != nil {
+	}
+	for _, d := range []string{cache, seed} {
+		if err := os.Chmod(d, 0o711); err != nil {
 			return err
 		}
 	}

@@ -198,3 +198,54 @@ func TestCompiledAll(t *testing.T) {
 		t.Fatal("accepted without every module compiled")
 	}
 }
+
+// TestSeedModes: uv leaves its lock files writable by all; what the apps
+// can reach of the seed is root's alone or read-only, and the rest closed.
+func TestSeedModes(t *testing.T) {
+	seed := t.TempDir()
+	cache := seedCacheDir(seed)
+	archive := filepath.Join(cache, "archive-v0", "abc")
+	for _, d := range []string{filepath.Join(archive, "pkg"), filepath.Join(cache, "wheels-v8", "pypi", "django")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]os.FileMode{
+		filepath.Join(cache, ".lock"):                                   0o666,
+		filepath.Join(cache, "CACHEDIR.TAG"):                            0o644,
+		filepath.Join(cache, "archive-v0", ".lock"):                     0o666,
+		filepath.Join(cache, "wheels-v8", "pypi", "django", "5.2.lock"): 0o666,
+		filepath.Join(archive, "pkg", "mod.py"):                         0o664,
+	}
+	for p, m := range files {
+		if err := os.WriteFile(p, nil, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, m); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	if err := seedModes(seed, []string{archive}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]os.FileMode{
+		seed:                                 0o711,
+		cache:                                0o711,
+		filepath.Join(cache, ".lock"):        0o600,
+		filepath.Join(cache, "CACHEDIR.TAG"): 0o600,
+		filepath.Join(cache, "archive-v0"):   0o711,
+		filepath.Join(cache, "archive-v0", ".lock"): 0o600,
+		filepath.Join(cache, "wheels-v8"):           0o700,
+		archive:                                     0o755,
+		filepath.Join(archive, "pkg", "mod.py"):     0o644,
+	}
+	for p, m := range want {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != m {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), m)
+		}
+	}
+}

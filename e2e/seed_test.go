@@ -29,12 +29,8 @@ func TestSeededFirstDeploy(t *testing.T) {
 		t.Fatalf("the first app's push linked a seed that should not exist yet: %s", r)
 	}
 	// The seeding runs after the first app's virtualenv, in the background.
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(in.logs.String(), "uv seed: added") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the seed was never filled:\n%s", in.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !in.waitSeeded(t, 1) {
+		t.Fatalf("the seed was never filled:\n%s", in.logs.String())
 	}
 
 	r := in.Push(work, b, "main")
@@ -109,5 +105,25 @@ echo done
 	})
 	if len(roots) != 0 {
 		t.Fatalf("files of another user in %s's cache: %q", b, roots)
+	}
+}
+
+// waitSeeded waits until n seedings have ended (each logs "uv seed: added"
+// or "uv seed: nothing added" once its files are in place), and says
+// whether they all added something. The first deploy of an instance
+// starts one in the background, after its push returned.
+func (in *Instance) waitSeeded(t *testing.T, n int) bool {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		logs := in.logs.String()
+		added := strings.Count(logs, `msg="uv seed: added"`)
+		if ended := added + strings.Count(logs, `msg="uv seed: nothing added"`); ended >= n {
+			return added >= n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no end of %d seeding(s) in conductor's log in 3 min", n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

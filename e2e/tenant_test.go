@@ -321,6 +321,7 @@ const (
 	classSkip  pathClass = iota // not recorded: the app's own trees
 	classFull                   // type, owner, mode and content must not change; nothing may appear or go
 	classChurn                  // content may change, files may come and go (state, logs, the app's own root-side files); a file that stays keeps its type, owner and mode
+	classSeed                   // the host's package seed, which root fills in the background after a deploy (builder/seed.go): anything may change, but everything in it stays root's, written by no one else, its links inside it
 )
 
 // fileKey identifies a file's content without reading it: a write changes
@@ -401,6 +402,9 @@ func (h *hostileRun) classify(p string) pathClass {
 		if p == own || strings.HasPrefix(p, own+string(filepath.Separator)) {
 			return classSkip
 		}
+	}
+	if rel == seedDir || strings.HasPrefix(rel, seedDir+"/") {
+		return classSeed
 	}
 	base := filepath.Base(p)
 	switch {
@@ -508,6 +512,9 @@ func (h *hostileRun) changes(after snapshot) []finding {
 	var out []finding
 	for p, b := range h.base {
 		c := h.classify(p)
+		if c == classSeed {
+			continue // seedFindings
+		}
 		a, ok := after[p]
 		if !ok {
 			if c == classFull {
@@ -538,6 +545,10 @@ func (h *hostileRun) changes(after snapshot) []finding {
 		}
 	}
 	for p, a := range after {
+		if h.classify(p) == classSeed {
+			out = append(out, h.seedFindings(p, a, after)...)
+			continue
+		}
 		if _, ok := h.base[p]; ok {
 			continue
 		}
@@ -548,6 +559,42 @@ func (h *hostileRun) changes(after snapshot) []finding {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].msg < out[j].msg })
+	return out
+}
+
+// seedDir is the host's package seed, under the data dir (Layout.SeedCache).
+const seedDir = "srv/uv-seed"
+
+// seedFindings checks one entry of the seed: root's, writable by no one
+// else where others can reach it, and a link in it stays in it (uv's
+// cache links its wheels to their unpacked archives with relative links).
+// Root fills the seed while steps run, so what it holds is not compared
+// with the baseline.
+func (h *hostileRun) seedFindings(p string, e snapEntry, all snapshot) []finding {
+	var out []finding
+	seed := filepath.Join(h.in.Data, seedDir)
+	if e.uid != 0 || e.gid != 0 {
+		out = append(out, finding{p + " seed owner", fmt.Sprintf("%s: in the host's package seed, owned by %s", p, describeOwner(e.uid, e.gid))})
+	}
+	reachable := true // every dir from the seed down to p can be passed by others
+	for d := filepath.Dir(p); p != seed && reachable; d = filepath.Dir(d) {
+		reachable = all[d].perm&0o001 != 0
+		if d == seed {
+			break
+		}
+	}
+	if e.typ&fs.ModeSymlink == 0 && e.perm&0o022 != 0 && reachable {
+		out = append(out, finding{p + " seed mode", fmt.Sprintf("%s: in the host's package seed, writable by group or others (%v)", p, e.typ|e.perm)})
+	}
+	if e.typ&fs.ModeSymlink != 0 {
+		target := e.link
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		if target != seed && !strings.HasPrefix(target, seed+string(filepath.Separator)) {
+			out = append(out, finding{p + " seed link", fmt.Sprintf("%s: a link in the host's package seed to %q, out of it", p, e.link)})
+		}
+	}
 	return out
 }
 
