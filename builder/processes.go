@@ -229,7 +229,7 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 				}
 			}
 			seen[o.watcher] = cur
-			booted := o.early && len(pids) >= o.want && settled(quiet, o.watcher, pids, now)
+			booted := o.early && len(pids) >= o.want && settled(quiet, o.watcher, pids, now, d.b.Conductor)
 			if now.Sub(o.started) < o.uptime && !booted {
 				left = append(left, o)
 				continue
@@ -265,16 +265,40 @@ type settling struct {
 
 // settled tells whether a type's processes (and what they started) have
 // been asleep without using any CPU for settleWindow: booted, waiting for
-// work. Any change of pids or CPU time starts the window again.
-func settled(quiet map[string]*settling, watcher string, pids []int, now time.Time) bool {
-	tree := procnet.Tree(procnet.Parents(), pids)
+// work. Any change of pids or CPU time starts the window again, and so
+// does a process that has not yet become the app's command: whatever it
+// waits on, the app has not run (see notStarted).
+func settled(quiet map[string]*settling, watcher string, pids []int, now time.Time, launcher string) bool {
+	parents := procnet.Parents()
+	tree := procnet.Tree(parents, pids)
 	ticks, asleep, err := procnet.Activity(tree)
 	q := quiet[watcher]
-	if err != nil || !asleep || q == nil || q.ticks != ticks || !slices.Equal(q.pids, pids) {
+	if err != nil || !asleep || q == nil || q.ticks != ticks || !slices.Equal(q.pids, pids) || notStarted(parents, pids, launcher) {
 		quiet[watcher] = &settling{pids: slices.Clone(pids), ticks: ticks, since: now}
 		return false
 	}
 	return now.Sub(q.since) >= settleWindow
+}
+
+// notStarted tells whether one of a watcher's processes has not yet
+// become the app's command: it is still circusd's fork (the command line
+// of its parent: no exec yet), or still runs the launcher (a path: conductor
+// run-process, before it execs the command; a replaced binary's link ends
+// in " (deleted)"). On a loaded machine either can wait, asleep, for longer
+// than settleWindow.
+func notStarted(parents map[int]int, pids []int, launcher string) bool {
+	if real, err := filepath.EvalSymlinks(launcher); err == nil {
+		launcher = real
+	}
+	for _, p := range pids {
+		if launcher != "" && strings.TrimSuffix(procnet.Exe(p), " (deleted)") == launcher {
+			return true
+		}
+		if pp, ok := parents[p]; ok && procnet.Cmdline(p) == procnet.Cmdline(pp) {
+			return true
+		}
+	}
+	return false
 }
 
 // processFailed reports a process type that did not stay up, with what it

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hasadna/conductor/internal/procnet"
 )
 
 func TestUptimes(t *testing.T) {
@@ -70,13 +72,14 @@ func TestSettled(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer c.Process.Kill()
+		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
 	}
 	quiet := map[string]*settling{}
+	launcher := ""
 	until := func(pids []int) (bool, time.Duration) {
 		start := time.Now()
 		for time.Since(start) < 2*time.Second {
-			if settled(quiet, "w", pids, time.Now()) {
+			if settled(quiet, "w", pids, time.Now(), launcher) {
 				return true, time.Since(start)
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -89,7 +92,46 @@ func TestSettled(t *testing.T) {
 	if ok, _ := until([]int{busy.Process.Pid}); ok {
 		t.Error("a busy process counted as settled")
 	}
-	if settled(quiet, "w", []int{idle.Process.Pid}, time.Now()) {
+	if settled(quiet, "w", []int{idle.Process.Pid}, time.Now(), launcher) {
 		t.Error("settled at once after the pids changed")
+	}
+	// An idle process that still runs the launcher's program has not
+	// started the app: never settled.
+	sleepBin, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher = sleepBin
+	quiet = map[string]*settling{}
+	if ok, _ := until([]int{idle.Process.Pid}); ok {
+		t.Error("a process still in the launcher counted as settled")
+	}
+	// Nor one that is a fork of its parent that has not exec'd (circusd's
+	// child before it runs the launcher): a shell's subshell that waits.
+	launcher = ""
+	// (A background job's stdin is /dev/null: it reads the pipe as fd 3.)
+	fork := exec.Command("bash", "-c", "exec 3<&0; ( read -r _ <&3 ) & wait")
+	stdin, err := fork.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fork.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = fork.Process.Kill(); _ = fork.Wait() }()
+	var sub int
+	for deadline := time.Now().Add(10 * time.Second); sub == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for pid, pp := range procnet.Parents() {
+			if pp == fork.Process.Pid {
+				sub = pid
+			}
+		}
+	}
+	if sub == 0 {
+		t.Fatal("the subshell never showed")
+	}
+	quiet = map[string]*settling{}
+	if ok, _ := until([]int{sub}); ok {
+		t.Error("a fork that has not exec'd counted as settled")
 	}
 }

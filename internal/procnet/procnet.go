@@ -145,13 +145,18 @@ func ParsePPID(stat []byte) (int, error) {
 	return strconv.Atoi(f[1])
 }
 
-// Activity sums the CPU time of pids and tells whether every one of them
-// is asleep (state S: waiting for something, not running or in a disk
-// wait); a pid that is gone makes it an error.
+// Activity sums the CPU time of pids and tells whether every thread of
+// every one of them is asleep (state S: waiting for something, not
+// running, runnable or in a disk wait); a pid that is gone makes it an
+// error. Every thread, not the process's own state, which is its main
+// thread's: a Go or threaded program's main thread can wait on a futex
+// while another thread has work and, on a loaded machine, waits for a CPU
+// without using any.
 func Activity(pids []int) (ticks uint64, asleep bool, err error) {
 	asleep = true
 	for _, p := range pids {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "stat"))
+		dir := filepath.Join("/proc", strconv.Itoa(p))
+		b, err := os.ReadFile(filepath.Join(dir, "stat"))
 		if err != nil {
 			return 0, false, err
 		}
@@ -160,9 +165,40 @@ func Activity(pids []int) (ticks uint64, asleep bool, err error) {
 			return 0, false, err
 		}
 		ticks += st.Ticks
-		asleep = asleep && st.State == 'S'
+		if !asleep {
+			continue
+		}
+		tasks, err := os.ReadDir(filepath.Join(dir, "task"))
+		if err != nil {
+			return 0, false, err
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, "task", task.Name(), "stat"))
+			if err != nil {
+				asleep = false // the thread ended meanwhile: not idle
+				break
+			}
+			if ts, err := ParseStat(b); err != nil || ts.State != 'S' {
+				asleep = false
+				break
+			}
+		}
 	}
 	return ticks, asleep, nil
+}
+
+// Cmdline is a process's command line as it reads in /proc (arguments
+// each ended by a NUL), "" when it cannot be read.
+func Cmdline(pid int) string {
+	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	return string(b)
+}
+
+// Exe is the program a process runs (its /proc/<pid>/exe link), "" when
+// it cannot be read.
+func Exe(pid int) string {
+	exe, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe"))
+	return exe
 }
 
 // Tree returns roots and all their descendants, given each process's

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,65 @@ func TestActivity(t *testing.T) {
 	}
 	if _, _, err := Activity([]int{cmd.Process.Pid, 1 << 30}); err == nil {
 		t.Error("Activity of a pid that does not exist: no error")
+	}
+}
+
+// TestActivityThreads: a process whose main thread waits while another
+// thread runs is not asleep (its own state, the main thread's, is S).
+func TestActivityThreads(t *testing.T) {
+	cmd := exec.Command("python3", "-c", `import threading
+def spin():
+    while True:
+        pass
+th = threading.Thread(target=spin, daemon=True)
+th.start()
+print("started", flush=True)
+th.join()`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if _, err := out.Read(make([]byte, 8)); err != nil { // "started": the thread runs
+		t.Fatal(err)
+	}
+	mainAsleep := false
+	for deadline := time.Now().Add(10 * time.Second); !mainAsleep && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := ParseStat(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mainAsleep = st.State == 'S'
+	}
+	if !mainAsleep {
+		t.Fatal("the main thread was never shown waiting (in join)")
+	}
+	for i := 0; i < 20; i++ {
+		if _, asleep, err := Activity([]int{cmd.Process.Pid}); err != nil {
+			t.Fatal(err)
+		} else if asleep {
+			t.Fatal("Activity says asleep while a thread spins")
+		}
+	}
+}
+
+func TestExe(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Exe(os.Getpid()); got != self {
+		t.Errorf("Exe(self) = %q, want %q", got, self)
+	}
+	if got := Exe(1 << 30); got != "" {
+		t.Errorf("Exe of no process = %q", got)
 	}
 }
 
