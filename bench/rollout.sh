@@ -115,6 +115,9 @@ cleanup() {
   "$BIN" stop-all --data "$DIR/data" >/dev/null 2>&1
   if [ -n "${BENCH_LOGS:-}" ]; then
     mkdir -p "$BENCH_LOGS" && cp -r "$DIR/logs" "$DIR/serve.log" "$DIR"/*.tsv "$DIR"/*.json "$BENCH_LOGS"/ 2>/dev/null
+    # circusd's log, and the app's process logs: what a slow start or stop did
+    mkdir -p "$BENCH_LOGS/app-logs" && cp "$DIR/data/circus/circusd.log" "$BENCH_LOGS"/ 2>/dev/null
+    cp -r "$DIR"/data/srv/projects/*/logs/. "$BENCH_LOGS/app-logs"/ 2>/dev/null
   fi
   left=$(leftovers)
   if [ -n "$left" ]; then

@@ -1,6 +1,7 @@
-// Package procnet reads who listens on a TCP port from /proc: the listening
-// sockets in /proc/net/tcp and tcp6, and the processes holding them (a
-// socket's inode among the descriptors of /proc/<pid>/fd). The builder uses
+// Package procnet reads who listens on a TCP port: the listening (or
+// established) sockets, from the kernel's sock_diag over netlink, or from
+// /proc/net/tcp and tcp6 where netlink is not allowed, and the processes
+// holding them (a socket's inode among the descriptors of /proc/<pid>/fd). The builder uses
 // it to tell an app's own process from another program on the app's port,
 // and (Activity) to tell a process that has booted and waits for work from
 // one still starting.
@@ -16,12 +17,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
-// TCP states in /proc/net/tcp's st column.
+// TCP states (the kernel's numbers; /proc/net/tcp's st column shows them
+// in hex).
 const (
-	stateEstablished = "01"
-	stateListen      = "0A"
+	stateEstablished uint8 = 1
+	stateListen      uint8 = 10
 )
 
 // Socket is a listening TCP socket.
@@ -36,7 +40,8 @@ func ParseListening(r io.Reader) ([]Socket, error) { return parseSockets(r, stat
 
 // parseSockets returns the sockets of a /proc/net/tcp or tcp6 table in
 // state, by local port.
-func parseSockets(r io.Reader, state string) ([]Socket, error) {
+func parseSockets(r io.Reader, state uint8) ([]Socket, error) {
+	st := fmt.Sprintf("%02X", state)
 	var out []Socket
 	sc := bufio.NewScanner(r)
 	first := true
@@ -49,7 +54,7 @@ func parseSockets(r io.Reader, state string) ([]Socket, error) {
 		if len(f) < 10 {
 			continue
 		}
-		if f[3] != state {
+		if f[3] != st {
 			continue
 		}
 		_, portHex, ok := strings.Cut(f[1], ":")
@@ -77,8 +82,31 @@ func Listening(port int) ([]Socket, error) { return sockets(port, stateListen) }
 // server on port, those it serves and those waiting in its accept queue.
 func Established(port int) ([]Socket, error) { return sockets(port, stateEstablished) }
 
-// sockets returns the TCP sockets in state on local port.
-func sockets(port int, state string) ([]Socket, error) {
+// sockets returns the TCP sockets in state on local port: from the
+// kernel's sock_diag (diag.go), or, where netlink is not allowed, from
+// /proc/net/tcp and tcp6.
+func sockets(port int, state uint8) ([]Socket, error) {
+	var out []Socket
+	v4, err := diagSockets(unix.AF_INET, state)
+	if err == nil {
+		v6, err6 := diagSockets(unix.AF_INET6, state)
+		if err6 != nil && !errors.Is(err6, unix.ENOENT) && !errors.Is(err6, unix.EAFNOSUPPORT) { // no IPv6 is none
+			err = err6
+		}
+		for _, s := range append(v4, v6...) {
+			if s.Port == port {
+				out = append(out, s)
+			}
+		}
+	}
+	if err == nil {
+		return out, nil
+	}
+	return procSockets(port, state)
+}
+
+// procSockets is sockets from /proc/net/tcp and tcp6.
+func procSockets(port int, state uint8) ([]Socket, error) {
 	var out []Socket
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		f, err := os.Open(table)
