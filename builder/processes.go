@@ -213,6 +213,10 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 	pending := slices.Clone(d.others)
 	seen := map[string]map[int]bool{}
 	quiet := map[string]*settling{}
+	launcher := d.b.Conductor // what /proc/<pid>/exe shows for it (notStarted)
+	if real, err := filepath.EvalSymlinks(launcher); err == nil {
+		launcher = real
+	}
 	for len(pending) > 0 {
 		now := time.Now()
 		left := pending[:0]
@@ -234,7 +238,7 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 				}
 			}
 			seen[o.watcher] = cur
-			booted := o.early && len(pids) >= o.want && settled(quiet, o.watcher, pids, now, d.b.Conductor)
+			booted := o.early && len(pids) >= o.want && settled(quiet, o.watcher, pids, now, launcher)
 			if now.Sub(o.started) < o.uptime && !booted {
 				left = append(left, o)
 				continue
@@ -287,14 +291,11 @@ func settled(quiet map[string]*settling, watcher string, pids []int, now time.Ti
 
 // notStarted tells whether one of a watcher's processes has not yet
 // become the app's command: it is still circusd's fork (the command line
-// of its parent: no exec yet), or still runs the launcher (a path: conductor
-// run-process, before it execs the command; a replaced binary's link ends
-// in " (deleted)"). On a loaded machine either can wait, asleep, for longer
-// than settleWindow.
+// of its parent: no exec yet), or still runs the launcher (its resolved
+// path: conductor run-process, before it execs the command; a replaced
+// binary's link ends in " (deleted)"). On a loaded machine either can wait,
+// asleep, for longer than settleWindow.
 func notStarted(parents map[int]int, pids []int, launcher string) bool {
-	if real, err := filepath.EvalSymlinks(launcher); err == nil {
-		launcher = real
-	}
 	for _, p := range pids {
 		if launcher != "" && strings.TrimSuffix(procnet.Exe(p), " (deleted)") == launcher {
 			return true
