@@ -217,6 +217,10 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 	if real, err := filepath.EvalSymlinks(launcher); err == nil {
 		launcher = real
 	}
+	// The uptime counts from when every process of the type runs the app's
+	// command: on a loaded machine the launcher alone can take longer than
+	// the uptime, and a worker that crashes at once would pass unseen.
+	began := map[string]time.Time{}
 	for len(pending) > 0 {
 		now := time.Now()
 		left := pending[:0]
@@ -238,8 +242,11 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 				}
 			}
 			seen[o.watcher] = cur
+			if began[o.watcher].IsZero() && len(pids) >= o.want && !notStarted(procnet.Parents(), pids, launcher) {
+				began[o.watcher] = now
+			}
 			booted := o.early && len(pids) >= o.want && settled(quiet, o.watcher, pids, now, launcher)
-			if now.Sub(o.started) < o.uptime && !booted {
+			if (began[o.watcher].IsZero() || now.Sub(began[o.watcher]) < o.uptime) && !booted {
 				left = append(left, o)
 				continue
 			}

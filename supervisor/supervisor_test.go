@@ -40,9 +40,8 @@ func TestMatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !Matches(pid, sleep, "300") {
-		t.Errorf("Matches(sleep 300) = false")
-	}
+	// The child runs sleep once it has exec'd, which may be after start.
+	waitUntil(t, "Matches(sleep 300)", func() bool { return Matches(pid, sleep, "300") })
 	if Matches(pid, "", "301") || Matches(pid, "", "30") {
 		t.Errorf("Matches took another argument, or part of one")
 	}
