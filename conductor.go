@@ -93,13 +93,16 @@ type Deploy struct {
 // It keeps what a rollback needs to run it again: code dir, virtualenv and
 // the config vars it ran with.
 type Release struct {
-	ID          string
-	AppID       int64
-	Number      int // v1, v2… per app, in order
-	Rev         string
-	Port        int
-	Dir         string
-	Venv        string
+	ID     string
+	AppID  int64
+	Number int // v1, v2… per app, in order
+	Rev    string
+	Port   int
+	Dir    string
+	Venv   string
+	// Migrations is a digest of the release's migration files: a release
+	// with the same one expects the same schema (builder/speculative.go).
+	Migrations  string `json:",omitempty"`
 	Config      map[string]string
 	Pusher      string
 	Description string // "deploy of refs/heads/main", "rollback to v3"…

@@ -4,12 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -28,15 +31,20 @@ import (
 // Ownership is given as the last step, bottom up: until then every
 // directory is root's, so the app user cannot swap an entry for a link
 // under root's feet.
-func extractTarGz(r io.Reader, dir string, uid, gid int) error {
+//
+// It returns a digest of the archive's migration files: every entry with
+// a "migrations" directory in its path, its name, type and contents, in
+// the archive's order (git's, by path). Two releases with the same digest
+// expect the same database schema (speculative.go).
+func extractTarGz(r io.Reader, dir string, uid, gid int) (migrations string, err error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer gz.Close()
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer root.Close()
 	var created []string // directories and links, in creation order
@@ -56,30 +64,36 @@ func extractTarGz(r io.Reader, dir string, uid, gid int) error {
 		}
 		return nil
 	}
+	digest := sha256.New()
 	tr := tar.NewReader(gz)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return err
+			return "", err
 		}
 		name := path.Clean(h.Name)
 		if name == "." || name == "pax_global_header" {
 			continue
 		}
 		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("archive entry %q escapes the release dir", h.Name)
+			return "", fmt.Errorf("archive entry %q escapes the release dir", h.Name)
+		}
+		var data io.Reader = tr
+		if inMigrations(name) {
+			fmt.Fprintf(digest, "%s\x00%c\x00%s\x00", name, h.Typeflag, h.Linkname)
+			data = io.TeeReader(tr, digest)
 		}
 		if dirName := path.Dir(name); dirName != "." {
 			if err := mkdirs(dirName); err != nil {
-				return err
+				return "", err
 			}
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := mkdirs(name); err != nil {
-				return err
+				return "", err
 			}
 		case tar.TypeReg:
 			mode := os.FileMode(0o640)
@@ -88,9 +102,9 @@ func extractTarGz(r io.Reader, dir string, uid, gid int) error {
 			}
 			f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 			if err != nil {
-				return err
+				return "", err
 			}
-			_, err = io.Copy(f, tr)
+			_, err = io.Copy(f, data)
 			if err == nil && uid != safefs.Keep && os.Geteuid() == 0 {
 				err = f.Chown(uid, gid)
 			}
@@ -101,35 +115,43 @@ func extractTarGz(r io.Reader, dir string, uid, gid int) error {
 				err = cerr
 			}
 			if err != nil {
-				return err
+				return "", err
 			}
 		case tar.TypeSymlink:
 			target := h.Linkname
 			if path.IsAbs(target) {
-				return fmt.Errorf("the repository's symlink %s points outside the release (%s): only relative links inside the repository are allowed", name, target)
+				return "", fmt.Errorf("the repository's symlink %s points outside the release (%s): only relative links inside the repository are allowed", name, target)
 			}
 			if t := path.Join(path.Dir(name), target); t == ".." || strings.HasPrefix(t, "../") {
-				return fmt.Errorf("the repository's symlink %s points outside the release (%s): only relative links inside the repository are allowed", name, target)
+				return "", fmt.Errorf("the repository's symlink %s points outside the release (%s): only relative links inside the repository are allowed", name, target)
 			}
 			if err := root.Symlink(target, name); err != nil {
-				return err
+				return "", err
 			}
 			links[name] = true
 			created = append(created, name)
 		case tar.TypeXGlobalHeader:
 		default:
-			return fmt.Errorf("archive entry %q has unsupported type %c", h.Name, h.Typeflag)
+			return "", fmt.Errorf("archive entry %q has unsupported type %c", h.Name, h.Typeflag)
 		}
 	}
+	sum := hex.EncodeToString(digest.Sum(nil))
 	if uid == safefs.Keep || os.Geteuid() != 0 {
-		return nil
+		return sum, nil
 	}
 	for i := len(created) - 1; i >= 0; i-- {
 		if err := root.Lchown(created[i], uid, gid); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return sum, nil
+}
+
+// inMigrations tells whether an archive path is in a migrations
+// directory (Django's default MIGRATION_MODULES place).
+func inMigrations(name string) bool {
+	return slices.Contains(strings.Split(path.Dir(name), "/"), "migrations") ||
+		path.Base(name) == "migrations"
 }
 
 // indentWriter indents command output under a step header, as Heroku does.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,7 +80,7 @@ func TestExtractTarGz(t *testing.T) {
 		tarFile("manage.py", `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hello.settings")`),
 		tarFile("empty", ""),
 	)
-	if err := extractTarGz(archive, dst, safefs.Keep, safefs.Keep); err != nil {
+	if _, err := extractTarGz(archive, dst, safefs.Keep, safefs.Keep); err != nil {
 		t.Fatalf("extractTarGz: %v", err)
 	}
 
@@ -164,7 +165,7 @@ func TestExtractTarGzRealGitArchive(t *testing.T) {
 	archive := git("archive", "--format=tar.gz", "HEAD")
 
 	dst := t.TempDir()
-	if err := extractTarGz(bytes.NewReader(archive), dst, safefs.Keep, safefs.Keep); err != nil {
+	if _, err := extractTarGz(bytes.NewReader(archive), dst, safefs.Keep, safefs.Keep); err != nil {
 		t.Fatalf("extractTarGz(git archive): %v", err)
 	}
 	if data, err := os.ReadFile(filepath.Join(dst, "alias.py")); err != nil || string(data) != "X = 1\n" {
@@ -236,7 +237,7 @@ func TestExtractTarGzRefusesEscapes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := extractTarGz(tarGz(t, tt.entries(outside)...), dst, safefs.Keep, safefs.Keep)
+			_, err := extractTarGz(tarGz(t, tt.entries(outside)...), dst, safefs.Keep, safefs.Keep)
 			if err == nil {
 				t.Errorf("extractTarGz succeeded, want an error")
 			}
@@ -271,7 +272,7 @@ func TestExtractTarGzOwnerAndModes(t *testing.T) {
 	}
 	dst := t.TempDir()
 	const uid, gid = 23456, 23457
-	if err := extractTarGz(tarGz(t, tarFile("deep/a.py", "x"), tarExe("run.sh", "#!/bin/sh"), tarSymlink("deep/l", "a.py")), dst, uid, gid); err != nil {
+	if _, err := extractTarGz(tarGz(t, tarFile("deep/a.py", "x"), tarExe("run.sh", "#!/bin/sh"), tarSymlink("deep/l", "a.py")), dst, uid, gid); err != nil {
 		t.Fatal(err)
 	}
 	for name, mode := range map[string]os.FileMode{"deep": 0o750 | os.ModeDir, "deep/a.py": 0o640, "run.sh": 0o750, "deep/l": 0o777 | os.ModeSymlink} {
@@ -291,11 +292,11 @@ func TestExtractTarGzBadInput(t *testing.T) {
 		"not gzip":  []byte("plain text, not an archive"),
 		"truncated": tarGz(t, tarFile("a", strings.Repeat("x", 10000))).Bytes()[:40],
 	} {
-		if err := extractTarGz(bytes.NewReader(data), t.TempDir(), safefs.Keep, safefs.Keep); err == nil {
+		if _, err := extractTarGz(bytes.NewReader(data), t.TempDir(), safefs.Keep, safefs.Keep); err == nil {
 			t.Errorf("%s: extractTarGz succeeded", name)
 		}
 	}
-	if err := extractTarGz(tarGz(t, tarFile("a", "x")), filepath.Join(t.TempDir(), "missing"), safefs.Keep, safefs.Keep); err == nil {
+	if _, err := extractTarGz(tarGz(t, tarFile("a", "x")), filepath.Join(t.TempDir(), "missing"), safefs.Keep, safefs.Keep); err == nil {
 		t.Error("extractTarGz into a missing dir succeeded")
 	}
 }
@@ -340,5 +341,51 @@ func TestIndentWriter(t *testing.T) {
 				t.Errorf("output = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMigrationsDigest: the digest extractTarGz returns covers the files in
+// migrations directories, their names and contents, and nothing else.
+func TestMigrationsDigest(t *testing.T) {
+	digest := func(entries ...tarEntry) string {
+		t.Helper()
+		d, err := extractTarGz(tarGz(t, entries...), t.TempDir(), safefs.Keep, safefs.Keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	base := []tarEntry{
+		tarDir("shop/"), tarFile("shop/views.py", "v1"), tarDir("shop/migrations/"),
+		tarFile("shop/migrations/__init__.py", ""), tarFile("shop/migrations/0001_initial.py", "ops = 1"),
+		tarFile("vendor/blog/migrations/0001_initial.py", "ops = 2"),
+	}
+	with := func(i int, e tarEntry) []tarEntry {
+		out := slices.Clone(base)
+		if i < len(out) {
+			out[i] = e
+		} else {
+			out = append(out, e)
+		}
+		return out
+	}
+	want := digest(base...)
+	if got := digest(with(1, tarFile("shop/views.py", "v2"))...); got != want {
+		t.Errorf("a change outside migrations changed the digest")
+	}
+	if got := digest(with(6, tarFile("shop/templates/migrations.html", "x"))...); got != want {
+		t.Errorf("a file merely named migrations.* changed the digest")
+	}
+	for name, entries := range map[string][]tarEntry{
+		"content":        with(4, tarFile("shop/migrations/0001_initial.py", "ops = 3")),
+		"a nested app's": with(5, tarFile("vendor/blog/migrations/0001_initial.py", "ops = 3")),
+		"a new file":     with(6, tarFile("shop/migrations/0002_more.py", "ops = 4")),
+		"a renamed file": with(4, tarFile("shop/migrations/0001_first.py", "ops = 1")),
+		"a file gone":    base[:5],
+		"a link instead": with(4, tarSymlink("shop/migrations/0001_initial.py", "../views.py")),
+	} {
+		if digest(entries...) == want {
+			t.Errorf("%s in a migrations dir did not change the digest", name)
+		}
 	}
 }

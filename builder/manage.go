@@ -121,6 +121,7 @@ type manageRunner struct {
 	held    bytes.Buffer
 	holding bool
 	askErr  error // telling it to run migrate failed (overlap)
+	cmd     *exec.Cmd
 }
 
 // onToken follows the interpreter's token lines; a non-nil writer is
@@ -222,6 +223,12 @@ func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.startEarly() { // speculative.go
+		if err := d.startWebEarly(ctx); err != nil {
+			r.stop()
+			return err
+		}
+	}
 	planned := r.planned
 	for {
 		select {
@@ -233,12 +240,19 @@ func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
 				return nil
 			}
 			planned = nil // wait for collectstatic's end
+			if err := d.stopEarlyWeb(ctx, "Migrations to apply"); err != nil {
+				r.stop()
+				return err
+			}
 		case <-r.ready:
 			d.runner = r
-			return nil
+			return d.stopEarlyWeb(ctx, "migrate's plan unknown")
 		case err := <-r.done:
 			var exit *exec.ExitError
 			if errors.As(err, &exit) && exit.ExitCode() == exitNotRunner {
+				if err := d.stopEarlyWeb(ctx, "migrate runs as a process of its own"); err != nil {
+					return err
+				}
 				return d.cmdCollectstatic(ctx)
 			}
 			if err == nil {
@@ -324,7 +338,7 @@ func (d *deployment) startRunner() (*manageRunner, error) {
 	}
 	cmd.Stdin = pr
 	r := &manageRunner{stdin: pw, planned: make(chan struct{}), ready: make(chan struct{}),
-		done: make(chan error, 1), exited: make(chan struct{}), cancel: cancel}
+		done: make(chan error, 1), exited: make(chan struct{}), cancel: cancel, cmd: cmd}
 	tw := &tokenWriter{next: &indentWriter{w: d.log}, token: []byte(token), onToken: r.onToken}
 	go func() {
 		err := d.b.runInGroup(cmd, d.app.Name, tw)

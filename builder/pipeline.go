@@ -84,6 +84,7 @@ type deployment struct {
 	dbs         []provision.Database // what Django needs to reach the app's databases, the default first
 	previous    *conductor.Release   // serving release, nil on a first deploy
 	dir         string               // the new release's directory
+	migrations  string               // digest of its migration files (extractTarGz)
 	venv        string
 	build       *pybuild.Build // what the release needs to build (builder/build.go)
 	appDir      string         // the directory holding manage.py: d.dir or below it
@@ -107,6 +108,9 @@ type deployment struct {
 	// overlapStarted: collectstatic and migrate run while the new
 	// processes start, since then (overlap.go).
 	overlapStarted time.Time
+	// webStarted: the start step's web part is done; early, the web
+	// processes started beside collectstatic (speculative.go).
+	webStarted, early bool
 
 	// health is how check tests the web process (app.json's healthchecks,
 	// CONDUCTOR_HEALTHCHECK), read by detect.
@@ -256,7 +260,7 @@ func (d *deployment) unpack(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
-	if err := extractTarGz(r, d.dir, d.user.UID, d.user.GID); err != nil {
+	if d.migrations, err = extractTarGz(r, d.dir, d.user.UID, d.user.GID); err != nil {
 		return failf("unpack %s: %v", shortRev(d.job.Rev), err)
 	}
 	if err := d.user.Chown(d.dir); err != nil {
@@ -415,7 +419,7 @@ func (d *deployment) restore(ctx context.Context) (err error) {
 	if _, err := os.Lstat(rel.Dir); err != nil {
 		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
 	}
-	d.reused, d.dir, d.venv = rel, rel.Dir, rel.Venv
+	d.reused, d.dir, d.venv, d.migrations = rel, rel.Dir, rel.Venv, rel.Migrations
 	if d.job.Kind == queue.KindRollback {
 		d.config = rel.Config
 	}

@@ -34,8 +34,13 @@ const DefaultUptime = time.Second
 // settleWindow is how long a process type's processes must be asleep and
 // use no CPU at all to count as booted: a worker that has imported its
 // code and waits for its first job (a Celery or RQ worker, a loop that
-// sleeps). A process still importing, or crashing, is running.
-const settleWindow = 100 * time.Millisecond
+// sleeps). A process still importing, or crashing, is running or waits on
+// the disk, not asleep. It is waited once per deploy of an app with
+// workers, after their boot: 50 ms, not 100, was a tenth of a code-only
+// redeploy here. A boot that sleeps longer than the window (a broker's
+// connect timing out) passes as booted with either; app.json's uptime
+// (uptimes) waits in full for those that need it.
+const settleWindow = 50 * time.Millisecond
 
 // checkPoll is how often checkProcesses looks (circus's pids, /proc): a
 // type that settled passes within settleWindow + checkPoll. A look costs

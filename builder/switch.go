@@ -63,7 +63,7 @@ func (d *deployment) switchTraffic(ctx context.Context) error {
 		desc = fmt.Sprintf("rollback to v%d", d.reused.Number)
 	}
 	rel := &conductor.Release{
-		ID: d.job.ID, AppID: d.app.ID, Rev: d.job.Rev, Port: d.port, Dir: d.dir, Venv: d.venv,
+		ID: d.job.ID, AppID: d.app.ID, Rev: d.job.Rev, Port: d.port, Dir: d.dir, Venv: d.venv, Migrations: d.migrations,
 		Config: d.config, Pusher: d.job.Pusher, Description: desc, Duration: time.Since(d.started),
 		RestoreConfig: d.job.Kind == queue.KindRollback,
 		Cron:          d.cron, // app.json's, read by detect

@@ -20,15 +20,26 @@ func webWatcher(app string, port int) string { return process.ReleaseWatcher(app
 // others (startOthers, processes.go). The old ones stop in retire, once
 // the new release is live.
 func (d *deployment) start(ctx context.Context) error {
+	if !d.webStarted { // unless they started beside collectstatic (speculative.go)
+		if err := d.startWeb(ctx); err != nil {
+			return err
+		}
+	}
+	return d.startOthers(ctx)
+}
+
+// startWeb starts the new release's web processes, on its port.
+func (d *deployment) startWeb(ctx context.Context) error {
 	// A failed or interrupted deploy may have left watchers on the idle port.
 	if err := d.clearPort(ctx); err != nil {
 		return err
 	}
+	d.webStarted = true
 	if _, ok := d.procfile["web"]; !ok {
 		// A worker-only Procfile (detect adds no default web to one):
 		// nothing serves HTTP, so there is nothing to start or check here.
 		d.log.Printf("       No web process in the Procfile")
-		return d.startOthers(ctx)
+		return nil
 	}
 	name := webWatcher(d.app.Name, d.port)
 	d.newWatchers = append(d.newWatchers, name) // cleanup removes it, even half added
@@ -37,7 +48,7 @@ func (d *deployment) start(ctx context.Context) error {
 	}
 	d.newWatcher = name
 	d.log.Printf("       web: %s on port %d", d.procfile["web"], d.port)
-	return d.startOthers(ctx)
+	return nil
 }
 
 // specPath is the process spec circus starts a watcher from.

@@ -99,8 +99,12 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	if r.Code != 0 {
 		t.Fatalf("push without migrations failed: %s", r)
 	}
-	inOrder(t, r.Stderr, "-----> Collecting static files", "No migrations to apply: collectstatic and migrate run while the new processes start",
-		"-----> Running the release phase", "-----> Starting processes", "-----> Checking the new release",
+	// Its migration files are v3's: the web process boots beside
+	// collectstatic, before migrate's plan is known (speculative.go), and
+	// the worker still waits for collectstatic.
+	inOrder(t, r.Stderr, "-----> Collecting static files", "the web process boots beside collectstatic", "web: gunicorn",
+		"No migrations to apply: collectstatic and migrate run while the new processes start",
+		"-----> Running the release phase", "-----> Starting processes", "worker: echo", "-----> Checking the new release",
 		"collectstatic and migrate, run while the processes started", "static file", "No migrations to apply.",
 		"GET / answered 200", "-----> Switching traffic")
 	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic" {
@@ -141,6 +145,45 @@ post_migrate.connect(_boom, dispatch_uid="conductor-test-boom")
 	if got := in.appWatchers("one"); !slices.Equal(got, watchers) {
 		t.Errorf("watchers after the failed migrate: %v, want %v as before it", got, watchers)
 	}
+
+	// The schema changed by hand (greetings unapplied): the migration
+	// files are v4's, so the web process boots early, and stops as soon as
+	// the interpreter says migrate has something to apply; it starts again
+	// after migrate.
+	writeFile(t, models, readFile(t, models)[:strings.Index(readFile(t, models), "\nfrom django.db.models.signals import post_migrate")]+"\n")
+	if r := in.SSH(in.AdminKey, "run one -- python manage.py migrate greetings zero"); r.Code != 0 {
+		t.Fatalf("migrate greetings zero: %s", r)
+	}
+	setVersion(t, work, "v6")
+	in.Commit(work, "schema changed by hand")
+	r = in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push after the schema changed by hand failed: %s", r)
+	}
+	inOrder(t, r.Stderr, "-----> Collecting static files", "the web process boots beside collectstatic",
+		"Migrations to apply: the web process stops, and starts again after migrate", "-----> Running the release phase",
+		"Applying greetings.0001_initial... OK", "-----> Starting processes", "web: gunicorn", "GET / answered 200")
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v6") {
+		t.Errorf("after the early web process stopped for migrate: GET / = %d %q, want v6", code, body)
+	}
+
+	// A new migration file: the web process waits for migrate's plan.
+	writeFile(t, filepath.Join(work, "greetings", "migrations", "0002_noop.py"), `from django.db import migrations
+
+class Migration(migrations.Migration):
+    dependencies = [("greetings", "0001_initial")]
+    operations = [migrations.RunPython(migrations.RunPython.noop)]
+`)
+	setVersion(t, work, "v7")
+	in.Commit(work, "a new migration")
+	r = in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push with a new migration failed: %s", r)
+	}
+	if strings.Contains(r.Stderr, "boots beside collectstatic") {
+		t.Errorf("the web process booted before migrate's plan with a new migration file:\n%s", r.Stderr)
+	}
+	inOrder(t, r.Stderr, "Applying greetings.0002_noop... OK", "-----> Starting processes", "web: gunicorn", "GET / answered 200")
 }
 
 // manageImports lists the manage.py commands that imported the serving

@@ -341,9 +341,9 @@ func (db *DB) AddRelease(ctx context.Context, r *conductor.Release) error {
 			return fmt.Errorf("add release: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO releases
-			(id, app_id, number, rev, port, dir, venv, config, pusher, description, duration_ms, current)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-			r.ID, r.AppID, r.Number, r.Rev, r.Port, r.Dir, r.Venv, string(config), r.Pusher, r.Description, r.Duration.Milliseconds()); err != nil {
+			(id, app_id, number, rev, port, dir, venv, migrations, config, pusher, description, duration_ms, current)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+			r.ID, r.AppID, r.Number, r.Rev, r.Port, r.Dir, r.Venv, r.Migrations, string(config), r.Pusher, r.Description, r.Duration.Milliseconds()); err != nil {
 			return fmt.Errorf("add release: %w", err)
 		}
 		if err := addCronEntries(ctx, tx, r); err != nil { // cron.go
@@ -364,13 +364,13 @@ func (db *DB) AddRelease(ctx context.Context, r *conductor.Release) error {
 	})
 }
 
-const releaseCols = `id, app_id, number, rev, port, dir, venv, config, pusher, description, duration_ms, current, created_at`
+const releaseCols = `id, app_id, number, rev, port, dir, venv, migrations, config, pusher, description, duration_ms, current, created_at`
 
 func scanRelease(row interface{ Scan(...any) error }) (*conductor.Release, error) {
 	var r conductor.Release
 	var created, config string
 	var ms int64
-	if err := row.Scan(&r.ID, &r.AppID, &r.Number, &r.Rev, &r.Port, &r.Dir, &r.Venv, &config, &r.Pusher, &r.Description, &ms, &r.Current, &created); err != nil {
+	if err := row.Scan(&r.ID, &r.AppID, &r.Number, &r.Rev, &r.Port, &r.Dir, &r.Venv, &r.Migrations, &config, &r.Pusher, &r.Description, &ms, &r.Current, &created); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(config), &r.Config); err != nil {
