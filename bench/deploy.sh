@@ -19,7 +19,15 @@
 # warm local cache; default 3), BENCH_DOC (where the
 # results go, default docs/benchmarks.md; "-" prints only), BENCH_LOGS (a dir
 # to copy the run's logs and raw timings to before the temp dir is removed),
-# BENCH_BIN (the conductor binary, default bin/conductor).
+# BENCH_BIN (the conductor binary, default bin/conductor), BENCH_PIKU (a
+# piku set up beside it, see below; none by default).
+#
+# BENCH_PIKU is a command for a piku installed on this machine (how:
+# docs/benchmarks.md, "piku beside it"): `$BENCH_PIKU first NAME` pushes
+# examples/hello to piku as a new app NAME and prints, as its last line,
+# the seconds from the start of its `git push` until the app answered
+# through piku's nginx; `$BENCH_PIKU destroy NAME` removes the app. Each
+# first-deploy round then deploys a new piku app too, third.
 #
 # Everything runs in a fresh temp dir under /tmp on loopback ports that are
 # free at the time; the server, its circusd/nginx/gunicorns, the plain
@@ -53,6 +61,8 @@ mkdir -p "$DIR/logs"
 SERVE_PID=""
 APP=""
 COLD_APPS=() # the extra apps of the first-deploy runs
+PIKU=${BENCH_PIKU:-}
+PIKU_APPS=() # the piku apps of the first-deploy runs
 SERVE_MARK="" PLAIN_MARK=""
 
 cleanup() {
@@ -88,6 +98,9 @@ cleanup() {
     if [ -n "$app" ] && [ "$(getent passwd "$app" | cut -d: -f5)" = "conductor app" ]; then
       userdel "$app" 2>/dev/null
     fi
+  done
+  for app in "${PIKU_APPS[@]}"; do
+    "$PIKU" destroy "$app" >/dev/null 2>&1 || say "bench: could not destroy piku app $app"
   done
   rm -rf "$DIR"
   exit "$rc"
@@ -208,6 +221,18 @@ plain_deploy() { # KIND RUN VERSION
     "$(awk -v a="$t0" -v b="$t2" 'BEGIN{print b-a}')" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")"
 }
 
+piku_deploy() { # KIND RUN
+  local log=$DIR/logs/piku-$1-$2.log name=$APP-p$2 t0 secs
+  PIKU_APPS+=("$name")
+  t0=$EPOCHREALTIME
+  "$PIKU" first "$name" >"$log" 2>&1 || fail_logs "$log" "piku ($1 $2) failed"
+  secs=$(tail -n 1 "$log")
+  [[ $secs =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail_logs "$log" "piku ($1 $2) printed no time"
+  # The command times its own push: its local commit is left out.
+  printf 'piku\t%s\t%s\t%s\t%s\t%s\t-\n' "$1" "$2" "$t0" "$t0" "$(awk -v a="$t0" -v b="$secs" 'BEGIN{printf "%.6f", a+b}')" >>"$RESULTS"
+  say "$(printf 'bench: piku      %-8s #%-2s %6.2f s' "$1" "$2" "$secs")"
+}
+
 # First deploys: a new app, a new virtualenv (pip install of Django and
 # gunicorn from PyPI, with an empty pip cache for both tools). Each run after
 # the first is a new Conductor app and a rebuilt plain virtualenv; the runs
@@ -228,6 +253,9 @@ for i in $(seq 1 "$COLD"); do
   else
     plain_deploy first "$i" v1
     conductor_deploy first "$i" v1
+  fi
+  if [ -n "$PIKU" ]; then
+    piku_deploy first "$i"
   fi
 done
 APP=$FIRST_APP HOST=$FIRST_APP.localhost

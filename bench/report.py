@@ -267,6 +267,15 @@ def main():
     for k in kinds:
         L.append(f"| {what[k]} | {n[k]} | {mmm(totals('conductor', k))} | {mmm(totals('plain', k))} | **{ratio(k):.2f}×** |")
     L.append("")
+    piku = totals("piku", "first")
+    if piku and "first" in kinds:
+        c_first = totals("conductor", "first")
+        L.append(f"**piku beside it** (`BENCH_PIKU`, docs/benchmarks.md \"piku beside it\"): a first deploy of the same "
+                 f"app to piku in each round, from the start of its `git push` until it answered through piku's nginx: "
+                 f"{mmm(piku)}; Conductor / piku = **{statistics.median(c_first) / statistics.median(piku):.2f}×** "
+                 f"(every run, in order: Conductor " + ", ".join(f"{x:.2f}" for x in c_first)
+                 + "; piku " + ", ".join(f"{x:.2f}" for x in piku) + " s).")
+        L.append("")
     if "redeploy" in kinds:
         c_redo, p_redo = totals("conductor", "redeploy"), totals("plain", "redeploy")
         L.append("Every code-only redeploy, in order (s): Conductor " + ", ".join(f"{x:.2f}" for x in c_redo)
