@@ -29,6 +29,12 @@ type step struct {
 	run    func(*deployment, context.Context) error
 }
 
+// housekeeping are the steps that run after the pusher was told the deploy
+// succeeded: they come after the commit point, where a failure is only a
+// warning, so a push never waits for the previous release to finish its
+// requests (retire drains them).
+var housekeeping = map[string]bool{"retire": true}
+
 // pipeline is the whole deploy, in order.
 var pipeline = []step{
 	{"provision", "Provisioning the app", (*deployment).provision},
@@ -111,6 +117,8 @@ type deployment struct {
 	// webStarted: the start step's web part is done; early, the web
 	// processes started beside collectstatic (speculative.go).
 	webStarted, early bool
+	// toldLive: the pusher was told the deploy succeeded (tellLive).
+	toldLive bool
 
 	// health is how check tests the web process (app.json's healthchecks,
 	// CONDUCTOR_HEALTHCHECK), read by detect.
@@ -137,6 +145,9 @@ func (d *deployment) run(ctx context.Context) error {
 		steps = restartPipeline
 	}
 	for _, s := range steps {
+		if housekeeping[s.name] && d.committed && !d.toldLive {
+			d.tellLive(ctx)
+		}
 		pauseAt("step:" + s.name) // testhook.go
 		if s.header != "" {
 			d.log.Printf("-----> %s", s.header)
@@ -165,8 +176,21 @@ func (d *deployment) run(ctx context.Context) error {
 		}
 	}
 	pauseAt("step:end")
-	d.log.Printf("-----> Deployed %s at %s (release %s)", d.app.Name, d.url(), d.job.ID)
+	if !d.toldLive {
+		d.log.Printf("-----> Deployed %s at %s (release %s)", d.app.Name, d.url(), d.job.ID)
+	}
 	return nil
+}
+
+// tellLive ends the push of a deploy past its commit point: its last line,
+// and the job's outcome, before the housekeeping steps (LogWriter.Live).
+func (d *deployment) tellLive(ctx context.Context) {
+	d.toldLive = true
+	d.log.Printf("-----> Deployed %s at %s (release %s)", d.app.Name, d.url(), d.job.ID)
+	if err := d.log.Live(context.WithoutCancel(ctx)); err != nil {
+		// The pusher learns it at the job's end instead.
+		slog.Warn("tell the pusher the release is live", "app", d.app.Name, "deploy", d.job.ID, "err", err)
+	}
 }
 
 // cleanup undoes what a failed deploy started, never touching the serving

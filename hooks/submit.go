@@ -46,7 +46,9 @@ func Run(ctx context.Context, q *queue.Queue, job *queue.Job, out io.Writer) err
 	}
 	// Build output is the app's (pip, setup.py, release:): terminal
 	// escapes in it never reach the pusher's terminal.
-	res, err := q.Follow(ctx, job.ID, func(line string) { fmt.Fprintln(out, termtext.Sanitize(line)) })
+	// The push ends once the release is live: retiring the previous one
+	// (draining its requests) goes on after it, in the build log.
+	res, err := q.FollowLive(ctx, job.ID, func(line string) { fmt.Fprintln(out, termtext.Sanitize(line)) })
 	if err != nil {
 		return err
 	}

@@ -55,26 +55,41 @@ func (w *LogWriter) publish(line string) error {
 
 // End flushes a partial line and publishes the job's outcome.
 func (w *LogWriter) End(ctx context.Context, ok bool, message string) error {
+	status := "failed"
+	if ok {
+		status = "ok"
+	}
+	return w.mark(ctx, endHeader, status, "end", message)
+}
+
+// Live publishes, in the middle of a job's log, that it has succeeded: a
+// deploy past its commit point, which goes on with housekeeping (retiring
+// the previous release) whose failures are only warnings. FollowLive
+// returns there, so a push ends once its release is live; Follow reads on
+// to End.
+func (w *LogWriter) Live(ctx context.Context) error {
+	return w.mark(ctx, liveHeader, "ok", "live", "")
+}
+
+// mark flushes a partial line and publishes a marker message with an ack,
+// so once it returns every earlier line is stored.
+func (w *LogWriter) mark(ctx context.Context, header, value, what, message string) error {
 	w.mu.Lock()
 	if len(w.buf) > 0 {
 		_ = w.publish(string(w.buf))
 		w.buf = nil
 	}
 	w.mu.Unlock()
-	status := "failed"
-	if ok {
-		status = "ok"
-	}
 	msg := nats.NewMsg(logSubject(w.jobID))
-	msg.Header.Set(endHeader, status)
+	msg.Header.Set(header, value)
 	msg.Data = []byte(message)
 	// The message id makes a retry during a leader election land once.
-	msg.Header.Set(nats.MsgIdHdr, "end-"+w.jobID)
-	if err := RetryTransient(ctx, "end of "+w.jobID, func() error {
+	msg.Header.Set(nats.MsgIdHdr, what+"-"+w.jobID)
+	if err := RetryTransient(ctx, what+" of "+w.jobID, func() error {
 		_, err := w.q.js.PublishMsg(ctx, msg)
 		return err
 	}); err != nil {
-		return fmt.Errorf("publish end of job %s: %w", w.jobID, err)
+		return fmt.Errorf("publish %s of job %s: %w", what, w.jobID, err)
 	}
 	return nil
 }
@@ -89,6 +104,17 @@ type Result struct {
 // ends or ctx is done. It works the same for a job that is queued, running or
 // long finished, because the log is a stream.
 func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*Result, error) {
+	return q.follow(ctx, jobID, line, false)
+}
+
+// FollowLive is Follow for whoever waits on a job's outcome (a pusher): it
+// returns as soon as the outcome is known, which for a deploy is once its
+// release is live (LogWriter.Live), before the housekeeping after it.
+func (q *Queue) FollowLive(ctx context.Context, jobID string, line func(string)) (*Result, error) {
+	return q.follow(ctx, jobID, line, true)
+}
+
+func (q *Queue) follow(ctx context.Context, jobID string, line func(string), live bool) (*Result, error) {
 	var cons jetstream.Consumer
 	err := RetryTransient(ctx, "follow "+jobID, func() (err error) {
 		cons, err = q.js.OrderedConsumer(ctx, logsStream, jetstream.OrderedConsumerConfig{
@@ -130,6 +156,12 @@ func (q *Queue) Follow(ctx context.Context, jobID string, line func(string)) (*R
 		}
 		if status := msg.Headers().Get(endHeader); status != "" {
 			return &Result{OK: status == "ok", Message: string(msg.Data())}, nil
+		}
+		if msg.Headers().Get(liveHeader) != "" {
+			if live {
+				return &Result{OK: true}, nil
+			}
+			continue
 		}
 		line(string(msg.Data()))
 	}

@@ -19,7 +19,8 @@ const (
 	jobsStream    = "DEPLOYS"
 	logsStream    = "LOGS"
 	archiveBucket = "archives"
-	endHeader     = "Conductor-End" // set on the last log message of a job: "ok" or "failed"
+	endHeader     = "Conductor-End"  // set on the last log message of a job: "ok" or "failed"
+	liveHeader    = "Conductor-Live" // set on the message that says a deploy succeeded before its housekeeping (LogWriter.Live)
 )
 
 // Job asks a host's builder to deploy a revision of an app.
