@@ -106,7 +106,10 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 		"No migrations to apply: collectstatic and migrate run while the new processes start",
 		"-----> Running the release phase", "-----> Starting processes", "worker: echo", "-----> Checking the new release",
 		"collectstatic and migrate, run while the processes started", "static file", "No migrations to apply.",
-		"GET / answered 200", "-----> Switching traffic")
+		"-----> Switching traffic")
+	// The web check may pass before their output is logged, never before
+	// the check step.
+	inOrder(t, r.Stderr, "-----> Checking the new release", "GET / answered 200", "-----> Switching traffic")
 	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic" {
 		t.Errorf("manage.py commands that imported the settings: %q, want one interpreter (collectstatic only)", cmds)
 	}
