@@ -427,8 +427,8 @@ def lead(kind):
 if red and rb:
     lr, lb = lead("redeploy"), lead("rollback")
     w(f"The command itself returned after a median {statistics.median(returned('redeploy')):.2f} s (push) and "
-      f"{statistics.median(returned('rollback')):.2f} s (rollback); it ends only once nginx serves the new release and "
-      f"the previous one is retired, so the marker poll after it is short. The load got its first answer from the new "
+      f"{statistics.median(returned('rollback')):.2f} s (rollback); it ends once nginx serves the new release "
+      f"(retiring the previous one follows, in the build log), so the marker poll after it is short. The load got its first answer from the new "
       f"release a median {statistics.median(lr) if lr else float('nan'):.2f} s (push) and "
       f"{statistics.median(lb) if lb else float('nan'):.2f} s (rollback) before the command returned.")
 w("")
