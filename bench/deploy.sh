@@ -27,7 +27,8 @@
 # examples/hello to piku as a new app NAME and prints, as its last line,
 # the seconds from the start of its `git push` until the app answered
 # through piku's nginx; `$BENCH_PIKU destroy NAME` removes the app. Each
-# first-deploy round then deploys a new piku app too, third.
+# first-deploy round then deploys a new piku app too, the three tools
+# taking turns at going first.
 #
 # Everything runs in a fresh temp dir under /tmp on loopback ports that are
 # free at the time; the server, its circusd/nginx/gunicorns, the plain
@@ -236,8 +237,8 @@ piku_deploy() { # KIND RUN
 # First deploys: a new app, a new virtualenv (pip install of Django and
 # gunicorn from PyPI, with an empty pip cache for both tools). Each run after
 # the first is a new Conductor app and a rebuilt plain virtualenv; the runs
-# alternate which tool goes first, since the network and PyPI's caches
-# favour whoever downloads second. Conductor's first one fills the host's
+# rotate which tool goes first, since the network and PyPI's caches
+# favour whoever downloads later. Conductor's first one fills the host's
 # seed of compiled modules in the background; the next ones link them.
 commit_version v1
 FIRST_APP=$APP
@@ -247,16 +248,16 @@ for i in $(seq 1 "$COLD"); do
     COLD_APPS+=("$APP")
     rm -rf "$DIR/plain/venv" "$DIR/plain/pip-cache"
   fi
-  if [ $((i % 2)) = 1 ]; then
-    conductor_deploy first "$i" v1
-    plain_deploy first "$i" v1
-  else
-    plain_deploy first "$i" v1
-    conductor_deploy first "$i" v1
-  fi
-  if [ -n "$PIKU" ]; then
-    piku_deploy first "$i"
-  fi
+  # Each tool goes first, second (and third) in turn.
+  order=(conductor plain)
+  [ -n "$PIKU" ] && order+=(piku)
+  for ((k = 0; k < ${#order[@]}; k++)); do
+    case ${order[$(((i - 1 + k) % ${#order[@]}))]} in
+    conductor) conductor_deploy first "$i" v1 ;;
+    plain) plain_deploy first "$i" v1 ;;
+    piku) piku_deploy first "$i" ;;
+    esac
+  done
 done
 APP=$FIRST_APP HOST=$FIRST_APP.localhost
 
