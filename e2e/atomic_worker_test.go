@@ -112,6 +112,7 @@ func TestKillWorkerAtEveryStep(t *testing.T) {
 	if _, body, _ := getAt(w.HTTPAddr, app, "/"); !strings.Contains(body, "Hello from Conductor final<") {
 		t.Errorf("GET / = %q, want the final version", body)
 	}
+	in.waitRetired(t, app)
 	_, port, _ := in.currentRelease(app)
 	if got, want := watchersIn(w.Data, app), []string{app + "_web_" + port, app + "_worker_" + port}; !slices.Equal(got, want) {
 		t.Errorf("watchers after the last push %v, want %v", got, want)

@@ -404,6 +404,17 @@ func (in *Instance) Push(dir, app string, refs ...string) Result {
 }
 
 // Get fetches path from the front nginx with the app's Host header.
+// waitRetired waits until the app's newest deploy has ended, its retire
+// (the previous release's watchers stopped, old releases pruned) included:
+// a push returns once its release is live, and `logs --build` follows the
+// deploy's log to its end.
+func (in *Instance) waitRetired(t *testing.T, app string) {
+	t.Helper()
+	if r := in.SSH(in.AdminKey, "logs "+app+" --build"); r.Code != 0 || !strings.Contains(r.Stdout, "-----> Deploy succeeded") {
+		t.Fatalf("logs %s --build: %s", app, r)
+	}
+}
+
 func (in *Instance) Get(app, path string) (int, string, http.Header) {
 	in.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+in.HTTPAddr+path, nil)

@@ -123,6 +123,7 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	// A migrate that fails with nothing to apply (a post_migrate handler
 	// raising) fails the push before the switch: v4 serves on, and the
 	// new release's watcher is gone.
+	in.waitRetired(t, "one") // v3's watchers go in v4's retire, after its push
 	watchers := in.appWatchers("one")
 	models := filepath.Join(work, "greetings", "models.py")
 	writeFile(t, models, readFile(t, models)+`

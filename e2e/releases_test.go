@@ -323,6 +323,7 @@ func TestPruneReleases(t *testing.T) {
 			t.Fatalf("push v%d: %s", i, r)
 		}
 	}
+	in.waitRetired(t, "prune") // prune runs in retire, after the push returned
 	dirs, _ := os.ReadDir(filepath.Join(in.Data, "srv", "projects", "prune", "releases"))
 	if len(dirs) != 2 {
 		t.Errorf("%d release dirs kept, want 2 (--keep-releases 2)", len(dirs))
