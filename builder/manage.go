@@ -43,12 +43,21 @@ import (
 // build environment; argv[1] is the token. Its token lines are the token,
 // a space and "plan none" or "plan pending" (before collectstatic; no such
 // line when the project's collectstatic has an execute of its own), then
-// "done" (collectstatic succeeded). It exits 86 without running anything
-// of Django's when manage.py never calls execute_from_command_line (a
-// project that drives Django its own way): then the commands run as
-// separate processes.
-const manageRunnerPy = `import os, runpy, sys
+// "done" (collectstatic succeeded). It exits 86 when manage.py never
+// calls execute_from_command_line (a project that drives Django its own
+// way, having run whatever it runs for "manage.py collectstatic"): then
+// the commands run as separate processes.
+//
+// With argv[2] and argv[3] (the release's STATIC_ROOT, holding a copy of
+// the serving release's collected files, and a directory beside it),
+// collectstatic writes into the second, and the first takes its place
+// only if the two differ (staged.go): a "static same" or "static changed"
+// line comes before "done". It exits 87 before the plan line when it
+// cannot point collectstatic there (a storage that is not STATIC_ROOT on
+// this disk, or one the project's code already opened).
+const manageRunnerPy = `import filecmp, os, runpy, shutil, sys
 token = sys.argv[1]
+final, staging = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else (None, None)
 sys.path[0] = os.getcwd()  # as "python manage.py" has it
 import django.core.management as management
 from django.core.management.base import BaseCommand
@@ -73,6 +82,52 @@ def migrations_pending():
         return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
     except Exception:
         return True
+def stage():
+    # Point collectstatic at staging, or exit 87 if it would write elsewhere.
+    from django.conf import settings
+    from django.contrib.staticfiles.storage import staticfiles_storage
+    from django.utils.functional import empty
+    try:
+        ok = staticfiles_storage._wrapped is empty and os.path.abspath(settings.STATIC_ROOT or "") == final
+        if ok:
+            settings.STATIC_ROOT = staging
+            ok = os.path.abspath(getattr(staticfiles_storage, "location", None) or "") == staging
+    except Exception:
+        ok = False
+    if not ok:
+        sys.stdout.flush()
+        os._exit(87)
+def same_tree(a, b):
+    # The same names, kinds, link targets and contents, all the way down.
+    try:
+        ea = {e.name: e for e in os.scandir(a)}
+        eb = {e.name: e for e in os.scandir(b)}
+    except OSError:
+        return False
+    if ea.keys() != eb.keys():
+        return False
+    for name, x in ea.items():
+        y = eb[name]
+        if x.is_symlink() or y.is_symlink():
+            if not (x.is_symlink() and y.is_symlink() and os.readlink(x.path) == os.readlink(y.path)):
+                return False
+        elif x.is_dir():
+            if not (y.is_dir() and same_tree(x.path, y.path)):
+                return False
+        elif not (x.is_file() and y.is_file() and filecmp.cmp(x.path, y.path, shallow=False)):
+            return False
+    return True
+def install_staged():
+    # What collectstatic wrote replaces the copy only if it differs.
+    if same_tree(staging, final):
+        shutil.rmtree(staging)
+        return "static same"
+    old = staging + ".old"
+    if os.path.lexists(final):
+        os.rename(final, old)
+    os.rename(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return "static changed"
 plain_execute = BaseCommand.execute
 def execute(self, *args, **options):
     # collectstatic's, with Django set up: say migrate's plan first.
@@ -86,6 +141,8 @@ def both(argv=None):
     BaseCommand.execute = execute
     real(["manage.py", "collectstatic", "--noinput", "-v", "1"])
     BaseCommand.execute = plain_execute
+    if staging:
+        say(install_staged())
     say("done")
     if sys.stdin.readline().strip() != "migrate":
         os._exit(0)  # the deploy stopped before its release step
@@ -93,6 +150,14 @@ def both(argv=None):
     sys.argv = argv  # for code that looks at it while migrate runs
     management.ManagementUtility(argv).fetch_command("migrate").run_from_argv(argv)
 management.execute_from_command_line = both
+if staging:  # right after Django's setup, whoever sets it up
+    import django
+    real_setup = django.setup
+    def setup(*args, **kwargs):
+        django.setup = real_setup
+        real_setup(*args, **kwargs)
+        stage()
+    django.setup = setup
 sys.argv = ["manage.py", "collectstatic", "--noinput", "-v", "1"]
 runpy.run_path(os.path.abspath("manage.py"), run_name="__main__")
 if not called:
@@ -101,8 +166,12 @@ if not called:
 `
 
 // exitNotRunner is manageRunnerPy's exit status when manage.py is not one
-// it can drive.
-const exitNotRunner = 86
+// it can drive; exitUnstaged, when collectstatic cannot write elsewhere
+// than STATIC_ROOT (staged.go).
+const (
+	exitNotRunner = 86
+	exitUnstaged  = 87
+)
 
 // manageRunner is the running interpreter between the two steps.
 type manageRunner struct {
@@ -121,7 +190,10 @@ type manageRunner struct {
 	held    bytes.Buffer
 	holding bool
 	askErr  error // telling it to run migrate failed (overlap)
-	cmd     *exec.Cmd
+	// staticChanged: collectstatic, staged, wrote something other than
+	// the copy it replaced (staged.go); read once ready is closed.
+	staticChanged bool
+	exitCode      int // its exit status, set before done has its end
 }
 
 // onToken follows the interpreter's token lines; a non-nil writer is
@@ -142,6 +214,8 @@ func (r *manageRunner) onToken(state string) io.Writer {
 		if r.holding {
 			return &r.held
 		}
+	case "static changed":
+		r.staticChanged = true
 	case "done":
 		plan(true) // no plan line: its collectstatic has an execute of its own
 		select {
@@ -219,12 +293,13 @@ func (d *deployment) hasHook(name string) bool {
 // nothing to apply, as soon as the interpreter said so, leaving
 // collectstatic running (overlap.go).
 func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
-	r, err := d.startRunner()
+	staged := d.stageStatic(ctx) // staged.go
+	r, err := d.startRunner(staged)
 	if err != nil {
 		return err
 	}
 	if d.startEarly() { // speculative.go
-		if err := d.startWebEarly(ctx); err != nil {
+		if err := d.startEarlyProcesses(ctx, staged); err != nil {
 			r.stop()
 			return err
 		}
@@ -240,18 +315,31 @@ func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
 				return nil
 			}
 			planned = nil // wait for collectstatic's end
-			if err := d.stopEarlyWeb(ctx, "Migrations to apply"); err != nil {
+			if err := d.stopEarly(ctx, "Migrations to apply"); err != nil {
 				r.stop()
 				return err
 			}
 		case <-r.ready:
 			d.runner = r
-			return d.stopEarlyWeb(ctx, "migrate's plan unknown")
+			return d.stopEarly(ctx, "migrate's plan unknown")
 		case err := <-r.done:
-			var exit *exec.ExitError
-			if errors.As(err, &exit) && exit.ExitCode() == exitNotRunner {
-				if err := d.stopEarlyWeb(ctx, "migrate runs as a process of its own"); err != nil {
+			if r.exitCode == exitUnstaged && staged {
+				if err := d.stopEarly(ctx, "collectstatic cannot write beside STATIC_ROOT"); err != nil {
 					return err
+				}
+				if err := d.unstage(); err != nil {
+					return err
+				}
+				return d.collectstaticThenMigrate(ctx)
+			}
+			if r.exitCode == exitNotRunner {
+				if err := d.stopEarly(ctx, "migrate runs as a process of its own"); err != nil {
+					return err
+				}
+				if staged {
+					if err := d.unstage(); err != nil {
+						return err
+					}
 				}
 				return d.cmdCollectstatic(ctx)
 			}
@@ -314,7 +402,7 @@ func (r *manageRunner) stop() {
 // output indented into the job's log (or held: onToken). Its context is
 // its own: it outlives the collectstatic step, and each step ends it on
 // its own context's end.
-func (d *deployment) startRunner() (*manageRunner, error) {
+func (d *deployment) startRunner(staged bool) (*manageRunner, error) {
 	var t [16]byte
 	_, _ = rand.Read(t[:])
 	token := "conductor-runner-" + hex.EncodeToString(t[:])
@@ -323,7 +411,11 @@ func (d *deployment) startRunner() (*manageRunner, error) {
 		python = p
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, python, "-c", manageRunnerPy, token)
+	args := []string{"-c", manageRunnerPy, token}
+	if staged {
+		args = append(args, d.staticRoot(), d.staticStaging())
+	}
+	cmd := exec.CommandContext(ctx, python, args...)
 	cmd.Dir = d.appDir
 	cmd.Env = process.Environ(d.env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -338,7 +430,7 @@ func (d *deployment) startRunner() (*manageRunner, error) {
 	}
 	cmd.Stdin = pr
 	r := &manageRunner{stdin: pw, planned: make(chan struct{}), ready: make(chan struct{}),
-		done: make(chan error, 1), exited: make(chan struct{}), cancel: cancel, cmd: cmd}
+		done: make(chan error, 1), exited: make(chan struct{}), cancel: cancel}
 	tw := &tokenWriter{next: &indentWriter{w: d.log}, token: []byte(token), onToken: r.onToken}
 	go func() {
 		err := d.b.runInGroup(cmd, d.app.Name, tw)
@@ -346,6 +438,7 @@ func (d *deployment) startRunner() (*manageRunner, error) {
 		pr.Close()
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
+			r.exitCode = exit.ExitCode()
 			err = fmt.Errorf("%s exited with status %d", filepath.Base(python), exit.ExitCode())
 		}
 		r.done <- err

@@ -117,6 +117,10 @@ type deployment struct {
 	// webStarted: the start step's web part is done; early, the web
 	// processes started beside collectstatic (speculative.go).
 	webStarted, early bool
+	// othersEarly: the other process types started beside collectstatic,
+	// on a copy of the serving release's static files; unstaged, that
+	// copy is not to be made (staged.go).
+	othersEarly, unstaged bool
 	// toldLive: the pusher was told the deploy succeeded (tellLive).
 	toldLive bool
 

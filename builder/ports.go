@@ -63,7 +63,7 @@ func (d *deployment) confirmPort(ctx context.Context) error {
 	if err := d.clearPort(ctx); err != nil {
 		return err
 	}
-	d.newWatcher, d.webStarted, d.early = "", false, false
+	d.newWatcher, d.webStarted, d.early, d.others, d.othersEarly = "", false, false, nil, false
 	if err := d.movePort(ctx, "another program answered the health check on it"); err != nil {
 		return err
 	}

@@ -68,15 +68,24 @@ func (d *deployment) otherTypes() []string {
 	return types
 }
 
-// startOthers starts the new release's other process types.
+// startOthers starts the new release's other process types, once
+// collectstatic has ended, unless they started beside it (staged.go).
 func (d *deployment) startOthers(ctx context.Context) error {
-	types := d.otherTypes()
-	if len(types) == 0 {
+	if len(d.otherTypes()) == 0 {
 		return nil
 	}
 	if err := d.collectstaticDone(ctx); err != nil { // overlap.go
 		return err
 	}
+	if d.othersEarly {
+		return d.restartIfStaticChanged(ctx)
+	}
+	return d.startOthersNow(ctx)
+}
+
+// startOthersNow starts the new release's other process types.
+func (d *deployment) startOthersNow(ctx context.Context) error {
+	types := d.otherTypes()
 	scale, err := d.b.Store.ProcessScale(ctx, d.app.ID)
 	if err != nil {
 		return err

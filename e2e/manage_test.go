@@ -89,24 +89,29 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	if err := os.RemoveAll(filepath.Join(work, "bin")); err != nil {
 		t.Fatal(err)
 	}
-	// A worker starts once collectstatic ended (it could render
-	// {% static %} at once): it lists the static files it finds.
-	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\n"+
-		"worker: echo worker-saw $(ls staticfiles); exec sleep 600\n")
+	// A worker starts with the web process, beside collectstatic, on a
+	// copy of the serving release's collected static files (staged.go): it
+	// lists the static files it finds.
+	procfile := "web: gunicorn hello.wsgi --log-file -\n" +
+		"worker: echo worker-saw $(ls staticfiles | tr '\\n' ' '); exec sleep 600\n"
+	writeFile(t, filepath.Join(work, "Procfile"), procfile)
 	setVersion(t, work, "v4")
 	in.Commit(work, "no migrations")
 	r = in.Push(work, "one", "main")
 	if r.Code != 0 {
 		t.Fatalf("push without migrations failed: %s", r)
 	}
-	// Its migration files are v3's: the web process boots beside
-	// collectstatic, before migrate's plan is known (speculative.go), and
-	// the worker still waits for collectstatic.
-	inOrder(t, r.Stderr, "-----> Collecting static files", "the web process boots beside collectstatic", "web: gunicorn",
+	// Its migration files are v3's: the processes boot beside
+	// collectstatic, before migrate's plan is known (speculative.go).
+	inOrder(t, r.Stderr, "-----> Collecting static files", "the web and worker processes boot beside collectstatic",
+		"web: gunicorn", "worker: echo",
 		"No migrations to apply: collectstatic and migrate run while the new processes start",
-		"-----> Running the release phase", "-----> Starting processes", "worker: echo", "-----> Checking the new release",
+		"-----> Running the release phase", "-----> Starting processes", "-----> Checking the new release",
 		"collectstatic and migrate, run while the processes started", "static file", "No migrations to apply.",
 		"-----> Switching traffic")
+	if strings.Contains(r.Stderr, "Static files differ") {
+		t.Errorf("the same static files counted as changed:\n%s", r.Stderr)
+	}
 	// The web check may pass before their output is logged, never before
 	// the check step.
 	inOrder(t, r.Stderr, "-----> Checking the new release", "GET / answered 200", "-----> Switching traffic")
@@ -119,11 +124,61 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	if logs := in.SSH(in.AdminKey, "logs one --process worker -n 20"); !strings.Contains(logs.Stdout, "worker-saw hello.css") {
 		t.Errorf("the worker did not find the collected static files when it started: %s", logs)
 	}
+	staticServed := func(file, want string) {
+		t.Helper()
+		if code, body, _ := in.Get("one", "/static/"+file); code != 200 || body != want {
+			t.Errorf("GET /static/%s = %d %q, want %q", file, code, body, want)
+		}
+	}
+	staticServed("hello.css", readFile(t, filepath.Join(work, "static", "hello.css")))
+
+	// A new static file: collectstatic's output differs from v4's, so it
+	// replaces the copy, and the early processes start again after it.
+	writeFile(t, filepath.Join(work, "static", "second.css"), "p { color: teal }\n")
+	setVersion(t, work, "v5")
+	in.Commit(work, "a new static file")
+	r = in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push with a new static file failed: %s", r)
+	}
+	inOrder(t, r.Stderr, "the web and worker processes boot beside collectstatic", "worker: echo",
+		"-----> Starting processes", "Static files differ from v", "'s: the processes that started beside collectstatic stop",
+		"web: gunicorn", "worker: echo", "-----> Checking the new release", "-----> Switching traffic")
+	staticServed("second.css", "p { color: teal }\n")
+	if logs := in.SSH(in.AdminKey, "logs one --process worker -n 20"); !strings.Contains(logs.Stdout, "worker-saw hello.css second.css") {
+		t.Errorf("the restarted worker did not find the new static file: %s", logs)
+	}
+
+	// Code that opens the static files' storage while Django is set up: it
+	// cannot be pointed elsewhere, so the early processes stop and
+	// collectstatic runs again, plain.
+	apps := filepath.Join(work, "greetings", "apps.py")
+	appsOrig := readFile(t, apps)
+	writeFile(t, apps, appsOrig+`
+    def ready(self):
+        from django.contrib.staticfiles.storage import staticfiles_storage
+        staticfiles_storage.location  # opened while Django is set up
+`)
+	setVersion(t, work, "v6")
+	in.Commit(work, "storage opened at setup")
+	r = in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push whose settings open the static storage failed: %s", r)
+	}
+	inOrder(t, r.Stderr, "the web and worker processes boot beside collectstatic",
+		"collectstatic cannot write beside STATIC_ROOT: the processes that started beside collectstatic stop",
+		"the web process boots beside collectstatic", "No migrations to apply", "-----> Starting processes", "worker: echo",
+		"-----> Switching traffic")
+	staticServed("second.css", "p { color: teal }\n")
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v6") {
+		t.Fatalf("after the plain collectstatic: GET / = %d %q, want v6", code, body)
+	}
+	writeFile(t, apps, appsOrig)
 
 	// A migrate that fails with nothing to apply (a post_migrate handler
-	// raising) fails the push before the switch: v4 serves on, and the
+	// raising) fails the push before the switch: v6 serves on, and the
 	// new release's watcher is gone.
-	in.waitRetired(t, "one") // v3's watchers go in v4's retire, after its push
+	in.waitRetired(t, "one") // v5's watchers go in v6's retire, after its push
 	watchers := in.appWatchers("one")
 	models := filepath.Join(work, "greetings", "models.py")
 	writeFile(t, models, readFile(t, models)+`
@@ -132,7 +187,7 @@ def _boom(sender, **kwargs):
     raise RuntimeError("post-migrate-boom")
 post_migrate.connect(_boom, dispatch_uid="conductor-test-boom")
 `)
-	setVersion(t, work, "v5")
+	setVersion(t, work, "v7")
 	in.Commit(work, "post_migrate raises")
 	r = in.Push(work, "one", "main")
 	if r.Code == 0 {
@@ -143,32 +198,32 @@ post_migrate.connect(_boom, dispatch_uid="conductor-test-boom")
 	if strings.Contains(r.Stderr, "-----> Switching traffic") {
 		t.Errorf("a failed migrate reached the switch:\n%s", r.Stderr)
 	}
-	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v4") {
-		t.Errorf("after the failed migrate: GET / = %d %q, want v4 serving", code, body)
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v6") {
+		t.Errorf("after the failed migrate: GET / = %d %q, want v6 serving", code, body)
 	}
 	if got := in.appWatchers("one"); !slices.Equal(got, watchers) {
 		t.Errorf("watchers after the failed migrate: %v, want %v as before it", got, watchers)
 	}
 
 	// The schema changed by hand (greetings unapplied): the migration
-	// files are v4's, so the web process boots early, and stops as soon as
-	// the interpreter says migrate has something to apply; it starts again
+	// files are v6's, so the processes boot early, and stop as soon as the
+	// interpreter says migrate has something to apply; they start again
 	// after migrate.
 	writeFile(t, models, readFile(t, models)[:strings.Index(readFile(t, models), "\nfrom django.db.models.signals import post_migrate")]+"\n")
 	if r := in.SSH(in.AdminKey, "run one -- python manage.py migrate greetings zero"); r.Code != 0 {
 		t.Fatalf("migrate greetings zero: %s", r)
 	}
-	setVersion(t, work, "v6")
+	setVersion(t, work, "v8")
 	in.Commit(work, "schema changed by hand")
 	r = in.Push(work, "one", "main")
 	if r.Code != 0 {
 		t.Fatalf("push after the schema changed by hand failed: %s", r)
 	}
-	inOrder(t, r.Stderr, "-----> Collecting static files", "the web process boots beside collectstatic",
-		"Migrations to apply: the web process stops, and starts again after migrate", "-----> Running the release phase",
-		"Applying greetings.0001_initial... OK", "-----> Starting processes", "web: gunicorn", "GET / answered 200")
-	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v6") {
-		t.Errorf("after the early web process stopped for migrate: GET / = %d %q, want v6", code, body)
+	inOrder(t, r.Stderr, "-----> Collecting static files", "the web and worker processes boot beside collectstatic",
+		"Migrations to apply: the processes that started beside collectstatic stop", "-----> Running the release phase",
+		"Applying greetings.0001_initial... OK", "-----> Starting processes", "web: gunicorn", "worker: echo", "GET / answered 200")
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v8") {
+		t.Errorf("after the early processes stopped for migrate: GET / = %d %q, want v8", code, body)
 	}
 
 	// A new migration file: the web process waits for migrate's plan.
@@ -178,7 +233,7 @@ class Migration(migrations.Migration):
     dependencies = [("greetings", "0001_initial")]
     operations = [migrations.RunPython(migrations.RunPython.noop)]
 `)
-	setVersion(t, work, "v7")
+	setVersion(t, work, "v9")
 	in.Commit(work, "a new migration")
 	r = in.Push(work, "one", "main")
 	if r.Code != 0 {
@@ -188,6 +243,31 @@ class Migration(migrations.Migration):
 		t.Errorf("the web process booted before migrate's plan with a new migration file:\n%s", r.Stderr)
 	}
 	inOrder(t, r.Stderr, "Applying greetings.0002_noop... OK", "-----> Starting processes", "web: gunicorn", "GET / answered 200")
+
+	// A manage.py that drives Django without execute_from_command_line:
+	// the interpreter cannot run both commands, so the early processes
+	// stop and collectstatic and migrate run as processes of their own.
+	manage := filepath.Join(work, "manage.py")
+	writeFile(t, manage, strings.Replace(readFile(t, manage), "execute_from_command_line(sys.argv)",
+		"from django.core.management import ManagementUtility\n    ManagementUtility(sys.argv).execute()", 1))
+	setVersion(t, work, "v10")
+	in.Commit(work, "manage.py without execute_from_command_line")
+	r = in.Push(work, "one", "main")
+	if r.Code != 0 {
+		t.Fatalf("push with a manage.py of its own failed: %s", r)
+	}
+	inOrder(t, r.Stderr, "the web and worker processes boot beside collectstatic",
+		"migrate runs as a process of its own: the processes that started beside collectstatic stop", "static file",
+		"-----> Running the release phase", "No migrations to apply.", "-----> Starting processes", "web: gunicorn", "worker: echo",
+		"-----> Switching traffic")
+	// The interpreter's manage.py ran collectstatic its own way, then the
+	// two commands ran as processes.
+	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic,collectstatic,migrate" {
+		t.Errorf("manage.py commands that imported the settings: %q, want collectstatic (the interpreter's), collectstatic, migrate", cmds)
+	}
+	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v10") {
+		t.Errorf("after collectstatic and migrate as processes of their own: GET / = %d %q, want v10", code, body)
+	}
 }
 
 // manageImports lists the manage.py commands that imported the serving
