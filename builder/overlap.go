@@ -18,7 +18,8 @@ import (
 // a process that rendered {% static %} sooner would keep a half-written
 // manifest. So the web check asks nothing before then (waitStatic), and
 // the other process types (a Celery worker could render an email at once)
-// start only then (collectstaticDone). nginx serves /static/ from the
+// start only then (collectstaticDone), unless they started on a copy of
+// the serving release's static files (staged.go). nginx serves /static/ from the
 // release's directory, so the web process never serves those files
 // itself. A failure of either command still fails the deploy before the
 // switch, with its output, and the serving release stays.
