@@ -103,6 +103,17 @@ func TestRunnerTokens(t *testing.T) {
 	if !r.pending || r.holding {
 		t.Errorf("a late plan none changed a pending runner")
 	}
+
+	// A staged collectstatic says whether its output differed (staged.go).
+	for state, changed := range map[string]bool{"static same": false, "static changed": true} {
+		r = newRunner()
+		r.onToken("plan none")
+		if w := r.onToken(state); w != nil || r.staticChanged != changed {
+			t.Errorf("%s: writer %v, staticChanged %v; want %v", state, w, r.staticChanged, changed)
+		}
+		r.onToken("done")
+		<-r.ready
+	}
 }
 
 // TestAdjacent: one interpreter only when nothing but post_compile runs
