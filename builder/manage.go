@@ -88,7 +88,7 @@ def stage():
     from django.contrib.staticfiles.storage import staticfiles_storage
     from django.utils.functional import empty
     try:
-        ok = staticfiles_storage._wrapped is empty and os.path.abspath(settings.STATIC_ROOT or "") == final
+        ok = staticfiles_storage._wrapped is empty and os.path.realpath(settings.STATIC_ROOT or "") == os.path.realpath(final)
         if ok:
             settings.STATIC_ROOT = staging
             ok = os.path.abspath(getattr(staticfiles_storage, "location", None) or "") == staging
