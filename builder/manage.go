@@ -98,10 +98,10 @@ def stage():
         sys.stdout.flush()
         os._exit(87)
 def same_tree(a, b):
-    # The same names, kinds, link targets and contents, all the way down.
+    # The same names, kinds, link targets and contents, all the way down;
+    # a directory that is not there holds nothing.
     try:
-        ea = {e.name: e for e in os.scandir(a)}
-        eb = {e.name: e for e in os.scandir(b)}
+        ea, eb = entries(a), entries(b)
     except OSError:
         return False
     if ea.keys() != eb.keys():
@@ -117,15 +117,21 @@ def same_tree(a, b):
         elif not (x.is_file() and y.is_file() and filecmp.cmp(x.path, y.path, shallow=False)):
             return False
     return True
+def entries(d):
+    try:
+        return {e.name: e for e in os.scandir(d)}
+    except FileNotFoundError:  # no static files: collectstatic made no directory
+        return {}
 def install_staged():
     # What collectstatic wrote replaces the copy only if it differs.
     if same_tree(staging, final):
-        shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
         return "static same"
     old = staging + ".old"
     if os.path.lexists(final):
         os.rename(final, old)
-    os.rename(staging, final)
+    if os.path.lexists(staging):
+        os.rename(staging, final)
     shutil.rmtree(old, ignore_errors=True)
     return "static changed"
 plain_execute = BaseCommand.execute

@@ -2,7 +2,9 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,16 +50,20 @@ func (d *deployment) stageStatic(ctx context.Context) bool {
 	if d.unstaged || !d.startEarly() || len(d.otherTypes()) == 0 {
 		return false
 	}
-	// The serving release's collectstatic wrote there (not a storage
-	// elsewhere): a directory, not whatever else its user put there.
-	st, err := safefs.Lstat(d.previous.Dir, "staticfiles")
-	if err != nil || st.Mode&0o170000 != 0o040000 {
-		return false
-	}
 	for _, dir := range []string{d.staticStaging(), d.staticStaging() + ".old"} {
 		if err := os.RemoveAll(dir); err != nil {
 			return false
 		}
+	}
+	// What the serving release's collectstatic wrote there: a directory,
+	// not whatever else its user put there, or nothing at all (an app
+	// without static files, whose collectstatic made no directory).
+	st, err := safefs.Lstat(d.previous.Dir, "staticfiles")
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil || st.Mode&0o170000 != 0o040000 {
+		return false
 	}
 	// As the app user: links to its own files, into its own release.
 	cp, err := exec.LookPath("cp") // conductor's PATH, not the app's

@@ -112,6 +112,33 @@ func TestRedis(t *testing.T) {
 	t.Logf("task run %s after its request", time.Since(enqueued).Round(time.Millisecond))
 	waitEvents(t, in, app, "beat's periodic task to run twice", func(_ []string, beats int) bool { return beats >= 2 })
 
+	// A code-only redeploy: worker and beat boot beside collectstatic with
+	// the web (builder/staged.go; the app has no static files, so there is
+	// nothing to copy), the previous release's stop in retire, after the
+	// push, and the new worker runs the next task.
+	previous, err := os.Readlink(filepath.Join(in.Data, "srv", "projects", app, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(processesIn(t, previous)) == 0 {
+		t.Fatalf("no process runs in the serving release's directory %s", previous)
+	}
+	tasks := filepath.Join(work, "jobs", "tasks.py")
+	writeFile(t, tasks, strings.Replace(readFile(t, tasks), "Event.objects.create(kind=kind)", `Event.objects.create(kind=kind + "@2")`, 1))
+	in.Commit(work, "tasks record their version")
+	r = in.pushOK(work, app)
+	inOrder(t, r.Stderr, "-----> Collecting static files", "processes boot beside collectstatic", "worker: celery -A proj worker",
+		"No migrations to apply", "-----> Checking the new release", "-----> Switching traffic")
+	if strings.Contains(r.Stderr, "Static files differ") {
+		t.Errorf("collectstatic's output changed with no static change:\n%s", r.Stderr)
+	}
+	in.waitRetired(t, app)
+	waitFor(t, "the previous release's worker and beat to stop", func() bool { return len(processesIn(t, previous)) == 0 })
+	if code, _, _ := in.Get(app, "/enqueue/third/"); code != 200 {
+		t.Fatalf("GET /enqueue/third/ after the redeploy = %d", code)
+	}
+	waitEvents(t, in, app, "the new worker to run a task", func(ev []string, _ int) bool { return slices.Contains(ev, "web:third@2") })
+
 	// The password is in no listing and no output.
 	for _, cmd := range []string{"config " + app, "config " + app + " --json", "apps:info " + app, "redis " + app, "redis " + app + " --json", "ps " + app} {
 		if r := in.SSH(in.AdminKey, cmd); strings.Contains(r.Stdout+r.Stderr, password) {
@@ -152,7 +179,7 @@ func TestRedis(t *testing.T) {
 	if code, _, _ := in.Get(app, "/enqueue/second/"); code != 200 {
 		t.Fatalf("GET /enqueue/second/ after the restart = %d", code)
 	}
-	waitEvents(t, in, app, "the worker to run a task after the restart", func(ev []string, _ int) bool { return slices.Contains(ev, "web:second") })
+	waitEvents(t, in, app, "the worker to run a task after the restart", func(ev []string, _ int) bool { return slices.Contains(ev, "web:second@2") })
 
 	// redis:destroy stops it, removes its data, and the app restarts
 	// without REDIS_URL.
@@ -396,4 +423,24 @@ func redisConfValues(t *testing.T, conf string) (int, string) {
 		t.Fatalf("redis.conf without port or password:\n%s", b)
 	}
 	return port, password
+}
+
+// processesIn lists the processes whose working directory is dir.
+func processesIn(t *testing.T, dir string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && cwd == dir {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
