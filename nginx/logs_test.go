@@ -38,6 +38,12 @@ func TestTrafficLogRotates(t *testing.T) {
 	if err := n.WaitRelease(ctx, "shop.localhost", "v1", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// The workers from before the site was written may still accept a
+	// connection and answer it from the default server (a 404 logged in
+	// access.log): only the new ones log the app's requests.
+	if err := n.WaitOldWorkers(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	get := func(path string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+n.Listen+path, nil)
 		req.Host = "shop.localhost"
@@ -46,6 +52,9 @@ func TestTrafficLogRotates(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway { // the app's port 1 refuses
+			t.Fatalf("GET %s = %d, want the app's server block's 502", path, resp.StatusCode)
+		}
 	}
 	// count reads a log's GET lines (the switch's checks are HEADs), each
 	// checked to be the app's request.
