@@ -52,9 +52,11 @@ import (
 // the serving release's collected files, and a directory beside it),
 // collectstatic writes into the second, and the first takes its place
 // only if the two differ (staged.go): a "static same" or "static changed"
-// line comes before "done". It exits 87 before the plan line when it
-// cannot point collectstatic there (a storage that is not STATIC_ROOT on
-// this disk, or one the project's code already opened).
+// line comes before "done". When it cannot point collectstatic there (a
+// storage that is not STATIC_ROOT on this disk, or one the project's code
+// already opened), it says "static unstaged" before the plan line, waits
+// for a "go" line on its stdin, removes the copy, and collectstatic runs as
+// it would without one.
 const manageRunnerPy = `import filecmp, os, runpy, shutil, sys
 token = sys.argv[1]
 final, staging = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else (None, None)
@@ -82,21 +84,30 @@ def migrations_pending():
         return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
     except Exception:
         return True
+staged = []
 def stage():
-    # Point collectstatic at staging, or exit 87 if it would write elsewhere.
+    # Point collectstatic at staging. If it would write elsewhere, say so,
+    # wait until the early workers have stopped, and drop the copy.
     from django.conf import settings
     from django.contrib.staticfiles.storage import staticfiles_storage
     from django.utils.functional import empty
+    ok = False
     try:
-        ok = staticfiles_storage._wrapped is empty and os.path.realpath(settings.STATIC_ROOT or "") == os.path.realpath(final)
-        if ok:
+        if staticfiles_storage._wrapped is empty and os.path.realpath(settings.STATIC_ROOT or "") == os.path.realpath(final):
+            root = settings.STATIC_ROOT
             settings.STATIC_ROOT = staging
             ok = os.path.abspath(getattr(staticfiles_storage, "location", None) or "") == staging
+            if not ok:
+                settings.STATIC_ROOT = root
     except Exception:
         ok = False
-    if not ok:
-        sys.stdout.flush()
-        os._exit(87)
+    if ok:
+        staged.append(True)
+        return
+    say("static unstaged")
+    if sys.stdin.readline().strip() != "go":
+        os._exit(0)  # the deploy stopped
+    shutil.rmtree(final, ignore_errors=True)
 def same_tree(a, b):
     # The same names, kinds, link targets and contents, all the way down;
     # a directory that is not there holds nothing.
@@ -147,7 +158,7 @@ def both(argv=None):
     BaseCommand.execute = execute
     real(["manage.py", "collectstatic", "--noinput", "-v", "1"])
     BaseCommand.execute = plain_execute
-    if staging:
+    if staged:
         say(install_staged())
     say("done")
     if sys.stdin.readline().strip() != "migrate":
@@ -172,12 +183,8 @@ if not called:
 `
 
 // exitNotRunner is manageRunnerPy's exit status when manage.py is not one
-// it can drive; exitUnstaged, when collectstatic cannot write elsewhere
-// than STATIC_ROOT (staged.go).
-const (
-	exitNotRunner = 86
-	exitUnstaged  = 87
-)
+// it can drive.
+const exitNotRunner = 86
 
 // manageRunner is the running interpreter between the two steps.
 type manageRunner struct {
@@ -188,9 +195,10 @@ type manageRunner struct {
 
 	// Set from its token lines (onToken), in order; each field is read
 	// once the channel after it is closed.
-	pending bool          // migrate has migrations to apply
-	planned chan struct{} // the plan is known (or assumed pending)
-	ready   chan struct{} // collectstatic succeeded
+	pending  bool          // migrate has migrations to apply
+	unstaged chan struct{} // collectstatic cannot be staged (staged.go)
+	planned  chan struct{} // the plan is known (or assumed pending)
+	ready    chan struct{} // collectstatic succeeded
 	// held is its output from the plan on, when it runs while the new
 	// processes start (overlap): logged by the check step.
 	held    bytes.Buffer
@@ -222,6 +230,12 @@ func (r *manageRunner) onToken(state string) io.Writer {
 		}
 	case "static changed":
 		r.staticChanged = true
+	case "static unstaged":
+		select {
+		case <-r.unstaged:
+		default:
+			close(r.unstaged)
+		}
 	case "done":
 		plan(true) // no plan line: its collectstatic has an execute of its own
 		select {
@@ -310,9 +324,17 @@ func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
 			return err
 		}
 	}
-	planned := r.planned
+	planned, unstaged := r.planned, r.unstaged
 	for {
 		select {
+		case <-unstaged:
+			unstaged = nil
+			if err := d.stopEarlyOthers(ctx, "collectstatic cannot write beside STATIC_ROOT"); err != nil {
+				r.stop()
+				return err
+			}
+			// A write that fails means the interpreter has ended: done says why.
+			_, _ = io.WriteString(r.stdin, "go\n")
 		case <-planned:
 			if r.holding {
 				d.runner = r
@@ -329,15 +351,6 @@ func (d *deployment) collectstaticThenMigrate(ctx context.Context) error {
 			d.runner = r
 			return d.stopEarly(ctx, "migrate's plan unknown")
 		case err := <-r.done:
-			if r.exitCode == exitUnstaged && staged {
-				if err := d.stopEarly(ctx, "collectstatic cannot write beside STATIC_ROOT"); err != nil {
-					return err
-				}
-				if err := d.unstage(); err != nil {
-					return err
-				}
-				return d.collectstaticThenMigrate(ctx)
-			}
 			if r.exitCode == exitNotRunner {
 				if err := d.stopEarly(ctx, "migrate runs as a process of its own"); err != nil {
 					return err
@@ -435,7 +448,7 @@ func (d *deployment) startRunner(staged bool) (*manageRunner, error) {
 		return nil, err
 	}
 	cmd.Stdin = pr
-	r := &manageRunner{stdin: pw, planned: make(chan struct{}), ready: make(chan struct{}),
+	r := &manageRunner{stdin: pw, planned: make(chan struct{}), ready: make(chan struct{}), unstaged: make(chan struct{}),
 		done: make(chan error, 1), exited: make(chan struct{}), cancel: cancel}
 	tw := &tokenWriter{next: &indentWriter{w: d.log}, token: []byte(token), onToken: r.onToken}
 	go func() {

@@ -114,6 +114,12 @@ func TestRunnerTokens(t *testing.T) {
 		r.onToken("done")
 		<-r.ready
 	}
+	r = &manageRunner{planned: make(chan struct{}), ready: make(chan struct{}), unstaged: make(chan struct{})}
+	if w := r.onToken("static unstaged"); w != nil {
+		t.Errorf("static unstaged: writer %v", w)
+	}
+	<-r.unstaged
+	r.onToken("static unstaged") // once only
 }
 
 // TestAdjacent: one interpreter only when nothing but post_compile runs

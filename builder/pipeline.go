@@ -118,9 +118,8 @@ type deployment struct {
 	// processes started beside collectstatic (speculative.go).
 	webStarted, early bool
 	// othersEarly: the other process types started beside collectstatic,
-	// on a copy of the serving release's static files; unstaged, that
-	// copy is not to be made (staged.go).
-	othersEarly, unstaged bool
+	// on a copy of the serving release's static files (staged.go).
+	othersEarly bool
 	// toldLive: the pusher was told the deploy succeeded (tellLive).
 	toldLive bool
 

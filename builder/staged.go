@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/hasadna/conductor/internal/safefs"
 )
@@ -33,10 +35,12 @@ import (
 //
 // Until then an early worker sees the serving release's static files,
 // which is what the serving release's worker, running on meanwhile, sees
-// too. A storage collectstatic cannot point at the staging directory (not
-// STATIC_ROOT on this disk, or opened by the project's code while Django
-// was set up) makes the interpreter exit (exitUnstaged) before it writes
-// anything: the early processes stop and collectstatic runs again, plain.
+// too. When collectstatic cannot be pointed at the staging directory (a
+// storage that is not STATIC_ROOT on this disk, or one the project's code
+// opened while Django was set up), the interpreter says so before it
+// writes anything: the early other processes stop (stopEarlyOthers), the
+// interpreter removes the copy, and collectstatic runs as without one; the
+// other types start after it.
 
 // staticRoot is the release's STATIC_ROOT, as local_settings.py sets it;
 // staticStaging, where a staged collectstatic writes.
@@ -47,7 +51,7 @@ func (d *deployment) staticStaging() string { return filepath.Join(d.dir, "stati
 // the new release's STATIC_ROOT when the other process types are to start
 // beside collectstatic, and tells whether it did.
 func (d *deployment) stageStatic(ctx context.Context) bool {
-	if d.unstaged || !d.startEarly() || len(d.otherTypes()) == 0 {
+	if !d.startEarly() || len(d.otherTypes()) == 0 {
 		return false
 	}
 	for _, dir := range []string{d.staticStaging(), d.staticStaging() + ".old"} {
@@ -79,14 +83,31 @@ func (d *deployment) stageStatic(ctx context.Context) bool {
 	return true
 }
 
-// unstage undoes stageStatic, for a collectstatic that runs plain.
+// unstage undoes stageStatic, for a collectstatic that runs as a process
+// of its own.
 func (d *deployment) unstage() error {
-	d.unstaged = true
 	for _, dir := range []string{d.staticRoot(), d.staticStaging(), d.staticStaging() + ".old"} {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// stopEarlyOthers stops the other process types that started beside
+// collectstatic, for why: they start after it, in the start step.
+func (d *deployment) stopEarlyOthers(ctx context.Context, why string) error {
+	if !d.othersEarly {
+		return nil
+	}
+	d.log.Printf("       %s: the %s processes stop, and start after collectstatic", why, strings.Join(d.otherTypes(), ", "))
+	for _, o := range d.others {
+		if err := d.removeWatcher(ctx, o.watcher); err != nil {
+			return err
+		}
+		d.newWatchers = slices.DeleteFunc(d.newWatchers, func(w string) bool { return w == o.watcher })
+	}
+	d.others, d.othersEarly = nil, false
 	return nil
 }
 

@@ -150,8 +150,9 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	}
 
 	// Code that opens the static files' storage while Django is set up: it
-	// cannot be pointed elsewhere, so the early processes stop and
-	// collectstatic runs again, plain.
+	// cannot be pointed elsewhere, so the early worker stops, the copy
+	// goes, collectstatic runs as without one (in the same interpreter)
+	// and the worker starts after it.
 	apps := filepath.Join(work, "greetings", "apps.py")
 	appsOrig := readFile(t, apps)
 	writeFile(t, apps, appsOrig+`
@@ -165,13 +166,18 @@ STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"
 	if r.Code != 0 {
 		t.Fatalf("push whose settings open the static storage failed: %s", r)
 	}
-	inOrder(t, r.Stderr, "the web and worker processes boot beside collectstatic",
-		"collectstatic cannot write beside STATIC_ROOT: the processes that started beside collectstatic stop",
-		"the web process boots beside collectstatic", "No migrations to apply", "-----> Starting processes", "worker: echo",
-		"-----> Switching traffic")
+	inOrder(t, r.Stderr, "the web and worker processes boot beside collectstatic", "worker: echo",
+		"collectstatic cannot write beside STATIC_ROOT: the worker processes stop, and start after collectstatic",
+		"No migrations to apply", "-----> Starting processes", "worker: echo", "-----> Switching traffic")
+	if cmds := manageImports(t, in, "one"); strings.Join(cmds, ",") != "collectstatic" {
+		t.Errorf("manage.py commands that imported the settings: %q, want one interpreter (collectstatic only)", cmds)
+	}
 	staticServed("second.css", "p { color: teal }\n")
 	if code, body, _ := in.Get("one", "/"); code != 200 || !strings.Contains(body, "v6") {
-		t.Fatalf("after the plain collectstatic: GET / = %d %q, want v6", code, body)
+		t.Fatalf("after the unstaged collectstatic: GET / = %d %q, want v6", code, body)
+	}
+	if logs := in.SSH(in.AdminKey, "logs one --process worker -n 1"); !strings.Contains(logs.Stdout, "worker-saw hello.css second.css") {
+		t.Errorf("the worker started after the unstaged collectstatic did not find the static files: %s", logs)
 	}
 	writeFile(t, apps, appsOrig)
 
