@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -37,12 +38,16 @@ func (d *deployment) checkIdlePort(ctx context.Context) error {
 	return d.movePort(ctx, "another program listens on it")
 }
 
+// errPortTaken is confirmPort's answer when another program answered the
+// health check: checkRelease moves the release to a free port once the
+// step's other checks have ended (moveAndRecheck).
+var errPortTaken = errors.New("another program answered the health check on the release's port")
+
 // confirmPort runs once the health check has passed: the socket listening on
 // the new release's port must be its web watcher's (a process of it or a
 // descendant: gunicorn's workers are the master's children), or the answer
 // came from another program that holds the port, and the new processes
-// never bound it. Then the release moves to a free port, starts there and
-// is checked again (once).
+// never bound it (errPortTaken; a second time, after a move, fails).
 func (d *deployment) confirmPort(ctx context.Context) error {
 	pids, err := d.b.Circus.Pids(ctx, d.newWatcher)
 	if err != nil {
@@ -59,7 +64,14 @@ func (d *deployment) confirmPort(ctx context.Context) error {
 	if d.portMoved {
 		return failf("health check of the new release failed: another program answers on port %d, not the release's processes", d.port)
 	}
-	// Everything started on the taken port goes; start puts it on the new one.
+	return errPortTaken
+}
+
+// moveAndRecheck follows errPortTaken, once every check of the step has
+// ended (the other types' check watches the watchers removed here):
+// everything started on the taken port goes, the release moves to a free
+// port, starts there and is checked again.
+func (d *deployment) moveAndRecheck(ctx context.Context) error {
 	if err := d.clearPort(ctx); err != nil {
 		return err
 	}
@@ -70,7 +82,7 @@ func (d *deployment) confirmPort(ctx context.Context) error {
 	if err := d.start(ctx); err != nil {
 		return err
 	}
-	return d.check(ctx)
+	return d.checkRelease(ctx)
 }
 
 // movePort moves the app's port d.port to the lowest free port of the

@@ -189,9 +189,20 @@ func (b *Builder) retireOthers(ctx context.Context, app string, keep map[string]
 // checkRelease is the check step: the web processes answer (check), the
 // other process types stay up (checkProcesses) and collectstatic and
 // migrate, when they run meanwhile, end well (awaitRunner, overlap.go),
-// all waited on at the same
-// time; the first failure fails the deploy and ends the other waits.
+// all waited on at the same time; the first failure fails the deploy and
+// ends the other waits. When another program answered the web check on
+// the release's port, the others run to their end first, and the release
+// then moves to a free port (moveAndRecheck, ports.go).
 func (d *deployment) checkRelease(ctx context.Context) error {
+	err := d.checkAll(ctx)
+	if errors.Is(err, errPortTaken) {
+		return d.moveAndRecheck(ctx)
+	}
+	return err
+}
+
+// checkAll runs the check step's checks side by side.
+func (d *deployment) checkAll(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	checks := []struct {
@@ -208,14 +219,21 @@ func (d *deployment) checkRelease(ctx context.Context) error {
 			results <- err
 		}()
 	}
-	var first error
+	var first, portTaken error
 	for range checks {
-		if err := <-results; err != nil && first == nil {
+		err := <-results
+		switch {
+		case errors.Is(err, errPortTaken):
+			portTaken = err // not a failure: the others go on
+		case err != nil && first == nil:
 			first = err
 			cancel()
 		}
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	return portTaken
 }
 
 // checkProcesses waits until each of the new release's other process types

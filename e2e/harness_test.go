@@ -471,8 +471,15 @@ func setVersion(t *testing.T, dir, version string) {
 // release phase runs, with the push's result to come.
 func (in *Instance) pushSlowRelease(t *testing.T, work, app, version string, seconds int) <-chan Result {
 	t.Helper()
+	return in.pushSlowReleaseWith(t, work, app, version, seconds, "")
+}
+
+// pushSlowReleaseWith is pushSlowRelease with more Procfile lines (a
+// worker, say).
+func (in *Instance) pushSlowReleaseWith(t *testing.T, work, app, version string, seconds int, procfile string) <-chan Result {
+	t.Helper()
 	writeFile(t, filepath.Join(work, "slow_release.py"), fmt.Sprintf("import time\ntime.sleep(%d)\n", seconds))
-	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py "+app+"\n")
+	writeFile(t, filepath.Join(work, "Procfile"), "web: gunicorn hello.wsgi --log-file -\nrelease: python slow_release.py "+app+"\n"+procfile)
 	setVersion(t, work, version)
 	in.Commit(work, "slow "+version)
 	pushed := make(chan Result, 1)

@@ -145,4 +145,40 @@ func TestPortTakenByAnotherProgram(t *testing.T) {
 	if got := appPorts(t, in, app); got != [2]int{final, moved} && got != [2]int{moved, final} {
 		t.Errorf("the app's ports are %v, want %d and %d", got, moved, final)
 	}
+
+	// The same with a worker, whose check runs beside the web's: the move
+	// waits for it to end, then starts both on the new port; the worker
+	// started on the taken port and removed by the move does not fail the
+	// push.
+	writeFile(t, filepath.Join(work, "portmove_worker.py"), `import os, time, django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hello.settings")
+django.setup()
+while True:
+    time.sleep(1)
+`)
+	pushed = in.pushSlowReleaseWith(t, work, app, "v4", 3, "worker: python portmove_worker.py\n")
+	third := listenForeign(t, moved)
+	select {
+	case r = <-pushed:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("push v4 did not end")
+	}
+	if r.Code != 0 {
+		t.Fatalf("push v4 (web and worker) with port %d taken during the build: %s", moved, r)
+	}
+	if want := fmt.Sprintf("Port %d is taken (another program answered the health check on it): this release moves to port", moved); !strings.Contains(r.Stdout+r.Stderr, want) {
+		t.Errorf("the push does not say %q: %s", want, r)
+	}
+	v4 := lastPort(t, r)
+	if v4 == moved || v4 == final {
+		t.Errorf("v4 runs on port %d (taken %d, v3's %d)", v4, moved, final)
+	}
+	if code, body, _ := in.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor v4<") {
+		t.Errorf("after v4: GET / = %d %q (the other program answers %d requests)", code, body, third.hits.Load())
+	}
+	// One worker runs: the one started on the new port.
+	waitFor(t, "one worker of "+app, func() bool {
+		out, _ := exec.Command("pgrep", "-f", "python portmove_worker.py").Output()
+		return len(strings.Fields(string(out))) == 1
+	})
 }
