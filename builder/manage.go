@@ -91,19 +91,19 @@ def stage():
     from django.conf import settings
     from django.contrib.staticfiles.storage import staticfiles_storage
     from django.utils.functional import empty
-    ok = False
+    ok, root = False, None
     try:
         if staticfiles_storage._wrapped is empty and os.path.realpath(settings.STATIC_ROOT or "") == os.path.realpath(final):
             root = settings.STATIC_ROOT
             settings.STATIC_ROOT = staging
             ok = os.path.abspath(getattr(staticfiles_storage, "location", None) or "") == staging
-            if not ok:
-                settings.STATIC_ROOT = root
     except Exception:
-        ok = False
+        ok = False  # the storage's set-up raised: collectstatic will say why
     if ok:
         staged.append(True)
         return
+    if root is not None:
+        settings.STATIC_ROOT = root
     say("static unstaged")
     if sys.stdin.readline().strip() != "go":
         os._exit(0)  # the deploy stopped
