@@ -120,24 +120,8 @@ func TestPortTakenByAnotherProgram(t *testing.T) {
 	// During the build: the release phase runs after provision; the other
 	// program takes the port v1 served on (now idle) meanwhile, and answers
 	// the health check before the release's own processes could.
-	pushed := in.pushSlowRelease(t, work, app, "v3", 5)
-	during := listenForeign(t, serving)
-	select {
-	case r = <-pushed:
-	case <-time.After(5 * time.Minute):
-		t.Fatal("push v3 did not end")
-	}
-	if r.Code != 0 {
-		t.Fatalf("push v3 with port %d taken during the build: %s", serving, r)
-	}
-	if want := fmt.Sprintf("Port %d is taken (another program answered the health check on it): this release moves to port", serving); !strings.Contains(r.Stdout+r.Stderr, want) {
-		t.Errorf("the push does not say %q: %s", want, r)
-	}
-	final := lastPort(t, r)
-	if final == serving || final == moved {
-		t.Errorf("v3 runs on port %d (taken %d, v2's %d)", final, serving, moved)
-	}
-	for range 5 {
+	final, during := in.pushWhilePortTaken(t, work, app, "v3", "", serving, moved)
+	for range 4 {
 		if code, body, _ := in.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor v3<") {
 			t.Errorf("after v3: GET / = %d %q (the other program answers %d requests)", code, body, during.hits.Load())
 		}
@@ -156,29 +140,41 @@ django.setup()
 while True:
     time.sleep(1)
 `)
-	pushed = in.pushSlowReleaseWith(t, work, app, "v4", 3, "worker: python portmove_worker.py\n")
-	third := listenForeign(t, moved)
-	select {
-	case r = <-pushed:
-	case <-time.After(5 * time.Minute):
-		t.Fatal("push v4 did not end")
-	}
-	if r.Code != 0 {
-		t.Fatalf("push v4 (web and worker) with port %d taken during the build: %s", moved, r)
-	}
-	if want := fmt.Sprintf("Port %d is taken (another program answered the health check on it): this release moves to port", moved); !strings.Contains(r.Stdout+r.Stderr, want) {
-		t.Errorf("the push does not say %q: %s", want, r)
-	}
-	v4 := lastPort(t, r)
-	if v4 == moved || v4 == final {
-		t.Errorf("v4 runs on port %d (taken %d, v3's %d)", v4, moved, final)
-	}
-	if code, body, _ := in.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor v4<") {
-		t.Errorf("after v4: GET / = %d %q (the other program answers %d requests)", code, body, third.hits.Load())
-	}
+	in.pushWhilePortTaken(t, work, app, "v4", "worker: python portmove_worker.py\n", moved, final)
 	// One worker runs: the one started on the new port.
 	waitFor(t, "one worker of "+app, func() bool {
 		out, _ := exec.Command("pgrep", "-f", "python portmove_worker.py").Output()
 		return len(strings.Fields(string(out))) == 1
 	})
+}
+
+// pushWhilePortTaken pushes version with a slow release phase (and the
+// Procfile lines extra), has another program take port meanwhile, and
+// checks that the push succeeded by moving the release off it, to a port
+// other than other (the serving release's), and that the new version
+// answers; it returns the port the release runs on and the other program.
+func (in *Instance) pushWhilePortTaken(t *testing.T, work, app, version, extra string, port, other int) (int, *foreignListener) {
+	t.Helper()
+	pushed := in.pushSlowReleaseWith(t, work, app, version, 3, extra)
+	taker := listenForeign(t, port)
+	var r Result
+	select {
+	case r = <-pushed:
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("push %s did not end", version)
+	}
+	if r.Code != 0 {
+		t.Fatalf("push %s with port %d taken during the build: %s", version, port, r)
+	}
+	if want := fmt.Sprintf("Port %d is taken (another program answered the health check on it): this release moves to port", port); !strings.Contains(r.Stdout+r.Stderr, want) {
+		t.Errorf("the push does not say %q: %s", want, r)
+	}
+	moved := lastPort(t, r)
+	if moved == port || moved == other {
+		t.Errorf("%s runs on port %d (taken %d, the previous release's %d)", version, moved, port, other)
+	}
+	if code, body, _ := in.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor "+version+"<") {
+		t.Errorf("after %s: GET / = %d %q (the other program answers %d requests)", version, code, body, taker.hits.Load())
+	}
+	return moved, taker
 }
