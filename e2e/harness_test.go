@@ -160,6 +160,12 @@ func StartInstance(t *testing.T, serveArgs ...string) *Instance {
 		in.Stop()
 		if t.Failed() {
 			t.Logf("conductor serve output:\n%s", in.logs.String())
+			// circusd's own view (a stop that never answered, a process it
+			// killed): its last lines.
+			if b, err := os.ReadFile(filepath.Join(in.Data, "circus", "circusd.log")); err == nil {
+				lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+				t.Logf("circusd.log, last %d lines:\n%s", min(len(lines), 200), strings.Join(lines[max(len(lines)-200, 0):], "\n"))
+			}
 		}
 		stopAll(t, dir)
 		os.RemoveAll(dir)
