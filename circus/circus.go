@@ -56,6 +56,9 @@ type Circus struct {
 	laneTail chan struct{} // closed when the last command in the lane has its answer
 	laneSock zmq4.Socket   // used by the command at the head of the lane only
 
+	dumpMu     sync.Mutex
+	lastDumped time.Time // when circusd was last asked for its stacks (stuck.go)
+
 	child *supervisor.Child
 }
 

@@ -90,12 +90,16 @@ func (c *Circus) enqueue() (prev <-chan struct{}, mine chan struct{}) {
 // commands, which the lane keeps apart.
 func (c *Circus) change(ctx context.Context, command string, props map[string]any) (map[string]any, error) {
 	wait := 2 * time.Millisecond
-	deadline := time.Now().Add(2 * time.Minute)
+	start := time.Now()
+	deadline := start.Add(2 * time.Minute)
 	for {
 		reply, err := c.roundTrip(ctx, &c.laneSock, command, props)
 		var ce *circusError
 		if err == nil || !asCircusError(err, &ce) || ce.Errno != errnoConflict || time.Now().After(deadline) {
 			return reply, err
+		}
+		if time.Since(start) > stuckAfter {
+			c.dumpStacks(fmt.Sprintf("busy with %q for %s", ce.Reason, time.Since(start).Round(time.Second)))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -175,10 +179,6 @@ func (c *Circus) roundTrip(ctx context.Context, sockp *zmq4.Socket, command stri
 	}
 	// A reply that never comes (circusd restarting) must not hang a deploy:
 	// drop the socket and let the next call dial again.
-	type result struct {
-		reply map[string]any
-		err   error
-	}
 	done := make(chan result, 1)
 	sock := *sockp
 	go func() {
@@ -203,26 +203,47 @@ func (c *Circus) roundTrip(ctx context.Context, sockp *zmq4.Socket, command stri
 			}
 		}
 	}()
+	r, err := c.await(ctx, command, done)
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		dropSocket(sockp)
+		return nil, err
+	}
+	if r.reply["status"] == "error" {
+		errno, _ := r.reply["errno"].(float64)
+		reason, _ := r.reply["reason"].(string)
+		return nil, &circusError{Command: command, Errno: int(errno), Reason: reason}
+	}
+	return r.reply, nil
+}
+
+// result is circusd's answer to one command, or why there is none.
+type result struct {
+	reply map[string]any
+	err   error
+}
+
+// await waits for the answer to command on done, at most 90 s. When it
+// takes longer than stuckAfter, circusd is asked for its stacks
+// (dumpStacks), so its log says what holds it.
+func (c *Circus) await(ctx context.Context, command string, done <-chan result) (result, error) {
 	timeout := time.NewTimer(90 * time.Second)
 	defer timeout.Stop()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			dropSocket(sockp)
-			return nil, r.err
+	slow := time.NewTimer(stuckAfter)
+	defer slow.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r, nil
+		case <-slow.C:
+			c.dumpStacks(fmt.Sprintf("no answer to %s for %s", command, stuckAfter))
+		case <-ctx.Done():
+			return result{}, ctx.Err()
+		case <-timeout.C:
+			return result{}, fmt.Errorf("circusd did not answer %s within 90s", command)
 		}
-		if r.reply["status"] == "error" {
-			errno, _ := r.reply["errno"].(float64)
-			reason, _ := r.reply["reason"].(string)
-			return nil, &circusError{Command: command, Errno: int(errno), Reason: reason}
-		}
-		return r.reply, nil
-	case <-ctx.Done():
-		dropSocket(sockp)
-		return nil, ctx.Err()
-	case <-timeout.C:
-		dropSocket(sockp)
-		return nil, fmt.Errorf("circusd did not answer %s within 90s", command)
 	}
 }
 

@@ -158,3 +158,31 @@ func waitFile(t *testing.T, path string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDumpStacks: once a Conductor watcher is loaded, circusd writes its
+// threads' stacks to its log when dumpStacks asks, and goes on answering.
+func TestDumpStacks(t *testing.T) {
+	c, dir, ctx := startCircus(t)
+	if err := c.Add(ctx, Watcher{App: "t", Name: "sleeper", Cmd: "/bin/sleep", Spec: "600", WorkingDir: dir, LogFile: filepath.Join(dir, "sleeper.log")}); err != nil {
+		t.Fatal(err)
+	}
+	c.dumpStacks("a test")
+	log := filepath.Join(c.Dir, "circusd.log")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(log)
+		if strings.Contains(string(data), "most recent call first") && strings.Contains(string(data), "circus/arbiter.py") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stacks in circusd.log:\n%s", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("circusd does not answer after the dump: %v", err)
+	}
+	if err := c.Remove(ctx, "sleeper"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,8 +7,18 @@ names a hook this module did not have would fail to load; give a changed
 hook a new name (or module) for that reason.
 """
 
+import faulthandler
 import os
 import signal
+import sys
+
+# SIGUSR2 makes circusd write every thread's Python stack to its stderr
+# (circusd.log), even with its event loop stuck: Conductor sends it when
+# circusd stops answering, so the log says where it is.
+try:
+    faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True, chain=False)
+except (AttributeError, ValueError, OSError):
+    pass
 
 
 # The signals that stop a process (stop_signal, circus's kill after the
