@@ -142,6 +142,12 @@ func Exec(specPath, wid string) error {
 			return err
 		}
 	}
+	if tid := unix.Gettid(); tid != os.Getpid() {
+		// The kernel retires the main thread first, and for that moment
+		// the process looks like a zombie to circus (cmd/conductor's init
+		// keeps the main goroutine on the main thread).
+		fmt.Printf("conductor: warning: exec from thread %d, not the main thread\n", tid)
+	}
 	return syscall.Exec(bin, s.Argv, Environ(s.Env))
 }
 

@@ -10,11 +10,19 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hasadna/conductor"
 )
+
+// The main goroutine stays on the process's main thread, so run-process
+// execs the app's command from it. An exec from another thread makes the
+// kernel retire the main thread first, and for that moment /proc/<pid>/stat
+// calls the process a zombie: circus took such a live app process for dead
+// (left it out of its list, or dropped it and started a second one).
+func init() { runtime.LockOSThread() }
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
