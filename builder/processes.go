@@ -274,7 +274,7 @@ func (d *deployment) checkProcesses(ctx context.Context) error {
 				}
 			}
 			seen[o.watcher] = cur
-			if began[o.watcher].IsZero() && len(pids) >= o.want && !notStarted(procnet.Parents(), pids, launcher) {
+			if began[o.watcher].IsZero() && len(pids) >= o.want && !notStarted(pids, launcher) {
 				began[o.watcher] = now
 			}
 			booted := o.early && len(pids) >= o.want && settled(quiet, o.watcher, pids, now, launcher)
@@ -317,11 +317,9 @@ type settling struct {
 // does a process that has not yet become the app's command: whatever it
 // waits on, the app has not run (see notStarted).
 func settled(quiet map[string]*settling, watcher string, pids []int, now time.Time, launcher string) bool {
-	parents := procnet.Parents()
-	tree := procnet.Tree(parents, pids)
-	ticks, asleep, err := procnet.Activity(tree)
+	ticks, asleep, err := procnet.Activity(procnet.Descendants(pids))
 	q := quiet[watcher]
-	if err != nil || !asleep || q == nil || q.ticks != ticks || !slices.Equal(q.pids, pids) || notStarted(parents, pids, launcher) {
+	if err != nil || !asleep || q == nil || q.ticks != ticks || !slices.Equal(q.pids, pids) || notStarted(pids, launcher) {
 		quiet[watcher] = &settling{pids: slices.Clone(pids), ticks: ticks, since: now}
 		return false
 	}
@@ -334,12 +332,12 @@ func settled(quiet map[string]*settling, watcher string, pids []int, now time.Ti
 // path: conductor run-process, before it execs the command; a replaced
 // binary's link ends in " (deleted)"). On a loaded machine either can wait,
 // asleep, for longer than settleWindow.
-func notStarted(parents map[int]int, pids []int, launcher string) bool {
+func notStarted(pids []int, launcher string) bool {
 	for _, p := range pids {
 		if launcher != "" && strings.TrimSuffix(procnet.Exe(p), " (deleted)") == launcher {
 			return true
 		}
-		if pp, ok := parents[p]; ok && procnet.Cmdline(p) == procnet.Cmdline(pp) {
+		if pp, ok := procnet.Parent(p); ok && procnet.Cmdline(p) == procnet.Cmdline(pp) {
 			return true
 		}
 	}

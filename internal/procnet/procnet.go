@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -252,6 +253,73 @@ func Tree(parent map[int]int, roots []int) []int {
 	return out
 }
 
+// Descendants returns roots and all their live descendants, read from
+// each process's /proc/<pid>/task/<tid>/children: only the processes of
+// the tree are read, where Tree(Parents(), roots) reads every process on
+// the host. On a kernel without those files (CONFIG_PROC_CHILDREN) it is
+// Tree(Parents(), roots).
+func Descendants(roots []int) []int {
+	seen := map[int]bool{}
+	var out []int
+	queue := append([]int(nil), roots...)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+		kids, err := children(p)
+		if errors.Is(err, errNoChildrenFile) {
+			return Tree(Parents(), roots)
+		}
+		queue = append(queue, kids...)
+	}
+	return out
+}
+
+// errNoChildrenFile: the kernel has no /proc/<pid>/task/<tid>/children.
+var errNoChildrenFile = errors.New("no /proc/<pid>/task/<tid>/children")
+
+// children lists a process's children: each thread's children file names
+// those that thread started. A process that is gone has none.
+func children(pid int) ([]int, error) {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil // exited meanwhile
+	}
+	var kids []int
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "children"))
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(filepath.Join(dir, task.Name())); serr == nil {
+				return nil, errNoChildrenFile // the thread is there, the file not
+			}
+			continue // the thread ended meanwhile
+		} else if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids, nil
+}
+
+// Parent reads a process's parent from /proc; false when it is gone.
+func Parent(pid int) (int, bool) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	pp, err := ParsePPID(stat)
+	return pp, err == nil
+}
+
 // Parents reads every live process's parent from /proc.
 func Parents() map[int]int {
 	parent := map[int]int{}
@@ -318,7 +386,7 @@ func Foreign(port int, roots []int) (foreign []Socket, listening bool, err error
 	}
 	var ours map[uint64]bool
 	if len(roots) > 0 {
-		ours = SocketInodes(Tree(Parents(), roots))
+		ours = SocketInodes(Descendants(roots))
 	}
 	for _, s := range socks {
 		if !ours[s.Inode] {

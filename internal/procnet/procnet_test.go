@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -256,5 +257,54 @@ func TestEstablished(t *testing.T) {
 	got, err := parseSockets(strings.NewReader(tcp), stateEstablished)
 	if err != nil || !reflect.DeepEqual(got, []Socket{{Port: 20000, Inode: 16600}}) {
 		t.Errorf("established rows: %v, %v", got, err)
+	}
+}
+
+// TestDescendants: the tree of a live process, read from the children
+// files, is the one every process's parent gives: a shell, its two
+// background jobs and a job's own child; another process is not in it.
+func TestDescendants(t *testing.T) {
+	cmd := exec.Command("bash", "-c", "sleep 60 & bash -c 'sleep 60 & wait' & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // killed as a group
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	roots := []int{cmd.Process.Pid}
+	var got []int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = Descendants(roots); len(got) == 4 {
+			break
+		}
+	}
+	want := Tree(Parents(), roots)
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(got) != 4 || !slices.Equal(got, want) {
+		t.Fatalf("Descendants = %v, Tree(Parents()) = %v, want the shell and 3 more", got, want)
+	}
+	if slices.Contains(got, os.Getpid()) {
+		t.Errorf("the test's own process is in %v", got)
+	}
+	if pp, ok := Parent(got[len(got)-1]); !ok || !slices.Contains(got, pp) {
+		t.Errorf("Parent(%d) = %d, %v", got[len(got)-1], pp, ok)
+	}
+	if kids := Descendants([]int{1 << 30}); !slices.Equal(kids, []int{1 << 30}) {
+		t.Errorf("Descendants of no process = %v", kids)
+	}
+}
+
+// BenchmarkTreeOfSelf and BenchmarkDescendantsOfSelf: one look at a
+// process's tree the two ways (the builder looks every 20 ms while a
+// worker boots); the first reads every process on the host.
+func BenchmarkTreeOfSelf(b *testing.B) {
+	for b.Loop() {
+		Tree(Parents(), []int{os.Getpid()})
+	}
+}
+
+func BenchmarkDescendantsOfSelf(b *testing.B) {
+	for b.Loop() {
+		Descendants([]int{os.Getpid()})
 	}
 }
