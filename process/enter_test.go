@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,21 +15,23 @@ import (
 	"github.com/hasadna/conductor/cgroup"
 )
 
-// The helper process: run-process itself, as circus runs it.
-func TestHelperRunProcess(t *testing.T) {
-	spec := os.Getenv("CONDUCTOR_TEST_RUN_PROCESS")
-	if spec == "" {
-		t.Skip("helper process")
+// The helper process: run-process itself, as circus runs it, from the main
+// goroutine on the main thread as cmd/conductor does (its init locks them).
+func init() { runtime.LockOSThread() }
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("CONDUCTOR_TEST_RUN_PROCESS"); spec != "" {
+		err := Exec(spec, "1")
+		fmt.Println("run-process:", err)
+		os.Exit(3)
 	}
-	err := Exec(spec, "1")
-	fmt.Println("run-process:", err)
-	os.Exit(3)
+	os.Exit(m.Run())
 }
 
 // runProcess runs the helper on a spec file and returns its output.
 func runProcess(t *testing.T, spec string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRunProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "CONDUCTOR_TEST_RUN_PROCESS="+spec)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
