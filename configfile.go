@@ -2,10 +2,11 @@ package conductor
 
 import (
 	"context"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // ConfigFile describes a file stored with config:file: placed at Path,
@@ -54,7 +55,7 @@ type ConfigFileStore interface {
 	RemoveConfigFile(ctx context.Context, appID int64, path string) error
 }
 
-var configPathComponentRE = regexp.MustCompile(`^[A-Za-z0-9._@+-]+$`)
+var configPathComponentRE = lazyre.New(`^[A-Za-z0-9._@+-]+$`)
 
 // reservedConfigPaths are the files Conductor itself writes or reads in the
 // app directory before config files are placed: a config file there would
@@ -112,7 +113,7 @@ const MaxBodyVar = "CONDUCTOR_MAX_BODY"
 const DefaultMaxBody = "100m"
 
 // maxBodyRE is nginx's size syntax: a number, optionally k, m or g.
-var maxBodyRE = regexp.MustCompile(`^([0-9]{1,12})([kKmMgG]?)$`)
+var maxBodyRE = lazyre.New(`^([0-9]{1,12})([kKmMgG]?)$`)
 
 // maxMaxBody bounds MaxBodyVar: nginx buffers a request body on the host's
 // disk before the app sees it, so an app's developer may not lift the

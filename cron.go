@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 	// A CRON_TZ= zone must mean the same on every host, tzdata installed
@@ -15,6 +14,8 @@ import (
 	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // CronEntry is one scheduled job of an app, declared in its repository's
@@ -161,7 +162,7 @@ func ParseCronSchedule(spec string) (CronSchedule, error) {
 	return c, nil
 }
 
-var cronNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+var cronNameRE = lazyre.New(`^[a-z0-9][a-z0-9-]{0,39}$`)
 
 // cronJSON is an entry as app.json has it.
 type cronJSON struct {

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // DatabaseMarker is the comment Conductor leaves on the databases and roles
@@ -39,7 +40,7 @@ func (d AppDatabase) String() string {
 // DefaultAlias is Django's default database alias: its URL is DATABASE_URL.
 const DefaultAlias = "default"
 
-var aliasRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,29}$`)
+var aliasRE = lazyre.New(`^[a-z][a-z0-9_]{0,29}$`)
 
 // ValidateDatabaseAlias checks a Django database alias given to db:create
 // or db:destroy: a lowercase identifier of at most 30 characters, so that

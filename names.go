@@ -2,20 +2,21 @@ package conductor
 
 import (
 	"os/user"
-	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 var (
-	appNameRE     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
-	userNameRE    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
-	procTypeRE    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,29}$`)
-	hostNameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	configKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	branchRefRE   = regexp.MustCompile(`^refs/(heads|tags)/[A-Za-z0-9._/-]{1,200}$`)
-	domainRE      = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	fingerprintRE = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+	appNameRE     = lazyre.New(`^[a-z][a-z0-9-]{0,29}$`)
+	userNameRE    = lazyre.New(`^[a-z][a-z0-9_-]{0,31}$`)
+	procTypeRE    = lazyre.New(`^[a-z][a-z0-9_]{0,29}$`)
+	hostNameRE    = lazyre.New(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	configKeyRE   = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	branchRefRE   = lazyre.New(`^refs/(heads|tags)/[A-Za-z0-9._/-]{1,200}$`)
+	domainRE      = lazyre.New(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	fingerprintRE = lazyre.New(`^SHA256:[A-Za-z0-9+/]{43}$`)
 	reservedNames = map[string]bool{
 		"root": true, "admin": true, "git": true, "conductor": true, "www": true,
 		"nginx": true, "circus": true, "daemon": true, "nobody": true, "postgres": true,

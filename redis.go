@@ -3,10 +3,11 @@ package conductor
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // Redis is an app's private Redis server (redis:create): a redis-server run
@@ -46,7 +47,7 @@ func (r *Redis) String() string {
 	return fmt.Sprintf("redis on 127.0.0.1:%d (maxmemory %s, %s)", r.Port, r.MaxMemory, r.Policy)
 }
 
-var redisMemoryRE = regexp.MustCompile(`^([1-9][0-9]{0,6})(kb|mb|gb)$`)
+var redisMemoryRE = lazyre.New(`^([1-9][0-9]{0,6})(kb|mb|gb)$`)
 
 // ParseRedisMaxMemory checks and normalizes a --maxmemory value: a number
 // with kb, mb or gb (any case, "M" and "G" too), between 1mb and 64gb.

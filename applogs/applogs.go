@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/internal/safefs"
 	"github.com/hasadna/conductor/process"
 )
@@ -60,9 +61,9 @@ func (l *Reader) scan() {
 
 // circusLineRE matches "<time> [<pid>] | text" and, as circus.LineFileStream
 // writes it once the process has said its name, "<time> [<pid> web.1] | text".
-var circusLineRE = regexp.MustCompile(`^(\S+) \[(\d+)(?: ([a-z][a-z0-9_]*\.\d+))?\] \| (.*)$`)
+var circusLineRE = lazyre.New(`^(\S+) \[(\d+)(?: ([a-z][a-z0-9_]*\.\d+))?\] \| (.*)$`)
 
-var startLineRE = regexp.MustCompile(`^` + regexp.QuoteMeta(process.StartLinePrefix) + `([a-z][a-z0-9_]*\.\d+) \(pid (\d+)\)`)
+var startLineRE = lazyre.New(`^` + regexp.QuoteMeta(process.StartLinePrefix) + `([a-z][a-z0-9_]*\.\d+) \(pid (\d+)\)`)
 
 // format turns a circus line into "<time> web.1: <text>" and returns its
 // time for ordering.

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/internal/safefs"
 )
 
@@ -257,7 +257,7 @@ func compiledAll(dir, tag string) bool {
 
 // normName is a distribution's name as the index and uv's cache spell it
 // (PEP 503).
-var normSep = regexp.MustCompile(`[-_.]+`)
+var normSep = lazyre.New(`[-_.]+`)
 
 func normName(name string) string { return normSep.ReplaceAllString(strings.ToLower(name), "-") }
 
@@ -285,7 +285,7 @@ func seedArchive(seed, name, version string) string {
 
 // distInfo is a *.dist-info directory's name: the distribution's name (as
 // written there, "_" for "-") and its version.
-var distInfo = regexp.MustCompile(`^([A-Za-z0-9](?:[A-Za-z0-9._]{0,98}[A-Za-z0-9])?)-([0-9]{1,9}(?:\.[0-9]{1,9}){0,9}(?:(?:a|b|rc)[0-9]{1,9})?(?:\.post[0-9]{1,9})?(?:\.dev[0-9]{1,9})?)\.dist-info$`)
+var distInfo = lazyre.New(`^([A-Za-z0-9](?:[A-Za-z0-9._]{0,98}[A-Za-z0-9])?)-([0-9]{1,9}(?:\.[0-9]{1,9}){0,9}(?:(?:a|b|rc)[0-9]{1,9})?(?:\.post[0-9]{1,9})?(?:\.dev[0-9]{1,9})?)\.dist-info$`)
 
 // maxSeedPins bounds what one virtualenv can ask the seeder for.
 const maxSeedPins = 500

@@ -14,17 +14,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"golang.org/x/crypto/acme"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // tokenRE is what an HTTP-01 token may be (RFC 8555 §8.3: base64url). It
 // names a file in the challenge dir, so nothing else is written.
-var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,256}$`)
+var tokenRE = lazyre.New(`^[A-Za-z0-9_-]{16,256}$`)
 
 // acmeClient returns the account's client, registering the account with
 // the CA the first time.

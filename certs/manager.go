@@ -13,13 +13,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/acme"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // Manager issues, installs and renews certificates.
@@ -82,7 +82,7 @@ func ValidToken(token string) bool { return tokenRE.MatchString(token) }
 
 // keyAuthRE is what a key authorization is: the token, ".", and the
 // account key's base64url thumbprint.
-var keyAuthRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,256}\.[A-Za-z0-9_-]{16,256}$`)
+var keyAuthRE = lazyre.New(`^[A-Za-z0-9_-]{16,256}\.[A-Za-z0-9_-]{16,256}$`)
 
 // PutChallenge writes the key authorization into the directory.
 func (d ChallengeDir) PutChallenge(_ context.Context, token, keyAuth string) error {

@@ -25,11 +25,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // Version is which cgroup interface a Manager drives.
@@ -332,7 +333,7 @@ func hasString(list []string, s string) bool {
 
 // nameRE is what one component of a group path may be: Conductor's app,
 // watcher and instance names, and no "." (cgroupfs's own files all have one).
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+var nameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
 
 // ErrBadPath is returned for a group path that is not a relative path of
 // plain names.

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/supervisor"
 )
 
@@ -74,7 +74,7 @@ func (c *Circus) endpoint() string { return "ipc://" + filepath.Join(c.Dir, "cir
 // iniSafe is what paths and names rendered into circus ini may contain:
 // no newlines (a new key), no % (configparser interpolation), no spaces
 // (circus splits cmd/args with shlex), no ; or # (comments).
-var iniSafe = regexp.MustCompile(`^[A-Za-z0-9_./:@+=-]+$`)
+var iniSafe = lazyre.New(`^[A-Za-z0-9_./:@+=-]+$`)
 
 func checkIniSafe(values ...string) error {
 	for _, v := range values {
@@ -356,7 +356,7 @@ func (c *Circus) Watchers() ([]string, error) {
 	return names, nil
 }
 
-var numProcessesRE = regexp.MustCompile(`(?m)^numprocesses = \d+$`)
+var numProcessesRE = lazyre.New(`(?m)^numprocesses = \d+$`)
 
 // Scale sets how many processes a watcher runs, now and in its ini file, so
 // a later reloadconfig keeps the count (a numprocesses change alone only

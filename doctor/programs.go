@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hasadna/conductor/circus"
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // output runs a program (never through a shell) with a time bound and
@@ -38,7 +39,7 @@ func executable(path string) error {
 	return nil
 }
 
-var nginxVersionRE = regexp.MustCompile(`nginx/(\S+)`)
+var nginxVersionRE = lazyre.New(`nginx/(\S+)`)
 
 // NginxBinary checks that the nginx binary is there and runs.
 func NginxBinary(ctx context.Context, bin string) Result {
@@ -211,7 +212,7 @@ func Python(ctx context.Context, python string) Result {
 	return ok(name, "Python %s at %s, with venv and ensurepip", out, python)
 }
 
-var gitVersionRE = regexp.MustCompile(`git version (\d+)\.(\d+)`)
+var gitVersionRE = lazyre.New(`git version (\d+)\.(\d+)`)
 
 // Git checks the git that serves pushes: core.hooksPath needs 2.9.
 func Git(ctx context.Context) Result {

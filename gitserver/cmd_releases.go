@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/hasadna/conductor"
 	"github.com/hasadna/conductor/hooks"
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/queue"
 )
 
@@ -105,7 +105,7 @@ func (s *Server) rollbackCommand() *cobra.Command {
 
 // gitRefRE is what `deploy` accepts as a ref: branch, tag or commit names,
 // never an option.
-var gitRefRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
+var gitRefRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
 
 // deployCommand deploys any pushed ref, tag or commit.
 func (s *Server) deployCommand() *cobra.Command {

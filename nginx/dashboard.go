@@ -7,8 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"time"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // DashboardSite is the server block of Conductor's web dashboard: Host
@@ -23,7 +24,7 @@ type DashboardSite struct {
 // start with "_", so no app's site is ever this one.
 const dashboardSiteName = "_dashboard"
 
-var upstreamRE = regexp.MustCompile(`^(127\.0\.0\.1|\[::1\]|localhost):[0-9]{1,5}$`)
+var upstreamRE = lazyre.New(`^(127\.0\.0\.1|\[::1\]|localhost):[0-9]{1,5}$`)
 
 // WriteDashboardSite installs or replaces the dashboard's server block and
 // reloads nginx; if nginx rejects it, the old file is put back.

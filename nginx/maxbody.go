@@ -2,7 +2,8 @@ package nginx
 
 import (
 	"fmt"
-	"regexp"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // DefaultMaxBody is an app's client_max_body_size unless its Site says
@@ -12,7 +13,7 @@ const DefaultMaxBody = "100m"
 // sizeRE is nginx's size syntax. conductor.ValidateMaxBody checks the
 // user's value with its bounds; this only keeps anything else out of the
 // configuration.
-var sizeRE = regexp.MustCompile(`^[0-9]{1,12}[kKmMgG]?$`)
+var sizeRE = lazyre.New(`^[0-9]{1,12}[kKmMgG]?$`)
 
 func siteMaxBody(v string) (string, error) {
 	if v == "" {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/supervisor"
 )
 
@@ -32,7 +32,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{"quote": q
 
 // hostRE is what may appear in server_name: DNS names only, so nothing a
 // user supplies can open a block or end a directive.
-var hostRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var hostRE = lazyre.New(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // ValidateHost checks a host name for a vhost.
 func ValidateHost(h string) error {
@@ -615,7 +615,7 @@ func (n *Nginx) token(host string) string {
 
 // tokenRE is what the app name and release id may be: they are rendered
 // bare (a comment, a header value) and the app name is the file's name.
-var tokenRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+var tokenRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 // siteConf checks a site's values and renders its server block.
 func (n *Nginx) siteConf(s Site) ([]byte, error) {

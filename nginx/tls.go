@@ -11,9 +11,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"time"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // TLSHost is a host name of a site served over HTTPS with its certificate.
@@ -30,7 +31,7 @@ type TLSHost struct {
 func (n *Nginx) ChallengeDir() string { return filepath.Join(n.Dir, "acme-challenge") }
 
 // listenRE is what a listen address may be: it is rendered bare.
-var listenRE = regexp.MustCompile(`^[A-Za-z0-9.\-]*(\[[0-9A-Fa-f:.]+\])?:[0-9]{1,5}$`)
+var listenRE = lazyre.New(`^[A-Za-z0-9.\-]*(\[[0-9A-Fa-f:.]+\])?:[0-9]{1,5}$`)
 
 // tlsSite is what the site template needs to split a site's hosts into
 // plain HTTP ones and HTTPS ones.

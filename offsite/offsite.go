@@ -19,7 +19,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"syscall"
 
@@ -28,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // Target is an S3-compatible bucket and a prefix in it.
@@ -51,9 +51,9 @@ type Config struct {
 const DefaultEndpoint = "https://s3.amazonaws.com"
 
 var (
-	bucketRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	segmentRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$`)
-	regionRE  = regexp.MustCompile(`^[a-z0-9-]{1,40}$`)
+	bucketRE  = lazyre.New(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	segmentRE = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$`)
+	regionRE  = lazyre.New(`^[a-z0-9-]{1,40}$`)
 )
 
 // ParseURL parses s3://bucket[/prefix][?endpoint=URL][&region=NAME].

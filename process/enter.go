@@ -6,13 +6,13 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"regexp"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hasadna/conductor/cgroup"
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // maxSpecSize bounds what run-process reads: a spec is a command and an
@@ -62,7 +62,7 @@ func readSpec(path string) (*specFile, error) {
 // that owner, in no cgroup: it could name another app's.
 func (sf *specFile) trusted() bool { return sf.uid == 0 && sf.mode&0o022 == 0 }
 
-var widRE = regexp.MustCompile(`^[0-9]{1,6}$`)
+var widRE = lazyre.New(`^[0-9]{1,6}$`)
 
 // enter is what run-process does as root before it runs anything of the
 // app: put itself in the process's cgroup (<Cgroup>/<wid>, after killing

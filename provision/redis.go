@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"regexp"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/internal/safefs"
 )
 
@@ -46,7 +46,7 @@ func allocatePort(used []int, r PortRange) (int, error) {
 
 // redisConfSafe is what a value rendered into redis.conf may hold: no
 // space, quote or newline that would start another argument or directive.
-var redisConfSafe = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
+var redisConfSafe = lazyre.New(`^[A-Za-z0-9_./-]+$`)
 
 // RedisConf renders the app's redis.conf.
 func RedisConf(app, dir string, r *conductor.Redis) ([]byte, error) {

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
 	"unicode/utf8"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/internal/safefs"
 )
 
@@ -60,7 +60,7 @@ type Settings struct {
 	StaticRoot, MediaRoot string
 }
 
-var moduleRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+var moduleRE = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // WriteSettings writes local_settings.py into the release dir, readable only
 // by the app user (it holds the secret key and database password).

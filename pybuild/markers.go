@@ -1,9 +1,10 @@
 package pybuild
 
 import (
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // Environment markers carried through a lock file's dependency graph.
@@ -113,7 +114,7 @@ func balanced(s string) bool {
 	return d == 0
 }
 
-var extraTermRE = regexp.MustCompile(`^\(?\s*extra\s*==\s*("[^"]*"|'[^']*')\s*\)?$`)
+var extraTermRE = lazyre.New(`^\(?\s*extra\s*==\s*("[^"]*"|'[^']*')\s*\)?$`)
 
 // dropExtra removes the `extra == "x"` terms from a lock file's marker:
 // they say which of its parent's extras pulled a package in, which the

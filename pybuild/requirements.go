@@ -5,8 +5,9 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // reqFiles follows a requirements file and everything it includes with
@@ -173,7 +174,7 @@ func isLocalPath(s string) bool {
 		strings.HasSuffix(s, ".whl") || strings.HasSuffix(s, ".tar.gz") || strings.HasSuffix(s, ".zip")
 }
 
-var eggRE = regexp.MustCompile(`#(?:.*&)?egg=([A-Za-z0-9][A-Za-z0-9._-]*)`)
+var eggRE = lazyre.New(`#(?:.*&)?egg=([A-Za-z0-9][A-Za-z0-9._-]*)`)
 
 func eggName(s string) string {
 	if m := eggRE.FindStringSubmatch(s); m != nil {
@@ -182,7 +183,7 @@ func eggName(s string) string {
 	return ""
 }
 
-var reqNameRE = regexp.MustCompile(`^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[([^\]]*)\])?\s*(.*)$`)
+var reqNameRE = lazyre.New(`^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[([^\]]*)\])?\s*(.*)$`)
 
 // parseRequirement reads a PEP 508 requirement ("celery[redis]>=5 ;
 // python_version >= '3.10'", "django (>=5.2,<6.0)", "pkg @ https://...")
@@ -222,7 +223,7 @@ func markerStart(s string) int {
 	return -1
 }
 
-var nameSepRE = regexp.MustCompile(`[-_.]+`)
+var nameSepRE = lazyre.New(`[-_.]+`)
 
 // normName normalizes a distribution name as PEP 503 does.
 func normName(s string) string {

@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/pybuild"
 )
 
@@ -51,7 +51,7 @@ type Interpreter struct {
 
 // versionRE is a registered interpreter's directory name: a final
 // release's full version.
-var versionRE = regexp.MustCompile(`^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$`)
+var versionRE = lazyre.New(`^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$`)
 
 // ValidVersion tells whether v names a registered interpreter's directory
 // (3.12.7): a full final-release version, nothing else.

@@ -15,8 +15,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
+
+	"github.com/hasadna/conductor/internal/lazyre"
 )
 
 // The embedded NATS server's TLS: a private CA made once under the data
@@ -145,7 +146,7 @@ func serverCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []string) (
 
 // nameRE is a DNS name as a certificate may hold it: letters, digits and
 // hyphens in dot-separated labels.
-var nameRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+var nameRE = lazyre.New(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 // CheckServerName says why name cannot go into the server's certificate
 // (--nats-tls-name), or nil.
