@@ -237,19 +237,7 @@ func Tree(parent map[int]int, roots []int) []int {
 	for pid, pp := range parent {
 		children[pp] = append(children[pp], pid)
 	}
-	seen := map[int]bool{}
-	var out []int
-	queue := append([]int(nil), roots...)
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		out = append(out, p)
-		queue = append(queue, children[p]...)
-	}
+	out, _ := walk(roots, func(p int) ([]int, error) { return children[p], nil })
 	return out
 }
 
@@ -259,6 +247,17 @@ func Tree(parent map[int]int, roots []int) []int {
 // the host. On a kernel without those files (CONFIG_PROC_CHILDREN) it is
 // Tree(Parents(), roots).
 func Descendants(roots []int) []int {
+	out, err := walk(roots, children)
+	if errors.Is(err, errNoChildrenFile) {
+		return Tree(Parents(), roots)
+	}
+	return out
+}
+
+// walk returns roots and every process below them, breadth first, each
+// once, asking kids for a process's children; it stops at kids' first
+// error.
+func walk(roots []int, kids func(int) ([]int, error)) ([]int, error) {
 	seen := map[int]bool{}
 	var out []int
 	queue := append([]int(nil), roots...)
@@ -270,13 +269,13 @@ func Descendants(roots []int) []int {
 		}
 		seen[p] = true
 		out = append(out, p)
-		kids, err := children(p)
-		if errors.Is(err, errNoChildrenFile) {
-			return Tree(Parents(), roots)
+		k, err := kids(p)
+		if err != nil {
+			return out, err
 		}
-		queue = append(queue, kids...)
+		queue = append(queue, k...)
 	}
-	return out
+	return out, nil
 }
 
 // errNoChildrenFile: the kernel has no /proc/<pid>/task/<tid>/children.
