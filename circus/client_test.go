@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -160,9 +161,22 @@ func waitFile(t *testing.T, path string) {
 }
 
 // TestDumpStacks: once a Conductor watcher is loaded, circusd writes its
-// threads' stacks to its log when dumpStacks asks, and goes on answering.
+// threads' stacks to its log when dumpStacks asks, and goes on answering;
+// before, it is not sent the signal, which would kill it.
 func TestDumpStacks(t *testing.T) {
 	c, dir, ctx := startCircus(t)
+	pid, err := c.Pid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if catches(pid, syscall.SIGUSR2) {
+		t.Fatal("a circusd without Conductor's watchers catches SIGUSR2 already: the test shows nothing")
+	}
+	c.dumpStacks("before any watcher")
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("circusd does not answer after a dump before any watcher: %v", err)
+	}
+	c.lastDumped = time.Time{}
 	if err := c.Add(ctx, Watcher{App: "t", Name: "sleeper", Cmd: "/bin/sleep", Spec: "600", WorkingDir: dir, LogFile: filepath.Join(dir, "sleeper.log")}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,10 @@ package circus
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -14,8 +17,10 @@ const stuckAfter = 3 * GracefulTimeout
 
 // dumpStacks has circusd write every thread's Python stack to its log
 // (conductor_hooks registers SIGUSR2 with faulthandler), at most once a
-// minute: a circusd that stopped answering says where it is stuck. A
-// circusd that never loaded a Conductor watcher ignores the signal.
+// minute: a circusd that stopped answering says where it is stuck. Only a
+// circusd that catches SIGUSR2 gets it: one that has not imported
+// conductor_hooks yet (no app watcher loaded, or started by an older
+// Conductor) would die of it.
 func (c *Circus) dumpStacks(why string) {
 	c.dumpMu.Lock()
 	defer c.dumpMu.Unlock()
@@ -24,11 +29,27 @@ func (c *Circus) dumpStacks(why string) {
 	}
 	c.lastDumped = time.Now()
 	pid, err := c.Pid()
-	if err != nil || (!c.System && !c.Ours(pid)) {
+	if err != nil || (!c.System && !c.Ours(pid)) || !catches(pid, syscall.SIGUSR2) {
 		return
 	}
 	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
 		return
 	}
 	slog.Warn("circusd is slow to answer: its stacks are in its log", "why", why, "pid", pid, "log", filepath.Join(c.Dir, "circusd.log"))
+}
+
+// catches tells whether process pid has a handler for sig (SigCgt in
+// /proc/<pid>/status).
+func catches(pid int, sig syscall.Signal) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(rest), 16, 64)
+			return err == nil && mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
 }
