@@ -138,8 +138,8 @@ func (n *Nginx) removeMaintenancePages(app string) error {
 
 // WaitMaintenance waits until nginx serves host in maintenance state m
 // (nil: out of maintenance) for release, i.e. its new workers run the site
-// WriteSite wrote. The workers its reloads replaced may still answer
-// connections they hold (WaitOldWorkers).
+// WriteSite wrote, and those its reloads replaced take no new connections.
+// They may still answer connections they hold (WaitOldWorkers).
 func (n *Nginx) WaitMaintenance(ctx context.Context, host, release string, m *Maintenance, timeout time.Duration) error {
 	token := m.Token()
 	what := "out of maintenance"

@@ -408,10 +408,11 @@ func (n *Nginx) WaitServing(ctx context.Context, host, release string, timeout t
 	return n.WaitOldWorkers(ctx, timeout)
 }
 
-// WaitRelease waits until nginx answers for host with the given release in
-// X-Conductor-Release, i.e. its new workers run the configuration WriteSite
-// wrote. A reload signal that arrives while nginx is busy starting can be
-// lost, so it is sent again every 2 s.
+// WaitRelease waits until nginx answers every new connection for host with
+// the given release in X-Conductor-Release: its new workers run the
+// configuration WriteSite wrote, and those its reloads replaced take no
+// more connections (WaitReloaded). A reload signal that arrives while
+// nginx is busy starting can be lost, so it is sent again every 2 s.
 func (n *Nginx) WaitRelease(ctx context.Context, host, release string, timeout time.Duration) error {
 	return n.waitHeaders(ctx, host, timeout, "release "+release, func(h http.Header) bool {
 		return h.Get("X-Conductor-Release") == release
@@ -419,8 +420,9 @@ func (n *Nginx) WaitRelease(ctx context.Context, host, release string, timeout t
 }
 
 // waitHeaders asks nginx for host's /static/ until the answer's headers
-// satisfy served (the new site's workers answer); what names the awaited
-// state in messages.
+// satisfy served (the new site's workers answer), then waits until the
+// workers its reloads replaced take no more connections; what names the
+// awaited state in messages.
 func (n *Nginx) waitHeaders(ctx context.Context, host string, timeout time.Duration, what string, served func(http.Header) bool) error {
 	// A redirect (an HTTPS-only host) is an answer: not followed.
 	client := &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -434,7 +436,9 @@ func (n *Nginx) waitHeaders(ctx context.Context, host string, timeout time.Durat
 			resp.Body.Close()
 			// The site's token: nginx's workers run the site last written.
 			if (token == "" || resp.Header.Get("X-Conductor-Site") == token) && served(resp.Header) {
-				return nil
+				// A new worker answers; the replaced ones may still take
+				// a connection until they handle their quit.
+				return n.WaitReloaded(ctx, max(timeout-time.Since(start), time.Second))
 			}
 		}
 		if time.Since(lastHUP) > 2*time.Second {
@@ -740,4 +744,58 @@ func (n *Nginx) private() error {
 		}
 	}
 	return nil
+}
+
+// WaitReloaded waits (up to timeout) until no worker that nginx replaced
+// on a reload still takes new connections: each has exited or is shutting
+// down. A replaced worker keeps accepting on the shared listening socket
+// until it handles the master's quit, after the new workers already
+// answer; a connection it takes gets the configuration from before the
+// reload (for a new site, "no app is served at this host name"). On that
+// quit it retitles itself "worker process is shutting down" and closes
+// its listening sockets in the same step, so the title tells. Unlike
+// WaitOldWorkers, it does not wait for the requests they still serve.
+func (n *Nginx) WaitReloaded(ctx context.Context, timeout time.Duration) error {
+	n.wmu.Lock()
+	none := len(n.replaced) == 0
+	n.wmu.Unlock()
+	if none { // no reload since the last wait: nothing to read in /proc
+		return nil
+	}
+	master := n.masterPid()
+	if master == 0 {
+		return errors.New("nginx is not running")
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		live := workerPids(master)
+		n.wmu.Lock()
+		var accepting []int
+		for pid := range n.replaced {
+			if !live[pid] {
+				delete(n.replaced, pid)
+			} else if !shuttingDown(pid) {
+				accepting = append(accepting, pid)
+			}
+		}
+		n.wmu.Unlock()
+		if len(accepting) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nginx workers %v, replaced by a reload, still take connections after %s", accepting, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// shuttingDown tells whether nginx worker pid has taken its master's quit
+// (its title, in /proc/<pid>/cmdline, says so).
+func shuttingDown(pid int) bool {
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	return err != nil || bytes.Contains(cmdline, []byte("shutting down"))
 }

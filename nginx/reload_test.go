@@ -1,0 +1,111 @@
+package nginx
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestWaitReloaded: after a reload that adds a site, a worker the reload
+// replaced keeps taking connections until it handles the master's quit,
+// and answers them as if the site did not exist, though a new worker
+// already serves it. The old worker is held stopped to make that window
+// long: WaitRelease waits while it lasts (WaitReloaded), and once it
+// returns, every new connection gets the new site. Without that wait, a
+// worker host's first deploy could end and its app answer "no app is
+// served at this host name" (an e2e failure in CI).
+func TestWaitReloaded(t *testing.T) {
+	needNginx(t)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &Nginx{Bin: nginxBin, Dir: filepath.Join(dir, "nginx"), Listen: freePort(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer n.Shutdown()
+	defer n.Wait()
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "app at %s", r.Host)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	static := filepath.Join(dir, "staticfiles")
+	if err := os.MkdirAll(static, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(host string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.Listen+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+
+	for i := range 2 {
+		old := workerPids(n.masterPid())
+		if len(old) == 0 {
+			t.Fatal("nginx has no workers")
+		}
+		for pid := range old {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resume := func() {
+			for pid := range old {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+			}
+		}
+		host := fmt.Sprintf("app%d.localhost", i)
+		site := Site{App: fmt.Sprintf("app%d", i), Release: "r1", Hosts: []string{host}, Port: l.Addr().(*net.TCPAddr).Port, StaticDir: static}
+		if err := n.WriteSite(ctx, site); err != nil {
+			resume()
+			t.Fatal(err)
+		}
+		// The new worker answers, the stopped one still takes connections.
+		err := n.WaitRelease(ctx, host, "r1", 5*time.Second)
+		resume()
+		if err == nil || !strings.Contains(err.Error(), "still take connections") {
+			t.Fatalf("round %d: WaitRelease with the replaced worker stopped: %v, want it to wait for that worker", i, err)
+		}
+		if err := n.WaitRelease(ctx, host, "r1", 15*time.Second); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		var wg sync.WaitGroup
+		answers := make([]string, 20)
+		for j := range answers {
+			wg.Add(1)
+			go func() { defer wg.Done(); answers[j] = get(host) }()
+		}
+		wg.Wait()
+		for j, a := range answers {
+			if a != "app at "+host {
+				t.Errorf("round %d, connection %d after WaitReloaded: %q, want the new site's app", i, j, a)
+			}
+		}
+	}
+}
