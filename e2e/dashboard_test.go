@@ -59,6 +59,30 @@ func within(t *testing.T, ctx context.Context, what string, steps ...chromedp.Ac
 	}
 }
 
+// pollPage waits (up to timeout) until the JavaScript expression is true
+// in the tab's page. chromedp's Poll runs in the execution context it last
+// saw for the page; just after a navigation that can still be the previous
+// page's, which Chrome has destroyed ("Cannot find context with specified
+// id", a CI failure). The poll is then run again, in the new page's
+// context once chromedp has its event.
+func pollPage(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tab *chromedp.Target) (chromedp.Void, error) {
+		deadline := time.Now().Add(timeout)
+		for {
+			v, err := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(time.Until(deadline)))(ctx, tab)
+			if err == nil || time.Now().After(deadline) || !(strings.Contains(err.Error(), "Cannot find context with specified id") ||
+				strings.Contains(err.Error(), "Execution context was destroyed")) {
+				return v, err
+			}
+			select {
+			case <-ctx.Done():
+				return v, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+}
+
 // text is the text of the first element matching sel ("" if none).
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
@@ -188,14 +212,13 @@ func TestDashboard(t *testing.T) {
 		return deployID != ""
 	})
 	within(t, ctx, "open the running deploy", chromedp.Navigate(base+"/apps/dashapp/deploys/"+deployID),
-		chromedp.Poll[chromedp.Void](`document.querySelector("#buildlog").innerText.includes("release phase")`, chromedp.WithPollingTimeout(20*time.Second)))
+		pollPage(`document.querySelector("#buildlog").innerText.includes("release phase")`, 20*time.Second))
 	select {
 	case r := <-pushed:
 		t.Fatalf("the push ended before the page showed its release phase: the log did not stream (%s)", r)
 	default:
 	}
-	within(t, ctx, "the end of the build log", chromedp.Poll[chromedp.Void](`document.querySelector("#buildlog").dataset.done === "true"`,
-		chromedp.WithPollingTimeout(60*time.Second)))
+	within(t, ctx, "the end of the build log", pollPage(`document.querySelector("#buildlog").dataset.done === "true"`, 60*time.Second))
 	if log := text(t, ctx, "#buildlog"); !strings.Contains(log, "Deploy succeeded") {
 		t.Errorf("build log on the page:\n%s", log)
 	}
@@ -307,7 +330,7 @@ func TestDashboard(t *testing.T) {
 	}))
 	defer evil.Close()
 	within(t, ctx, "the cross-site form", chromedp.Navigate(evil.URL),
-		chromedp.Poll[chromedp.Void](`location.host.startsWith("conductor.localhost") && document.readyState === "complete"`, chromedp.WithPollingTimeout(20*time.Second)))
+		pollPage(`location.host.startsWith("conductor.localhost") && document.readyState === "complete"`, 20*time.Second))
 	if msg := text(t, ctx, "#error"); !strings.Contains(msg, "another site") {
 		t.Errorf("cross-site POST answered %q, want a refusal", msg)
 	}
