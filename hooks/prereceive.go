@@ -77,16 +77,18 @@ func (h *PreReceive) Run(ctx context.Context, stdin io.Reader) error {
 	if deploy == nil {
 		return nil // other branches and tags are stored, not deployed
 	}
+	job := &queue.Job{
+		ID: NewJobID(), App: h.App, Host: h.Host, Rev: deploy.New, Ref: deploy.Ref,
+		Pusher: h.User, CreatedAt: time.Now().UTC(),
+	}
+	// The pusher hears first, then the hook dials NATS (a TLS handshake
+	// and a JetStream request, a few ms).
+	fmt.Fprintf(h.Out, "-----> Deploying %s (%s) as %s\n", h.App, shortRev(job.Rev), job.ID)
 	q, err := queue.Dial(ctx, h.NATS, "conductor-hook")
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	job := &queue.Job{
-		ID: NewJobID(), App: h.App, Host: h.Host, Rev: deploy.New, Ref: deploy.Ref,
-		Pusher: h.User, CreatedAt: time.Now().UTC(),
-	}
-	fmt.Fprintf(h.Out, "-----> Deploying %s (%s) as %s\n", h.App, shortRev(job.Rev), job.ID)
 	return Submit(ctx, q, h.RepoDir, job, h.Out)
 }
 
