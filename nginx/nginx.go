@@ -465,33 +465,73 @@ func (n *Nginx) waitHeaders(ctx context.Context, host string, timeout time.Durat
 // requests already proxied to an app's old processes, which must outlive
 // them.
 func (n *Nginx) WaitOldWorkers(ctx context.Context, timeout time.Duration) error {
+	left, err := n.waitReplaced(ctx, timeout, func(int) bool { return true })
+	if err == nil && len(left) > 0 {
+		err = fmt.Errorf("%d old nginx workers still running after %s", len(left), timeout)
+	}
+	return err
+}
+
+// WaitReloaded waits (up to timeout) until no worker that nginx replaced
+// on a reload still takes new connections: each has exited or is shutting
+// down. A replaced worker keeps accepting on the shared listening socket
+// until it handles the master's quit, after the new workers already
+// answer; a connection it takes gets the configuration from before the
+// reload (for a new site, "no app is served at this host name"). On that
+// quit it retitles itself "worker process is shutting down" and closes
+// its listening sockets in the same step, so the title tells. Unlike
+// WaitOldWorkers, it does not wait for the requests they still serve.
+func (n *Nginx) WaitReloaded(ctx context.Context, timeout time.Duration) error {
+	n.wmu.Lock()
+	none := len(n.replaced) == 0
+	n.wmu.Unlock()
+	if none { // no reload since the last wait: nothing to read in /proc
+		return nil
+	}
+	left, err := n.waitReplaced(ctx, timeout, func(pid int) bool { return !shuttingDown(pid) })
+	if err == nil && len(left) > 0 {
+		err = fmt.Errorf("nginx workers %v, replaced by a reload, still take connections after %s", left, timeout)
+	}
+	return err
+}
+
+// waitReplaced waits (up to timeout) until no live worker that nginx's
+// reloads replaced is busy, forgetting those that exited. It returns the
+// ones still busy at the timeout.
+func (n *Nginx) waitReplaced(ctx context.Context, timeout time.Duration, busy func(pid int) bool) ([]int, error) {
 	master := n.masterPid()
 	if master == 0 {
-		return errors.New("nginx is not running")
+		return nil, errors.New("nginx is not running")
 	}
 	deadline := time.Now().Add(timeout)
 	for {
 		live := workerPids(master)
+		var left []int
 		n.wmu.Lock()
 		for pid := range n.replaced {
 			if !live[pid] {
 				delete(n.replaced, pid)
+			} else if busy(pid) {
+				left = append(left, pid)
 			}
 		}
-		left := len(n.replaced)
 		n.wmu.Unlock()
-		if left == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d old nginx workers still running after %s", left, timeout)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// shuttingDown tells whether nginx worker pid has taken its master's quit
+// (its title, in /proc/<pid>/cmdline, says so) or is gone.
+func shuttingDown(pid int) bool {
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	return err != nil || bytes.Contains(cmdline, []byte("shutting down"))
 }
 
 // workerPids returns the live (not zombie) children of nginx's master.
@@ -744,58 +784,4 @@ func (n *Nginx) private() error {
 		}
 	}
 	return nil
-}
-
-// WaitReloaded waits (up to timeout) until no worker that nginx replaced
-// on a reload still takes new connections: each has exited or is shutting
-// down. A replaced worker keeps accepting on the shared listening socket
-// until it handles the master's quit, after the new workers already
-// answer; a connection it takes gets the configuration from before the
-// reload (for a new site, "no app is served at this host name"). On that
-// quit it retitles itself "worker process is shutting down" and closes
-// its listening sockets in the same step, so the title tells. Unlike
-// WaitOldWorkers, it does not wait for the requests they still serve.
-func (n *Nginx) WaitReloaded(ctx context.Context, timeout time.Duration) error {
-	n.wmu.Lock()
-	none := len(n.replaced) == 0
-	n.wmu.Unlock()
-	if none { // no reload since the last wait: nothing to read in /proc
-		return nil
-	}
-	master := n.masterPid()
-	if master == 0 {
-		return errors.New("nginx is not running")
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		live := workerPids(master)
-		n.wmu.Lock()
-		var accepting []int
-		for pid := range n.replaced {
-			if !live[pid] {
-				delete(n.replaced, pid)
-			} else if !shuttingDown(pid) {
-				accepting = append(accepting, pid)
-			}
-		}
-		n.wmu.Unlock()
-		if len(accepting) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nginx workers %v, replaced by a reload, still take connections after %s", accepting, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// shuttingDown tells whether nginx worker pid has taken its master's quit
-// (its title, in /proc/<pid>/cmdline, says so).
-func shuttingDown(pid int) bool {
-	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	return err != nil || bytes.Contains(cmdline, []byte("shutting down"))
 }
