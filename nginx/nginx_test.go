@@ -106,6 +106,29 @@ func needNginx(t *testing.T) {
 	}
 }
 
+// startNginx starts a real nginx under a temp dir, which it returns, and
+// stops it when the test ends. nginx's workers (nobody, when the test runs
+// as root) pass through the temp dirs to routes and static files.
+func startNginx(t *testing.T) (*Nginx, string, context.Context) {
+	t.Helper()
+	needNginx(t)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &Nginx{Bin: nginxBin, Dir: filepath.Join(dir, "nginx"), Listen: freePort(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Supervision ends first, or it would start nginx again; nginx
+	// outlives supervision.
+	t.Cleanup(func() { cancel(); n.Wait(); n.Shutdown() })
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n, dir, ctx
+}
+
 // freePort finds a loopback address for nginx to listen on, from 4000 to
 // 4999: below the kernel's ephemeral range (loopport).
 func freePort(t *testing.T) string {

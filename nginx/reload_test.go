@@ -1,7 +1,6 @@
 package nginx
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -24,21 +23,7 @@ import (
 // worker host's first deploy could end and its app answer "no app is
 // served at this host name" (an e2e failure in CI).
 func TestWaitReloaded(t *testing.T) {
-	needNginx(t)
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n := &Nginx{Bin: nginxBin, Dir: filepath.Join(dir, "nginx"), Listen: freePort(t)}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer n.Shutdown()
-	defer n.Wait()
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	n, dir, ctx := startNginx(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

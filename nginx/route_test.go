@@ -2,7 +2,6 @@ package nginx
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -22,23 +21,7 @@ import (
 // on and its next request reaches the new release, app and static files,
 // and nginx's workers are the same processes.
 func TestRouteSwitchKeepsConnections(t *testing.T) {
-	needNginx(t)
-	dir := t.TempDir()
-	// nginx's workers (nobody, when the test runs as root) pass through
-	// the temp dirs to the routes and static files.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n := &Nginx{Bin: nginxBin, Dir: filepath.Join(dir, "nginx"), Listen: freePort(t)}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer n.Shutdown() // nginx outlives supervision
-	defer n.Wait()
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	n, dir, ctx := startNginx(t)
 
 	servers := map[string]*http.Server{}
 	release := func(name string) Site {
