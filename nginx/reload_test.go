@@ -94,3 +94,87 @@ func TestWaitReloaded(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitReloadedLeavesHeldRequests: a worker a reload replaced while it
+// serves a request stops taking connections at once but lives on until the
+// request ends. WaitRelease returns while that request is held (it waits
+// for the worker's title, not its exit: a long download must not hold a
+// push), and the request then ends well.
+func TestWaitReloadedLeavesHeldRequests(t *testing.T) {
+	n, dir, ctx := startNginx(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrived, release := make(chan struct{}), make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(arrived)
+			<-release
+		}
+		fmt.Fprint(w, "ok")
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	static := filepath.Join(dir, "staticfiles")
+	if err := os.MkdirAll(static, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	site := func(app string) Site {
+		return Site{App: app, Release: "r1", Hosts: []string{app + ".localhost"}, Port: l.Addr().(*net.TCPAddr).Port, StaticDir: static}
+	}
+	if err := n.WriteSite(ctx, site("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitServing(ctx, "first.localhost", "r1", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	old := workerPids(n.masterPid())
+	held := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.Listen+"/slow", nil)
+		req.Host = "first.localhost"
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			held <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		held <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+	}()
+	<-arrived // an old worker now holds the request
+
+	if err := n.WriteSite(ctx, site("second")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitRelease(ctx, "second.localhost", "r1", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	live := workerPids(n.masterPid())
+	stillThere := 0
+	for pid := range old {
+		if live[pid] {
+			stillThere++
+		}
+	}
+	if stillThere == 0 {
+		t.Fatal("the worker holding the request exited before WaitRelease returned: the test shows nothing")
+	}
+	select {
+	case r := <-held:
+		t.Fatalf("the held request ended before it was released: %s", r)
+	default:
+	}
+	close(release)
+	if r := <-held; r != "200 ok" {
+		t.Errorf("the request held across the reload: %q, want 200 ok", r)
+	}
+}
