@@ -196,6 +196,7 @@ stamp() {
 
 conductor_deploy() { # KIND RUN VERSION
   local log=$DIR/logs/push-$1-$2.log t0 t1 t2 job
+  wait_quiet
   t0=$EPOCHREALTIME
   echo "$t0 START" >"$log"
   git -C "$WORK" push "ssh://git@127.0.0.1:$SSH_PORT/$APP" main 2>&1 | stamp >>"$log" || fail_logs "$log" "git push ($1 $2) failed"
@@ -211,6 +212,7 @@ conductor_deploy() { # KIND RUN VERSION
 plain_deploy() { # KIND RUN VERSION
   local log=$DIR/logs/plain-$1-$2.log t0 t1 t2 rel rev
   rev=$(git -C "$WORK" rev-parse HEAD)
+  wait_quiet
   t0=$EPOCHREALTIME
   "$ROOT/bench/plain-deploy.sh" deploy "$DIR/plain" "$WORK" "$rev" >"$log" 2>&1 || fail_logs "$log" "plain-deploy.sh ($1 $2) failed"
   t1=$EPOCHREALTIME
@@ -225,6 +227,7 @@ plain_deploy() { # KIND RUN VERSION
 piku_deploy() { # KIND RUN
   local log=$DIR/logs/piku-$1-$2.log name=$APP-p$2 t0 secs
   PIKU_APPS+=("$name")
+  wait_quiet
   t0=$EPOCHREALTIME
   "$PIKU" first "$name" >"$log" 2>&1 || fail_logs "$log" "piku ($1 $2) failed"
   secs=$(tail -n 1 "$log")

@@ -75,3 +75,22 @@ ms_since() {
   local now=$EPOCHREALTIME
   awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", (b - a) * 1000 }'
 }
+
+# wait_quiet: wait (up to 10 s) until the machine's CPUs were at least 90%
+# idle over 200 ms, so that a timed deploy does not share the cores with what
+# the run before it left booting (the by-hand script's worker starts after its
+# switch and is never waited for; Conductor retires the previous release
+# after its push). Both tools get the same wait, outside their timed window.
+wait_quiet() {
+  local deadline=$((SECONDS + 10)) a b
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    read -r _ a </proc/stat
+    sleep 0.2
+    read -r _ b </proc/stat
+    awk -v a="$a" -v b="$b" 'BEGIN {
+      n = split(a, x, " "); split(b, y, " ")
+      for (i = 1; i <= n; i++) { d = y[i] - x[i]; total += d; if (i == 4 || i == 5) idle += d }
+      exit !(total > 0 && idle / total >= 0.9)
+    }' && return 0
+  done
+}
