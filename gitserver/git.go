@@ -218,7 +218,9 @@ func initRepo(ctx context.Context, dir string) error {
 	if err := privateDir(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, "git", "init", "--quiet", "--bare", "--initial-branch=main", dir).CombinedOutput()
+	// No template: its sample hooks never run (core.hooksPath is Conductor's),
+	// and copying them is half of git init's time.
+	out, err := exec.CommandContext(ctx, "git", "init", "--quiet", "--bare", "--template=", "--initial-branch=main", dir).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("git init %s: %w: %s", dir, err, strings.TrimSpace(string(out)))
 	}
