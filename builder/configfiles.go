@@ -21,8 +21,8 @@ import (
 // safefs from the release dir (its parent, releases/, is root's): a link at
 // a file's path is replaced, never written through, and a link on the way
 // to it fails the deploy. Files Conductor placed in this directory earlier
-// (a restart or rollback runs a kept directory again) and no longer
-// configured are removed.
+// (a restart or rollback links a kept release's files into its own
+// directory, linkRelease) and no longer configured are removed.
 func (d *deployment) placeConfigFiles(ctx context.Context) error {
 	files, err := d.b.Store.ConfigFiles(ctx, d.app.ID)
 	if err != nil {

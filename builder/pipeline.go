@@ -213,7 +213,7 @@ func (d *deployment) cleanup(ctx context.Context) {
 			slog.Warn("could not remove a failed deploy's watcher", "app", d.app.Name, "watcher", w)
 		}
 	}
-	if d.dir != "" && d.reused == nil { // a kept release's dir stays
+	if d.dir != "" { // the job's own: restore links a kept release into a new one
 		_ = os.RemoveAll(d.dir)
 	}
 }
@@ -446,7 +446,10 @@ func (d *deployment) restore(ctx context.Context) (err error) {
 	if _, err := os.Lstat(rel.Dir); err != nil {
 		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
 	}
-	d.reused, d.dir, d.venv, d.migrations = rel, rel.Dir, rel.Venv, rel.Migrations
+	d.reused, d.venv, d.migrations = rel, rel.Venv, rel.Migrations
+	if err := d.linkRelease(ctx, rel); err != nil {
+		return err
+	}
 	if d.job.Kind == queue.KindRollback {
 		d.config = rel.Config
 	}
@@ -463,6 +466,43 @@ func (d *deployment) restore(ctx context.Context) (err error) {
 		d.log.Printf("       Restarting v%d (%s) with the current config", rel.Number, shortRev(rel.Rev))
 	}
 	return nil
+}
+
+// linkRelease gives a rollback or restart a release directory of its own:
+// the kept release's files hard-linked into a new one, as the app user
+// (links to its own files, like stageStatic's). settings then replaces
+// local_settings.py and the config files there, never in the kept
+// release, so a restart that fails leaves the serving release's files as
+// they were, and a gunicorn worker it respawns later reads its own
+// settings, not the failed restart's.
+func (d *deployment) linkRelease(ctx context.Context, rel *conductor.Release) error {
+	d.dir = d.b.Layout.ReleaseDir(d.app.Name, d.job.ID)
+	if err := os.RemoveAll(d.dir); err != nil { // a redelivered job's leftovers
+		return err
+	}
+	if err := os.Mkdir(d.dir, 0o711); err != nil { // as unpack makes it
+		return err
+	}
+	if err := os.Chmod(d.dir, 0o711); err != nil {
+		return err
+	}
+	if err := d.user.Chown(d.dir); err != nil {
+		return err
+	}
+	cp, err := exec.LookPath("cp") // conductor's PATH, not the app's
+	if err != nil {
+		return err
+	}
+	if err := d.cmd(ctx, d.dir, cp, "-R", "-l", "-P", "--preserve=mode,timestamps", "--", rel.Dir+"/.", d.dir); err != nil {
+		return failf("copying v%d's files into the new release failed: %v", rel.Number, err)
+	}
+	// The config files Conductor placed there came along: settings
+	// removes those the app no longer has (placeConfigFiles).
+	placed, err := d.b.Store.PlacedConfigFiles(ctx, d.app.ID, rel.Dir)
+	if err != nil || len(placed) == 0 {
+		return err
+	}
+	return d.b.Store.SetPlacedConfigFiles(ctx, d.app.ID, d.dir, placed)
 }
 
 func shortRev(rev string) string {

@@ -348,9 +348,9 @@ func backupStateQuery(t *testing.T, archive, query string) string {
 }
 
 // TestConfigFilesRollback: a rollback places the app's config files as
-// they are now: one removed since the release ran is taken out of the kept
+// they are now: one removed since the release ran is not in the rollback's
 // directory (a removed secret does not come back), and one added since is
-// placed in it.
+// placed in it. The kept release's own directory is left as it was.
 func TestConfigFilesRollback(t *testing.T) {
 	t.Parallel()
 	const app = "cfgroll"
@@ -371,12 +371,19 @@ func TestConfigFilesRollback(t *testing.T) {
 	if code, _, _ := in.Get(app, "/secret"); code != 404 {
 		t.Fatalf("after config:file:remove, GET /secret = %d, want 404", code)
 	}
-	must(t, "rollback to v1", in.SSH(admin, "rollback "+app+" v1")) // v4, in v1's dir
+	must(t, "rollback to v1", in.SSH(admin, "rollback "+app+" v1")) // v4, v1's files in a dir of its own
 	if code, body, _ := in.Get(app, "/secret"); code != 404 {
 		t.Errorf("after a rollback to v1, GET /secret = %d %q: the removed file came back", code, body)
 	}
-	if _, err := os.Lstat(filepath.Join(v1, "secrets.json")); err == nil {
-		t.Errorf("the removed config file is still in v1's directory")
+	_, _, v4 := in.currentRelease(app)
+	if v4 == v1 {
+		t.Errorf("the rollback runs in v1's directory %s, want one of its own", v1)
+	}
+	if _, err := os.Lstat(filepath.Join(v4, "secrets.json")); err == nil {
+		t.Errorf("the removed config file is in the rollback's directory")
+	}
+	if b, err := os.ReadFile(filepath.Join(v1, "secrets.json")); err != nil || string(b) != "old-secret" {
+		t.Errorf("v1's own secrets.json = %q, %v: want it as v1 left it", b, err)
 	}
 
 	must(t, "config:file new", in.SSHIn(admin, "config:file "+app+" secrets.json --no-restart", "new-secret"))

@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -344,5 +346,92 @@ func TestPruneReleases(t *testing.T) {
 	}
 	if r := in.SSH(in.AdminKey, "rollback prune v3"); r.Code != 0 {
 		t.Errorf("rollback to a kept release: %s", r)
+	}
+}
+
+// TestFailedRestartLeavesServingRelease: a config:set whose restart fails
+// (a settings module that raises) changes nothing the serving release
+// reads: its local_settings.py is as it was, no directory of the failed
+// restart is left, and a gunicorn worker that respawns afterwards (a HUP
+// to the master, as max_requests or a crash would) boots on the serving
+// release's settings and answers. A restart and a rollback each get a
+// directory of their own.
+func TestFailedRestartLeavesServingRelease(t *testing.T) {
+	t.Parallel()
+	in := StartInstance(t)
+	const app = "restartleak"
+	work := in.WorkTree("hello")
+	writeFile(t, filepath.Join(work, "hello", "settings_broken.py"),
+		"from hello.settings import *  # noqa\n\nraise RuntimeError(\"broken settings\")\n")
+	in.Commit(work, "a broken settings module beside the good one")
+	if r := in.Push(work, app, "main"); r.Code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	in.waitRetired(t, app)
+	v1, _, dir := in.currentRelease(app)
+	settings := filepath.Join(dir, "local_settings.py")
+	before, err := os.ReadFile(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	releasesDir := filepath.Dir(dir)
+	entries := func() int {
+		es, err := os.ReadDir(releasesDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	n := entries()
+
+	r := in.SSH(in.AdminKey, "config:set "+app+" DJANGO_SETTINGS_MODULE=hello.settings_broken")
+	if r.Code == 0 {
+		t.Fatalf("config:set of a settings module that raises succeeded: %s", r)
+	}
+	if cur, _, _ := in.currentRelease(app); cur != v1 {
+		t.Fatalf("serving release after the failed restart = %s, want %s", cur, v1)
+	}
+	if after, err := os.ReadFile(settings); err != nil || string(after) != string(before) {
+		t.Fatalf("the serving release's local_settings.py changed (%v):\n%s", err, after)
+	}
+	if got := entries(); got != n {
+		t.Errorf("releases dir has %d entries after the failed restart, want %d", got, n)
+	}
+
+	// gunicorn's master is its oldest process; a HUP replaces its workers,
+	// which import the settings again.
+	out, err := exec.Command("pgrep", "-o", "-u", app, "-f", "gunicorn").Output()
+	master := strings.TrimSpace(string(out))
+	if err != nil || master == "" {
+		t.Fatalf("gunicorn master of %s: %v %q", app, err, out)
+	}
+	workers := func() string {
+		b, _ := exec.Command("pgrep", "-P", master).Output()
+		return strings.TrimSpace(string(b))
+	}
+	old := workers()
+	pid, _ := strconv.Atoi(master)
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "gunicorn to replace its workers", func() bool {
+		w := workers()
+		return w != old
+	})
+	if code, body, _ := in.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Fatalf("after gunicorn's workers respawned GET / = %d %q", code, body)
+	}
+
+	// A restart that succeeds serves from a directory of its own.
+	must(t, "config:unset", in.SSH(in.AdminKey, "config:unset "+app+" DJANGO_SETTINGS_MODULE"))
+	v2, _, dir2 := in.currentRelease(app)
+	if v2 == v1 || dir2 == dir {
+		t.Errorf("restart: release %s in %s, want a new release in a new directory (v1 %s in %s)", v2, dir2, v1, dir)
+	}
+	if after, _ := os.ReadFile(settings); string(after) != string(before) {
+		t.Errorf("the restart rewrote v1's local_settings.py")
+	}
+	if code, body, _ := in.Get(app, "/"); code != 200 || !strings.Contains(body, "Hello from Conductor") {
+		t.Errorf("after the restart GET / = %d %q", code, body)
 	}
 }
