@@ -38,13 +38,8 @@ func (d *deployment) detect() error {
 	}
 	d.build = b
 	d.appDir = filepath.Join(d.dir, filepath.FromSlash(b.AppDir))
-	// Read through safefs from the release's top: no link on the way,
-	// even one the app's processes swap in for the app directory now.
-	if d.procfile, err = process.ReadProcfileAt(d.dir, path.Join(b.AppDir, "Procfile")); err != nil {
+	if err := d.readProcfile(); err != nil {
 		return err
-	}
-	if d.procfile == nil {
-		d.procfile = process.Procfile{}
 	}
 	// app.json's healthchecks or the config var: a mistake fails the push
 	// here, before anything is built.
@@ -81,6 +76,31 @@ func (d *deployment) detect() error {
 	return err
 }
 
+// readProcfile reads the Procfile in the app directory, else at the top of
+// the repository, as Dokku reads it there and as pybuild looks for
+// requirements and the Python version; its commands run in the app
+// directory either way. Read through safefs from the release's top: no
+// link on the way, even one the app's processes swap in for the app
+// directory now.
+func (d *deployment) readProcfile() error {
+	d.procfileAtTop = false
+	for _, rel := range []string{path.Join(d.build.AppDir, "Procfile"), "Procfile"} {
+		pf, err := process.ReadProcfileAt(d.dir, rel)
+		if err != nil {
+			return err
+		}
+		if pf != nil {
+			d.procfile, d.procfileAtTop = pf, rel == "Procfile" && d.build.AppDir != "."
+			return nil
+		}
+		if d.build.AppDir == "." {
+			break
+		}
+	}
+	d.procfile = process.Procfile{}
+	return nil
+}
+
 // describeBuild says in the build output what detect found.
 func (d *deployment) describeBuild() {
 	b := d.build
@@ -92,6 +112,9 @@ func (d *deployment) describeBuild() {
 		d.log.Printf("       Python: %s (from %s)", b.Python, b.PythonSource)
 	}
 	d.log.Printf("       Dependencies: %s", b.Install.Describe())
+	if d.procfileAtTop {
+		d.log.Printf("       Procfile: at the top of the repository (its commands run in %s/)", b.AppDir)
+	}
 	if _, ok := d.procfile["web"]; ok && d.addGunicorn {
 		d.log.Printf("       No web process in the Procfile and no WSGI server among the dependencies: adding %s", GunicornPin)
 	}
