@@ -93,7 +93,8 @@ func probe(ctx context.Context, c pybuild.Healthcheck, get func(context.Context,
 		if crashing() {
 			return 0, failf("%s of the new release failed (last answer: %s): its processes keep exiting", what, last)
 		}
-		status, body, err := get(ctx, min(c.Timeout, time.Until(deadline)))
+		timeout := min(c.Timeout, time.Until(deadline))
+		status, body, err := get(ctx, timeout)
 		wait := c.Wait
 		switch {
 		case ctx.Err() != nil:
@@ -105,7 +106,11 @@ func probe(ctx context.Context, c pybuild.Healthcheck, get func(context.Context,
 			last, wait = "connection refused", 10*time.Millisecond
 		case err != nil:
 			attempts++
-			last = err.Error()
+			// A request the check's own deadline cut short says nothing
+			// of the release: the answer before it (a 500, say) does.
+			if !(timeout < c.Timeout && errors.Is(err, context.DeadlineExceeded)) || last == "no answer" {
+				last = err.Error()
+			}
 		default:
 			aerr := c.Accepts(status, body)
 			if aerr == nil {

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -34,6 +35,24 @@ func getter(url string) func(context.Context, time.Duration) (int, []byte, error
 }
 
 func never() bool { return false }
+
+// TestProbeKeepsTheLastAnswerAtTheDeadline: a release that answers 500
+// until the check's deadline is reported as answering 500, not as the
+// timeout of the last request, which the deadline cut short.
+func TestProbeKeepsTheLastAnswerAtTheDeadline(t *testing.T) {
+	c := pybuild.Healthcheck{Name: "ready", Path: "/", Timeout: time.Second, Wait: 10 * time.Millisecond}
+	get := func(ctx context.Context, timeout time.Duration) (int, []byte, error) {
+		if timeout < c.Timeout { // the deadline's remainder: the request times out
+			<-time.After(timeout)
+			return 0, nil, fmt.Errorf("Get \"http://127.0.0.1/\": %w", context.DeadlineExceeded)
+		}
+		return http.StatusInternalServerError, []byte("boom"), nil
+	}
+	_, err := probe(context.Background(), c, get, never, 2*time.Second, time.Now().Add(c.Timeout+200*time.Millisecond))
+	if err == nil || !strings.Contains(conductor.ErrorMessage(err), "last answer: answered 500") {
+		t.Fatalf("probe = %v, want the last answer to be the 500", err)
+	}
+}
 
 func TestProbe(t *testing.T) {
 	var hits atomic.Int32
