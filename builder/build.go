@@ -204,7 +204,16 @@ func (d *deployment) virtualenv(ctx context.Context) error {
 		if argv[0] == "uv" {
 			argv[0] = d.b.UV
 		}
-		if err := d.cmdEnv(ctx, uvEnv, installDir, argv[0], argv[1:]...); err != nil {
+		var out tailBuffer
+		d.capture = &out
+		err := d.cmdEnv(ctx, uvEnv, installDir, argv[0], argv[1:]...)
+		d.capture = nil
+		if err != nil {
+			// A dependency that refuses the host's default Python (a
+			// Django 6 project that names no version): say what to change.
+			if hint := d.build.InstallHint(out.String()); hint != "" {
+				return failf("installing the dependencies failed: %v; %s", err, hint)
+			}
 			return failf("installing the dependencies failed: %v", err)
 		}
 	}
@@ -324,3 +333,17 @@ func (d *deployment) cmdEnv(ctx context.Context, extra map[string]string, dir, n
 	defer func() { d.env = saved }()
 	return d.cmd(ctx, dir, name, args...)
 }
+
+// tailBuffer keeps the last 64 KiB written to it: enough for uv's
+// resolver report, bounded however much an install prints.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - 64<<10; over > 0 {
+		t.b = t.b[over:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -122,6 +123,9 @@ type deployment struct {
 	// othersEarly: the other process types started beside collectstatic,
 	// on a copy of the serving release's static files (staged.go).
 	othersEarly bool
+	// capture also gets the output of the commands cmd runs, while set
+	// (the install's, for pybuild's hint).
+	capture io.Writer
 	// toldLive: the pusher was told the deploy succeeded (tellLive).
 	toldLive bool
 
@@ -535,7 +539,11 @@ func (d *deployment) cmd(ctx context.Context, dir, name string, args ...string) 
 	}
 	w := &indentWriter{w: d.log}
 	cmd.WaitDelay = 5 * time.Second
-	err := d.b.runInGroup(cmd, d.app.Name, w)
+	var out io.Writer = w
+	if d.capture != nil {
+		out = io.MultiWriter(w, d.capture)
+	}
+	err := d.b.runInGroup(cmd, d.app.Name, out)
 	w.Flush()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

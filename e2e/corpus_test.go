@@ -73,6 +73,23 @@ func TestCorpus(t *testing.T) {
 			}
 		})
 	}
+	// A project that names no Python version gets the host's default
+	// (3.11 on Debian 12); a Django that needs a newer one fails the push
+	// with what to change, not only the resolver's report.
+	t.Run("no Python version named", func(t *testing.T) {
+		work := in.WorkTree("wagtail-requirements")
+		in.mustGit(work, "rm", "-q", ".python-version")
+		in.Commit(work, "no .python-version")
+		r := in.Push(work, "nopython", "main")
+		if r.Code == 0 {
+			t.Fatalf("push of a Django 6 project on the default Python succeeded: %s", r)
+		}
+		for _, w := range []string{"installing the dependencies failed", "the app names no Python version", "name a Python version that does in .python-version"} {
+			if !strings.Contains(r.Stderr, w) {
+				t.Errorf("push output lacks %q:\n%s", w, r.Stderr)
+			}
+		}
+	})
 	// A DJANGO_SETTINGS_MODULE config var wins over manage.py, as on
 	// Heroku: the restart it causes builds the wrapper on production's.
 	t.Run("settings from a config var", func(t *testing.T) {

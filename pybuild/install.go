@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -162,7 +163,11 @@ type pyproject struct {
 	} `toml:"project"`
 	Tool struct {
 		Poetry struct {
-			Dependencies map[string]any `toml:"dependencies"`
+			Dependencies    map[string]any `toml:"dependencies"`
+			DevDependencies map[string]any `toml:"dev-dependencies"` // Poetry 1.0 to 1.1
+			Group           map[string]struct {
+				Dependencies map[string]any `toml:"dependencies"`
+			} `toml:"group"`
 		} `toml:"poetry"`
 	} `toml:"tool"`
 }
@@ -186,15 +191,20 @@ func (in *Install) readPyprojectFile(root, sub string, required bool) (*pyprojec
 }
 
 // readPyproject handles a pyproject.toml with no lock file: uv installs
-// its dependencies (building the metadata when they are dynamic). One with
-// none (a pyproject.toml that only configures tools) is no dependency file.
+// its [project] dependencies (building the metadata when they are
+// dynamic). One with none (a pyproject.toml that only configures tools) is
+// no dependency file. A Poetry project without its lock is refused, as on
+// Heroku: uv reads no [tool.poetry] table, so nothing would be installed.
 func (in *Install) readPyproject(root, sub string) error {
 	p, err := in.readPyprojectFile(root, sub, false)
 	if err != nil {
 		return err
 	}
-	deps := len(p.Project.Dependencies) > 0 || len(p.Tool.Poetry.Dependencies) > 1 ||
-		(len(p.Tool.Poetry.Dependencies) == 1 && p.Tool.Poetry.Dependencies["python"] == nil)
+	if table := poetryTable(p); table != "" && len(p.Project.Dependencies) == 0 {
+		return invalidf("%s lists its dependencies for Poetry (%s) but the repository has no %s: run `poetry lock` and commit %s",
+			join(sub, "pyproject.toml"), table, join(sub, "poetry.lock"), join(sub, "poetry.lock"))
+	}
+	deps := len(p.Project.Dependencies) > 0
 	for _, d := range p.Project.Dynamic {
 		deps = deps || d == "dependencies"
 	}
@@ -207,12 +217,35 @@ func (in *Install) readPyproject(root, sub string) error {
 			in.Packages = append(in.Packages, name)
 		}
 	}
+	return nil
+}
+
+// poetryTable names the first table of p that lists dependencies for
+// Poetry (its python, the interpreter, is none), "" when none does.
+func poetryTable(p *pyproject) string {
 	for name := range p.Tool.Poetry.Dependencies {
 		if name != "python" {
-			in.Packages = append(in.Packages, normName(name))
+			return "[tool.poetry.dependencies]"
 		}
 	}
-	return nil
+	for _, g := range sortedKeys(p.Tool.Poetry.Group) {
+		if len(p.Tool.Poetry.Group[g].Dependencies) > 0 {
+			return "[tool.poetry.group." + tomlKey(g) + ".dependencies]"
+		}
+	}
+	if len(p.Tool.Poetry.DevDependencies) > 0 {
+		return "[tool.poetry.dev-dependencies]"
+	}
+	return ""
+}
+
+// tomlKey writes a key as TOML would: bare when it can be, else quoted
+// (a pushed file's key may hold anything).
+func tomlKey(k string) string {
+	if k != "" && strings.Trim(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == "" {
+		return k
+	}
+	return strconv.Quote(k)
 }
 
 // Requirements is the pinned requirements list converted from the lock

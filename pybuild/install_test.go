@@ -53,6 +53,14 @@ func TestInstaller(t *testing.T) {
 			"pyproject.toml": "[project]\nname = \"app\"\ndependencies = [\"django\", \"celery\"]\n",
 			"uv.lock":        "version = 1\n[[package]]\nname = \"app\"\nversion = \"0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"django\" }]\n[package.metadata]\nrequires-dist = [{ name = \"django\" }]\n",
 		}, wantErr: []string{"uv.lock is out of date", "celery", "uv lock"}},
+		// uv records every dependency in requires-dist, markers and all,
+		// even one it locks nothing for (as Poetry does not: see
+		// TestPoetryRestrictedRoots).
+		{name: "uv.lock with a dependency whose marker cannot apply", files: map[string]string{
+			"pyproject.toml": "[project]\nname = \"app\"\nrequires-python = \">=3.12\"\ndependencies = [\"django\", \"backports-zoneinfo ; python_version < '3.9'\"]\n",
+			"uv.lock": "version = 1\n[[package]]\nname = \"app\"\nversion = \"0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"django\" }]\n[package.metadata]\n" +
+				"requires-dist = [{ name = \"backports-zoneinfo\", marker = \"python_full_version < '3.9'\" }, { name = \"django\" }]\n[[package]]\nname = \"django\"\nversion = \"5.2\"\n",
+		}, kind: KindUV, files_: []string{"pyproject.toml", "uv.lock"}, packages: []string{"django"}},
 		{name: "uv.lock broken", files: map[string]string{"pyproject.toml": "", "uv.lock": "[[package]\n"}, wantErr: []string{"uv.lock: line"}},
 		{name: "poetry.lock out of date", files: map[string]string{
 			"pyproject.toml": "[tool.poetry.dependencies]\npython = \"^3.12\"\ndjango = \"^5.2\"\n",
@@ -71,8 +79,20 @@ func TestInstaller(t *testing.T) {
 		{name: "pyproject without lock", files: map[string]string{"pyproject.toml": "[project]\nname = \"notes\"\ndependencies = [\"django>=5.2\", \"gunicorn\"]\n"},
 			kind: KindPyproject, files_: []string{"pyproject.toml"}, packages: []string{"django", "gunicorn"}, wsgi: "gunicorn",
 			commands: [][]string{{"uv", "pip", "install", "-r", "pyproject.toml"}}},
+		// uv pip install -r pyproject.toml reads [project] only: a Poetry
+		// project without its lock would get nothing installed.
 		{name: "poetry pyproject without lock", files: map[string]string{"pyproject.toml": "[tool.poetry.dependencies]\npython = \"^3.12\"\nDjango = \"^5.2\"\n"},
-			kind: KindPyproject, files_: []string{"pyproject.toml"}, packages: []string{"django"}},
+			wantErr: []string{"pyproject.toml lists its dependencies for Poetry ([tool.poetry.dependencies])", "no poetry.lock", "run `poetry lock` and commit poetry.lock"}},
+		{name: "poetry group without lock", files: map[string]string{"pyproject.toml": "[tool.poetry.dependencies]\npython = \"^3.12\"\n[tool.poetry.group.dev.dependencies]\npytest = \"^8\"\n"},
+			wantErr: []string{"Poetry ([tool.poetry.group.dev.dependencies])", "poetry lock"}},
+		{name: "poetry 1 dev-dependencies without lock", files: map[string]string{"pyproject.toml": "[tool.poetry.dev-dependencies]\npytest = \"^8\"\n"},
+			wantErr: []string{"Poetry ([tool.poetry.dev-dependencies])", "poetry lock"}},
+		{name: "poetry python only", files: map[string]string{"pyproject.toml": "[tool.poetry.dependencies]\npython = \"^3.12\"\n"},
+			wantErr: []string{"no requirements.txt, pyproject.toml, Pipfile or lock file"}},
+		{name: "project and poetry dependencies without lock", files: map[string]string{
+			"pyproject.toml": "[project]\nname = \"notes\"\ndependencies = [\"django>=5.2\"]\n[tool.poetry.dependencies]\ndjango = { source = \"mirror\" }\n"},
+			kind: KindPyproject, files_: []string{"pyproject.toml"}, packages: []string{"django"},
+			commands: [][]string{{"uv", "pip", "install", "-r", "pyproject.toml"}}},
 		{name: "pyproject for tools only", files: map[string]string{"pyproject.toml": "[tool.ruff]\nline-length = 100\n"},
 			wantErr: []string{"no requirements.txt, pyproject.toml, Pipfile or lock file"}},
 		{name: "nothing", files: map[string]string{"manage.py": ""}, wantErr: []string{"no requirements.txt"}},
@@ -317,6 +337,76 @@ func TestLocalRequirements(t *testing.T) {
 			}
 			if !slices.Equal(in.Local, tt.want) {
 				t.Errorf("Local = %q, want %q", in.Local, tt.want)
+			}
+		})
+	}
+}
+
+// TestPoetryWithoutLock: the Poetry project a deploy installed nothing
+// for (uv warned it "does not appear to be a Python project") is refused
+// at detection, as Heroku does, telling what to commit.
+func TestPoetryWithoutLock(t *testing.T) {
+	_, err := Installer("testdata/poetry-nolock")
+	checkErr(t, err, "pyproject.toml lists its dependencies for Poetry ([tool.poetry.dependencies]) but the repository has no poetry.lock: run `poetry lock` and commit poetry.lock")
+
+	dir := writeTree(t, map[string]string{
+		"backend/manage.py":       manage("web.settings"),
+		"backend/web/settings.py": "",
+		"backend/pyproject.toml":  "[tool.poetry.dependencies]\npython = \"^3.12\"\ndjango = \"^5.2\"\n",
+	})
+	_, err = Detect(dir, map[string]string{ConfigAppDir: "backend"})
+	checkErr(t, err, "backend/pyproject.toml lists its dependencies for Poetry", "has no backend/poetry.lock", "commit backend/poetry.lock")
+}
+
+// TestPoetryRestrictedRoots: Poetry leaves out of its lock a dependency
+// whose marker or python constraint cannot match the project's Pythons
+// (tomli for python <3.11 in a ^3.12 project), so such a root missing
+// from the lock is not a sign of a stale lock; a root without a
+// restriction still is.
+func TestPoetryRestrictedRoots(t *testing.T) {
+	// Made by `poetry lock` (Poetry 2.5.1): tomli = {python = "<3.11"}.
+	if in, err := Installer("testdata/poetry-marker"); err != nil {
+		t.Errorf("a fresh lock refused: %v", err)
+	} else {
+		if in.Kind != KindPoetry || !in.Has("django") || !in.Has("gunicorn") || in.Has("tomli") {
+			t.Errorf("Installer = %s %q", in.Kind, in.Packages)
+		}
+		if req := string(in.Requirements()); !strings.Contains(req, "django==5.2.19") || strings.Contains(req, "tomli") {
+			t.Errorf("requirements:\n%s", req)
+		}
+	}
+
+	const lock21 = "[[package]]\nname = \"django\"\nversion = \"5.2.19\"\noptional = false\ngroups = [\"main\"]\nfiles = []\n[metadata]\nlock-version = \"2.1\"\n"
+	const lock20 = "[[package]]\nname = \"django\"\nversion = \"5.2.19\"\noptional = false\nfiles = []\n[metadata]\nlock-version = \"2.0\"\n"
+	const poetryDeps = "[tool.poetry.dependencies]\npython = \"^3.12\"\ndjango = \"^5.2\"\n"
+	tests := []struct {
+		name, pyproject, lock string
+		wantErr               []string
+	}{
+		{name: "PEP 621 marker", lock: lock21,
+			pyproject: "[project]\nname = \"app\"\nrequires-python = \">=3.12\"\ndependencies = [\"django>=5.2\", \"tomli ; python_version < '3.11'\"]\n"},
+		{name: "markers key", lock: lock21, pyproject: poetryDeps + "pywin32 = { version = \"^306\", markers = \"sys_platform == 'win32'\" }\n"},
+		{name: "python key, lock without groups", lock: lock20, pyproject: poetryDeps + "tomli = { version = \"^2.0\", python = \"<3.11\" }\n"},
+		{name: "list of constraints", lock: lock21,
+			pyproject: poetryDeps + "tomli = [{ version = \"^2.0\", python = \"<3.11\" }, { version = \"^1.2\", python = \"<3.8\" }]\n"},
+		{name: "array of tables", lock: lock21,
+			pyproject: poetryDeps + "[[tool.poetry.dependencies.tomli]]\nversion = \"^2.0\"\npython = \"<3.11\"\n[[tool.poetry.dependencies.tomli]]\nversion = \"^1.2\"\nmarkers = \"sys_platform == 'win32'\"\n"},
+
+		{name: "PEP 621 without a marker", lock: lock21,
+			pyproject: "[project]\nname = \"app\"\ndependencies = [\"django>=5.2\", \"tomli>=2\"]\n",
+			wantErr:   []string{"poetry.lock is out of date", "tomli", "poetry lock"}},
+		{name: "python any", lock: lock21, pyproject: poetryDeps + "tomli = { version = \"^2.0\", python = \"*\" }\n",
+			wantErr: []string{"poetry.lock is out of date", "tomli"}},
+		{name: "list with an unrestricted constraint", lock: lock21,
+			pyproject: poetryDeps + "tomli = [{ version = \"^2.0\", python = \"<3.11\" }, { version = \"^2.0\" }]\n",
+			wantErr:   []string{"poetry.lock is out of date", "tomli"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := Installer(writeTree(t, map[string]string{"pyproject.toml": tt.pyproject, "poetry.lock": tt.lock}))
+			checkErr(t, err, tt.wantErr...)
+			if err == nil && (in.Kind != KindPoetry || !slices.Equal(in.Packages, []string{"django"})) {
+				t.Errorf("Installer = %s %q", in.Kind, in.Packages)
 			}
 		})
 	}

@@ -57,6 +57,9 @@ type edge struct {
 	extras   []string
 	marker   string
 	optional bool
+	// restricted: it applies only where a marker or a python constraint
+	// holds (even one pythonMarker cannot translate).
+	restricted bool
 }
 
 func (in *Install) readPoetry(root, sub string) error {
@@ -82,7 +85,12 @@ func (in *Install) readPoetry(root, sub string) error {
 	}
 	roots := poetryRoots(p)
 	for _, r := range roots {
-		if len(byName[r.name]) == 0 && !r.optional {
+		// Poetry leaves out of the lock a restricted dependency that no
+		// Python of the project can need (tomli for python <3.11 in a
+		// ^3.12 project): only an unrestricted one missing means the lock
+		// is stale. uv.lock needs no such care: its requires-dist lists
+		// every dependency, markers and all (readUV).
+		if len(byName[r.name]) == 0 && !r.optional && !r.restricted {
 			return invalidf("%s is out of date: %s, a dependency in pyproject.toml, is not in it; run `poetry lock` and commit poetry.lock", lockName, r.name)
 		}
 	}
@@ -136,7 +144,7 @@ func poetryRoots(p *pyproject) []edge {
 	var roots []edge
 	for _, d := range p.Project.Dependencies {
 		if name, extras, marker := parseRequirement(d); name != "" {
-			roots = append(roots, edge{name: name, extras: extras, marker: marker})
+			roots = append(roots, edge{name: name, extras: extras, marker: marker, restricted: marker != ""})
 		}
 	}
 	for name, spec := range p.Tool.Poetry.Dependencies {
@@ -180,7 +188,9 @@ func poetryEdges(name string, spec any) []edge {
 		}
 		m, _ := t["markers"].(string)
 		e.marker = dropExtra(m)
-		if py, ok := t["python"].(string); ok {
+		py, _ := t["python"].(string)
+		e.restricted = strings.TrimSpace(m) != "" || restrictsPython(py)
+		if py != "" {
 			if pm := pythonMarker(py); pm != "" {
 				if e.marker != "" {
 					e.marker = paren(e.marker) + " and " + paren(pm)
@@ -192,6 +202,13 @@ func poetryEdges(name string, spec any) []edge {
 		out = append(out, e)
 	}
 	return out
+}
+
+// restrictsPython tells whether a Poetry python constraint leaves out
+// some Python ("*" and "" do not).
+func restrictsPython(constraint string) bool {
+	c := strings.TrimSpace(constraint)
+	return c != "" && c != "*"
 }
 
 // poetryWalk follows the dependency graph from the roots, growing each
