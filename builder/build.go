@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/hasadna/conductor"
+	"github.com/hasadna/conductor/internal/lazyre"
 	"github.com/hasadna/conductor/internal/safefs"
 	"github.com/hasadna/conductor/process"
 	"github.com/hasadna/conductor/pybuild"
@@ -101,6 +102,12 @@ func (d *deployment) readProcfile() error {
 	return nil
 }
 
+// settingsOverride finds a Procfile command that sets DJANGO_SETTINGS_MODULE
+// itself (`DJANGO_SETTINGS_MODULE=x gunicorn …`, `export …`, gunicorn's
+// `--env`), as Heroku's Procfiles sometimes do: the process then skips
+// local_settings.py.
+var settingsOverride = lazyre.New(`(?:^|[\s;&|(])(?:--env[= ]\s*)?['"]?DJANGO_SETTINGS_MODULE=`)
+
 // describeBuild says in the build output what detect found.
 func (d *deployment) describeBuild() {
 	b := d.build
@@ -120,6 +127,11 @@ func (d *deployment) describeBuild() {
 	}
 	if w := d.procfile["web"]; w != "" {
 		d.log.Printf("       web: %s", w)
+	}
+	for _, typ := range append(d.procfile.Types(), "release") {
+		if settingsOverride.MatchString(d.procfile[typ]) {
+			d.log.Printf("       Warning: %s: sets DJANGO_SETTINGS_MODULE itself, so it does not load Conductor's local_settings.py (ALLOWED_HOSTS, DATABASES, STATIC_ROOT); `config:set %s DJANGO_SETTINGS_MODULE=…` names the module instead", typ, d.app.Name)
+		}
 	}
 	for _, e := range d.cron {
 		d.log.Printf("       cron %s: %s  %s", e.ID, e.Schedule, e.Command)

@@ -48,3 +48,23 @@ func TestReadProcfile(t *testing.T) {
 		})
 	}
 }
+
+// TestSettingsOverride: the Procfile commands that set DJANGO_SETTINGS_MODULE
+// themselves, and some that only mention it.
+func TestSettingsOverride(t *testing.T) {
+	for cmd, want := range map[string]bool{
+		"DJANGO_SETTINGS_MODULE=proj.settings.production gunicorn proj.wsgi":   true,
+		"export DJANGO_SETTINGS_MODULE=proj.settings.prod; gunicorn proj.wsgi": true,
+		"cd src && DJANGO_SETTINGS_MODULE=x python manage.py migrate":          true,
+		"gunicorn proj.wsgi --env DJANGO_SETTINGS_MODULE=proj.settings.prod":   true,
+		"gunicorn proj.wsgi --env=DJANGO_SETTINGS_MODULE=proj.settings.prod":   true,
+		"gunicorn proj.wsgi -e 'DJANGO_SETTINGS_MODULE=proj.settings.prod'":    true,
+		"gunicorn proj.wsgi --log-file -":                                      false,
+		"python -c 'import os; print(os.environ[\"DJANGO_SETTINGS_MODULE\"])'": false,
+		"MY_DJANGO_SETTINGS_MODULE=x gunicorn proj.wsgi":                       false,
+	} {
+		if got := settingsOverride.MatchString(cmd); got != want {
+			t.Errorf("%q: override %v, want %v", cmd, got, want)
+		}
+	}
+}
