@@ -84,14 +84,14 @@ func (d *deployment) detect() error {
 // link on the way, even one the app's processes swap in for the app
 // directory now.
 func (d *deployment) readProcfile() error {
-	d.procfileAtTop = false
+	d.topProcfile = false
 	for _, rel := range []string{path.Join(d.build.AppDir, "Procfile"), "Procfile"} {
 		pf, err := process.ReadProcfileAt(d.dir, rel)
 		if err != nil {
 			return err
 		}
 		if pf != nil {
-			d.procfile, d.procfileAtTop = pf, rel == "Procfile" && d.build.AppDir != "."
+			d.procfile, d.topProcfile = pf, rel == "Procfile" && d.build.AppDir != "."
 			return nil
 		}
 		if d.build.AppDir == "." {
@@ -119,7 +119,7 @@ func (d *deployment) describeBuild() {
 		d.log.Printf("       Python: %s (from %s)", b.Python, b.PythonSource)
 	}
 	d.log.Printf("       Dependencies: %s", b.Install.Describe())
-	if d.procfileAtTop {
+	if d.topProcfile {
 		d.log.Printf("       Procfile: at the top of the repository (its commands run in %s/)", b.AppDir)
 	}
 	if _, ok := d.procfile["web"]; ok && d.addGunicorn {

@@ -97,23 +97,22 @@ type deployment struct {
 	appDir      string         // the directory holding manage.py: d.dir or below it
 	addGunicorn bool           // no web process and no WSGI server: GunicornPin is added
 	procfile    process.Procfile
-	// procfileAtTop: the app directory has no Procfile, the top's is used.
-	procfileAtTop bool
-	env           map[string]string  // environment of every app process and build command
-	port          int                // the new release's web port
-	portMoved     bool               // the release left a port another program holds (ports.go)
-	newWatcher    string             // the new release's web watcher ("" without web)
-	newWatchers   []string           // all the new release's watchers, web first
-	others        []*otherType       // its other process types, started (processes.go)
-	siteWritten   bool               // nginx's site names the new release (switch.go)
-	committed     bool               // the new release is recorded as current: the commit point
-	domains       []string           // custom domains (domains:add): server_name and ALLOWED_HOSTS
-	config        map[string]string  // the app's config vars, snapshot into the release
-	reused        *conductor.Release // the kept release a rollback or restart runs again
-	started       time.Time
-	redis         *conductor.Redis   // redis:create's server: REDIS_URL (redis.go)
-	timeouts      conductor.Timeouts // apps:set timeout.* (timeouts.go)
-	runner        *manageRunner      // the interpreter collectstatic left for migrate (manage.go)
+	topProcfile bool               // the app directory has none: the top's (readProcfile)
+	env         map[string]string  // environment of every app process and build command
+	port        int                // the new release's web port
+	portMoved   bool               // the release left a port another program holds (ports.go)
+	newWatcher  string             // the new release's web watcher ("" without web)
+	newWatchers []string           // all the new release's watchers, web first
+	others      []*otherType       // its other process types, started (processes.go)
+	siteWritten bool               // nginx's site names the new release (switch.go)
+	committed   bool               // the new release is recorded as current: the commit point
+	domains     []string           // custom domains (domains:add): server_name and ALLOWED_HOSTS
+	config      map[string]string  // the app's config vars, snapshot into the release
+	reused      *conductor.Release // the kept release a rollback or restart runs again
+	started     time.Time
+	redis       *conductor.Redis   // redis:create's server: REDIS_URL (redis.go)
+	timeouts    conductor.Timeouts // apps:set timeout.* (timeouts.go)
+	runner      *manageRunner      // the interpreter collectstatic left for migrate (manage.go)
 	// overlapStarted: collectstatic and migrate run while the new
 	// processes start, since then (overlap.go).
 	overlapStarted time.Time

@@ -39,8 +39,8 @@ func TestReadProcfile(t *testing.T) {
 			if err := d.readProcfile(); err != nil {
 				t.Fatal(err)
 			}
-			if d.procfile == nil || d.procfile["web"] != c.wantWeb || d.procfileAtTop != c.wantAtTop {
-				t.Errorf("procfile = %v, at top %v; want web %q, at top %v", d.procfile, d.procfileAtTop, c.wantWeb, c.wantAtTop)
+			if d.procfile == nil || d.procfile["web"] != c.wantWeb || d.topProcfile != c.wantAtTop {
+				t.Errorf("procfile = %v, at top %v; want web %q, at top %v", d.procfile, d.topProcfile, c.wantWeb, c.wantAtTop)
 			}
 			if c.wantNoProcess && len(d.procfile.Types()) != 0 {
 				t.Errorf("procfile = %v, want none", d.procfile)
