@@ -188,9 +188,10 @@ func TestConfigFiles(t *testing.T) {
 	if err := os.WriteFile(outside, []byte("root's own\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A restart links the serving release's files into a directory of its
+	// own, the planted link too, and replaces it there.
 	cur := in.currentDir(t, app)
-	planted := filepath.Join(cur, "secrets.json")
-	must(t, "plant a link", u.sh(t, "ln -sf "+shellQuote(outside)+" "+shellQuote(planted)))
+	must(t, "plant a link", u.sh(t, "ln -sf "+shellQuote(outside)+" "+shellQuote(filepath.Join(cur, "secrets.json"))))
 	third := `{"token": "s3cret-marker-3"}`
 	if r := in.SSHIn(admin, "config:file "+app+" secrets.json", third); r.Code != 0 {
 		t.Fatalf("config:file over a planted link: %s", r)
@@ -201,6 +202,12 @@ func TestConfigFiles(t *testing.T) {
 	if fi, err := os.Stat(outside); err != nil || fi.Mode().Perm() != 0o644 || fileOwner(fi) != "root" {
 		t.Errorf("the link's target changed: %v %v", fi, err)
 	}
+	if cur2 := in.currentDir(t, app); cur2 == cur {
+		t.Errorf("the restart ran in the serving release's directory %s", cur)
+	} else {
+		cur = cur2
+	}
+	planted := filepath.Join(cur, "secrets.json")
 	wantPlaced(t, planted, app, third)
 	in.wantSecret(t, app, third)
 
@@ -224,6 +231,7 @@ func TestConfigFiles(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("ps:restart: %s", r)
 	}
+	cur = in.currentDir(t, app)
 	wantPlaced(t, filepath.Join(cur, "conf", "db.json"), app, `{"db": "s3cret"}`)
 	if fi, err := os.Stat(filepath.Join(cur, "conf")); err != nil || fi.Mode().Perm() != 0o750 || fileOwner(fi) != app {
 		t.Errorf("the made dir conf: %v %v, want 0750 and %s's", fi, err, app)
@@ -234,8 +242,10 @@ func TestConfigFiles(t *testing.T) {
 	if code, body, _ := in.Get(app, "/secret"); code != 404 {
 		t.Errorf("after config:file:remove, GET /secret = %d %q, want 404", code, body)
 	}
-	if _, err := os.Lstat(planted); err == nil {
-		t.Errorf("%s is still there after config:file:remove", planted)
+	if p := filepath.Join(in.currentDir(t, app), "secrets.json"); p == planted {
+		t.Errorf("config:file:remove restarted in the serving release's directory")
+	} else if _, err := os.Lstat(p); err == nil {
+		t.Errorf("%s is still there after config:file:remove", p)
 	}
 	if r := in.SSH(admin, "config:file:remove "+app+" secrets.json"); r.Code == 0 || !strings.Contains(r.Stderr, "has no config file secrets.json") {
 		t.Errorf("removing it again: %s", r)
