@@ -448,11 +448,15 @@ func (d *deployment) restore(ctx context.Context) (err error) {
 	if !venvComplete(d.b.Layout, rel.Venv, true) {
 		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
 	}
-	if _, err := os.Lstat(rel.Dir); err != nil {
+	src, err := d.keptFiles(ctx, rel)
+	if err != nil {
+		return err
+	}
+	if src == "" {
 		return failf("release v%d was pruned (only the last %d releases are kept)", rel.Number, d.b.Keep)
 	}
 	d.reused, d.venv, d.migrations = rel, rel.Venv, rel.Migrations
-	if err := d.linkRelease(ctx, rel); err != nil {
+	if err := d.linkRelease(ctx, rel, src); err != nil {
 		return err
 	}
 	if d.job.Kind == queue.KindRollback {
@@ -473,14 +477,38 @@ func (d *deployment) restore(ctx context.Context) (err error) {
 	return nil
 }
 
+// keptFiles is the directory holding rel's files: its own, or, once that
+// was pruned, the newest kept one of a release of the same revision on the
+// same virtualenv (a restart or rollback of it, whose files are rel's
+// linked); "" when there is none. Rolling back and forth between two
+// releases thus keeps working however many times it is done.
+func (d *deployment) keptFiles(ctx context.Context, rel *conductor.Release) (string, error) {
+	if _, err := os.Lstat(rel.Dir); err == nil {
+		return rel.Dir, nil
+	}
+	releases, err := d.b.Store.ListReleases(ctx, d.app.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range releases { // newest first
+		if r.Rev != rel.Rev || r.Venv != rel.Venv || r.Dir == rel.Dir {
+			continue
+		}
+		if fi, err := os.Lstat(r.Dir); err == nil && fi.IsDir() {
+			return r.Dir, nil
+		}
+	}
+	return "", nil
+}
+
 // linkRelease gives a rollback or restart a release directory of its own:
-// the kept release's files hard-linked into a new one, as the app user
-// (links to its own files, like stageStatic's). settings then replaces
-// local_settings.py and the config files there, never in the kept
-// release, so a restart that fails leaves the serving release's files as
-// they were, and a gunicorn worker it respawns later reads its own
+// the kept release's files (in src, keptFiles) hard-linked into a new one,
+// as the app user (links to its own files, like stageStatic's). settings
+// then replaces local_settings.py and the config files there, never in the
+// kept release, so a restart that fails leaves the serving release's files
+// as they were, and a gunicorn worker it respawns later reads its own
 // settings, not the failed restart's.
-func (d *deployment) linkRelease(ctx context.Context, rel *conductor.Release) error {
+func (d *deployment) linkRelease(ctx context.Context, rel *conductor.Release, src string) error {
 	d.dir = d.b.Layout.ReleaseDir(d.app.Name, d.job.ID)
 	if err := os.RemoveAll(d.dir); err != nil { // a redelivered job's leftovers
 		return err
@@ -498,12 +526,12 @@ func (d *deployment) linkRelease(ctx context.Context, rel *conductor.Release) er
 	if err != nil {
 		return err
 	}
-	if err := d.cmd(ctx, d.dir, cp, "-R", "-l", "-P", "--preserve=mode,timestamps", "--", rel.Dir+"/.", d.dir); err != nil {
+	if err := d.cmd(ctx, d.dir, cp, "-R", "-l", "-P", "--preserve=mode,timestamps", "--", src+"/.", d.dir); err != nil {
 		return failf("copying v%d's files into the new release failed: %v", rel.Number, err)
 	}
 	// The config files Conductor placed there came along: settings
 	// removes those the app no longer has (placeConfigFiles).
-	placed, err := d.b.Store.PlacedConfigFiles(ctx, d.app.ID, rel.Dir)
+	placed, err := d.b.Store.PlacedConfigFiles(ctx, d.app.ID, src)
 	if err != nil || len(placed) == 0 {
 		return err
 	}

@@ -344,8 +344,24 @@ func TestPruneReleases(t *testing.T) {
 	if r := in.SSH(in.AdminKey, "rollback prune v1"); r.Code == 0 || !strings.Contains(r.Stderr, "pruned") {
 		t.Errorf("rollback to a pruned release: %s", r)
 	}
-	if r := in.SSH(in.AdminKey, "rollback prune v3"); r.Code != 0 {
-		t.Errorf("rollback to a kept release: %s", r)
+	if r := in.SSH(in.AdminKey, "rollback prune v3"); r.Code != 0 { // v5
+		t.Fatalf("rollback to a kept release: %s", r)
+	}
+	// Back and forth: each rollback has a directory of its own, so v3's
+	// and v4's own go (v5 and v6 are the two kept), and v3's files are
+	// still v5's.
+	if r := in.SSH(in.AdminKey, "rollback prune v4"); r.Code != 0 { // v6
+		t.Fatalf("rollback to v4: %s", r)
+	}
+	in.waitRetired(t, "prune")
+	if dirs, _ := os.ReadDir(filepath.Join(in.Data, "srv", "projects", "prune", "releases")); len(dirs) != 2 {
+		t.Errorf("%d release dirs kept after the rollbacks, want 2", len(dirs))
+	}
+	if r := in.SSH(in.AdminKey, "rollback prune v3"); r.Code != 0 { // v7
+		t.Fatalf("rollback to v3 again, its own directory pruned: %s", r)
+	}
+	if _, body, _ := in.Get("prune", "/"); !strings.Contains(body, "Hello from Conductor v3<") {
+		t.Errorf("GET / = %q, want v3", body)
 	}
 }
 
