@@ -168,9 +168,26 @@ func StartInstance(t *testing.T, serveArgs ...string) *Instance {
 			}
 		}
 		stopAll(t, dir)
+		removeAppUsers(dir)
 		os.RemoveAll(dir)
 	})
 	return in
+}
+
+// removeAppUsers deletes the unix users Conductor made for this instance's
+// apps (their home is under dir), once stop-all has stopped their
+// processes: a developer's machine keeps no user per test app and run.
+func removeAppUsers(dir string) {
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 6 && strings.HasPrefix(f[5], dir+"/") {
+			_ = exec.Command("userdel", f[0]).Run()
+		}
+	}
 }
 
 // stopAll runs `conductor stop-all` on every data dir under dir (serve's
