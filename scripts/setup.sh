@@ -12,6 +12,7 @@ PACKAGES=(git nginx-light libnginx-mod-http-js python3 python3-venv python3-dev 
           openssh-client curl ca-certificates sqlite3 passwd procps
           postgresql postgresql-client mariadb-server mariadb-client  # backup: pg_dump, mariadb-dump
           pkg-config libmariadb-dev  # apps' mysqlclient builds against these
+          libpq-dev  # and psycopg2 (not -binary) or psycopg[c] against this
           logrotate  # the system-mode test checks the file `conductor install` writes
           redis-server  # redis:create runs one per app (Conductor's own, not Debian's service)
           chromium)  # e2e/dashboard_test.go drives the web dashboard in it, headless
