@@ -86,8 +86,7 @@ func TestBackupRestore(t *testing.T) {
 		if t.Failed() && restored.logs != nil {
 			t.Logf("restored conductor serve output:\n%s", restored.logs.String())
 		}
-		stopAll(t, dir)
-		os.RemoveAll(dir)
+		tearDown(t, dir)
 	})
 	r = runCmd(t, "", nil, nil, conductorBin, "restore", "--data", restored.Data, "--from", archive)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "Restored 1 apps") || !strings.Contains(r.Stdout, "deploy "+app+" ") {

@@ -167,11 +167,18 @@ func StartInstance(t *testing.T, serveArgs ...string) *Instance {
 				t.Logf("circusd.log, last %d lines:\n%s", min(len(lines), 200), strings.Join(lines[max(len(lines)-200, 0):], "\n"))
 			}
 		}
-		stopAll(t, dir)
-		removeAppUsers(dir)
-		os.RemoveAll(dir)
+		tearDown(t, dir)
 	})
 	return in
+}
+
+// tearDown ends an instance's dir: stop-all on its data dirs, its apps'
+// unix users, the dir.
+func tearDown(t *testing.T, dir string) {
+	t.Helper()
+	stopAll(t, dir)
+	removeAppUsers(dir)
+	os.RemoveAll(dir)
 }
 
 // removeAppUsers deletes the unix users Conductor made for this instance's

@@ -387,8 +387,7 @@ func TestRedisBackupRestore(t *testing.T) {
 		if t.Failed() && restored.logs != nil {
 			t.Logf("restored conductor serve output:\n%s", restored.logs.String())
 		}
-		stopAll(t, dir)
-		os.RemoveAll(dir)
+		tearDown(t, dir)
 	})
 	if r := runCmd(t, "", nil, nil, conductorBin, "restore", "--data", restored.Data, "--from", archive); r.Code != 0 {
 		t.Fatalf("restore: %s", r)
